@@ -1,0 +1,54 @@
+"""Everything one Skyfleet process holds: settings, database, secret box, auth, periodic workers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from skyfleet.api.auth import TokenValidator
+from skyfleet.config import Settings
+from skyfleet.db import migrate
+from skyfleet.db.engine import make_engine, make_session_factory
+from skyfleet.reconcile.health import Prober, run_audit
+from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
+from skyfleet.secrets import SecretBox, load_keys
+
+HEALTH_AUDIT = "health-audit"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: Engine
+    factory: sessionmaker[Session]
+    box: SecretBox
+    validator: TokenValidator | None
+    prober: Prober | None = None
+    scheduler: Scheduler | None = field(default=None)
+
+    def audit_now(self) -> object:
+        s = self.settings
+        return run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
+                         offline_after=s.offline_after_misses, prober=self.prober)
+
+    def start_workers(self) -> None:
+        jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now)]
+        self.scheduler = Scheduler(self.factory, jobs)
+        self.scheduler.start()
+
+    def close(self) -> None:
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        self.engine.dispose()
+
+
+def build_runtime(settings: Settings, *, prober: Prober | None = None) -> Runtime:
+    url = settings.effective_database_url
+    if settings.auto_migrate:
+        migrate.upgrade(url)
+    engine = make_engine(url)
+    validator = TokenValidator(settings) if settings.auth_mode == "keystone" else None
+    return Runtime(settings=settings, engine=engine, factory=make_session_factory(engine),
+                   box=SecretBox(load_keys(settings)), validator=validator, prober=prober)

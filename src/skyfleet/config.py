@@ -1,0 +1,92 @@
+"""Skyfleet settings, grouped by concern, each with a default and a description.
+
+Settings come from environment variables (prefix ``SKYFLEET_``) or an optional ``.env`` file,
+and are validated once at start-up (``skyfleet config check`` shows the result).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+AuthMode = Literal["keystone", "noauth"]
+
+
+class Settings(BaseSettings):
+    """Everything Skyfleet can be configured with."""
+
+    model_config = SettingsConfigDict(env_prefix="SKYFLEET_", env_file=".env", extra="ignore")
+
+    # --- storage -----------------------------------------------------------------------------
+    data_dir: Path = Field(Path("var"), description="Where the SQLite file and the key file live.")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite at <data_dir>/skyfleet.db."
+    )
+    auto_migrate: bool = Field(True, description="Apply database migrations when the server starts.")
+
+    # --- secrets -----------------------------------------------------------------------------
+    secret_keys: SecretStr | None = Field(
+        None,
+        description="Comma-separated Fernet keys, newest first. Empty: use <data_dir>/fernet.keys.",
+    )
+
+    # --- API -----------------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the API binds to.")
+    port: int = Field(8080, ge=1, le=65535, description="Port the API binds to.")
+    auth_mode: AuthMode = Field("keystone", description="keystone (validate X-Auth-Token) or noauth.")
+    home_auth_url: str = Field("", description="Keystone v3 URL that authenticates Skyfleet's users.")
+    home_username: str = Field("", description="Service user used to validate tokens.")
+    home_password: SecretStr = Field(SecretStr(""), description="Password of the service user.")
+    home_project_name: str = Field("admin", description="Project of the service user.")
+    home_user_domain_name: str = Field("Default", description="Domain of the service user.")
+    home_project_domain_name: str = Field("Default", description="Domain of the service project.")
+    home_region_name: str = Field("", description="Region of the home Keystone (empty: any).")
+    home_verify: bool = Field(True, description="Verify the home Keystone's TLS certificate.")
+    token_cache_seconds: float = Field(60.0, ge=0, description="How long a validated token is trusted.")
+    admin_role: str = Field("admin", description="Keystone role that makes a user a fleet admin.")
+
+    # --- sites and health ------------------------------------------------------------------------
+    site_timeout: float = Field(10.0, gt=0, description="Timeout of one call to a site, in seconds.")
+    audit_interval: float = Field(60.0, gt=0, description="Seconds between two health audits.")
+    audit_concurrency: int = Field(64, ge=1, le=4096, description="Sites probed at once by one process.")
+    offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
+    workers_enabled: bool = Field(True, description="Run the periodic workers inside `skyfleet serve`.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str) -> str:
+        if value and not value.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql"}:
+            raise ValueError("database_url must be a sqlite, postgresql or mysql SQLAlchemy URL")
+        return value
+
+    @model_validator(mode="after")
+    def _keystone_needs_home(self) -> Settings:
+        if self.auth_mode == "keystone" and not self.home_auth_url:
+            raise ValueError("auth_mode=keystone needs home_auth_url (SKYFLEET_HOME_AUTH_URL)")
+        return self
+
+    @property
+    def effective_database_url(self) -> str:
+        """The database URL in force (SQLite under data_dir when none is configured)."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'skyfleet.db').resolve()}"
+
+    @property
+    def key_file(self) -> Path:
+        """Where generated Fernet keys are kept when none are configured."""
+        return self.data_dir / "fernet.keys"
+
+
+def is_loopback(host: str) -> bool:
+    """True when binding to ``host`` only accepts connections from this machine."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

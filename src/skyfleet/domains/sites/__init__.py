@@ -1,0 +1,1 @@
+"""Sites: the OpenStack clouds Skyfleet manages."""

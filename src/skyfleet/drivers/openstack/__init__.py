@@ -1,0 +1,1 @@
+"""Driver for real (and simulated) OpenStack sites, through keystoneauth and openstacksdk."""

@@ -1,0 +1,83 @@
+"""Periodic jobs run by every Skyfleet process; each interval's run is claimed in the database.
+
+Several processes may run the scheduler: the claim (see ``domains.schedules``) makes exactly one
+of them run each job per interval, and a dead process never blocks the job for longer than that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
+
+from skyfleet.db.base import utcnow
+from skyfleet.db.engine import transaction
+from skyfleet.domains.schedules import service as schedules
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PeriodicJob:
+    name: str
+    interval: float
+    run: Callable[[], object]
+
+
+class Scheduler:
+    """Runs claimed periodic jobs in one background thread."""
+
+    def __init__(self, factory: sessionmaker[Session], jobs: list[PeriodicJob], *, tick: float = 1.0) -> None:
+        self._factory = factory
+        self._jobs = jobs
+        self._tick = tick
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.owner = f"{socket.gethostname()}:{os.getpid()}"
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._loop, name="skyfleet-scheduler", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def run_soon(self, name: str) -> None:
+        """Make job ``name`` due now, fleet-wide."""
+        with transaction(self._factory) as session:
+            schedules.run_now(session, name=name, now=utcnow())
+        self._wake.set()
+
+    def run_due(self) -> list[str]:
+        """Run every job whose interval has come and that this process claimed; returns their names."""
+        ran = []
+        for job in self._jobs:
+            with transaction(self._factory) as session:
+                won = schedules.claim(session, name=job.name, interval=job.interval, owner=self.owner,
+                                      now=utcnow())
+            if won:
+                try:
+                    job.run()
+                except Exception:
+                    log.exception("periodic job %s failed", job.name)
+                ran.append(job.name)
+        return ran
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_due()
+            except SQLAlchemyError as exc:
+                log.warning("scheduler cannot reach the database: %s", type(exc).__name__)
+            self._wake.wait(self._tick)
+            self._wake.clear()
