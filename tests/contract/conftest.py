@@ -1,0 +1,143 @@
+"""Fixtures of the contract suite: the target sites, admin connections, throw-away tenants.
+
+``SKYFLEET_CONTRACT_TARGET`` picks the target: ``sim`` (default, the in-process simulator)
+or ``real`` (the sites from ``testbed/realstack``). Every test in this directory is marked
+``contract`` automatically as well as explicitly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import openstack.connection
+import pytest
+from contract_support import Site, Tenant, load_target_sites, quiet, tenant, unique
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # openstacksdk's own deprecation chatter says nothing about the sites.
+    config.addinivalue_line("filterwarnings", "ignore::openstack.warnings.OpenStackDeprecationWarning")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = os.path.dirname(__file__)
+    for item in items:
+        if str(item.fspath).startswith(here):
+            item.add_marker(pytest.mark.contract)
+
+
+@pytest.fixture(scope="session")
+def target() -> str:
+    """Which kind of site the suite runs against: ``sim`` or ``real``."""
+    return os.environ.get("SKYFLEET_CONTRACT_TARGET", "sim")
+
+
+@pytest.fixture(scope="session")
+def sites(target: str) -> Iterator[list[Site]]:
+    """All sites of the target (two), started for the session when simulated."""
+    found, stop = load_target_sites(target)
+    try:
+        yield found
+    finally:
+        stop()
+
+
+@pytest.fixture(scope="session")
+def site(sites: list[Site]) -> Site:
+    """The first site; the heavy scenarios run there only."""
+    return sites[0]
+
+
+@pytest.fixture(scope="session")
+def admin(site: Site) -> openstack.connection.Connection:
+    """Admin connection (project ``admin``) to the first site."""
+    return site.admin
+
+
+@pytest.fixture
+def project(site: Site) -> Iterator[Tenant]:
+    """A fresh project with a member user on the first site, deleted afterwards."""
+    with tenant(site) as t:
+        yield t
+
+
+@dataclass(frozen=True)
+class UploadedImage:
+    """An image the tenant uploaded, with the digests of the bytes sent."""
+
+    id: str
+    data: bytes
+    md5: str
+    sha512: str
+
+
+@dataclass(frozen=True)
+class BootKit:
+    """What a server boot needs: a tenant, a tiny flavor, an image and a network."""
+
+    tenant: Tenant
+    flavor_id: str
+    image_id: str
+    network_id: str
+    network_name: str
+    subnet_id: str
+
+
+@pytest.fixture(scope="module")
+def boot_kit(site: Site) -> Iterator[BootKit]:
+    """A tenant with a private image and a network, and a tiny public flavor (admin).
+
+    Module scoped so that the server scenarios share one image upload; each test still
+    creates and deletes its own servers.
+    """
+    admin = site.admin
+    flavor = admin.compute.create_flavor(name=unique("tiny"), ram=64, vcpus=1, disk=1, is_public=True)
+    try:
+        with tenant(site) as t:
+            conn = t.conn
+            data = os.urandom(64 * 1024)
+            image = conn.image.create_image(
+                name=unique("image"),
+                data=data,
+                disk_format="raw",
+                container_format="bare",
+                allow_duplicates=True,
+                wait=True,
+                timeout=120,
+            )
+            net_name = unique("net")
+            net = conn.network.create_network(name=net_name)
+            sub = conn.network.create_subnet(
+                network_id=net.id, name=unique("subnet"), ip_version=4, cidr="10.77.0.0/24"
+            )
+            try:
+                yield BootKit(t, flavor.id, image.id, net.id, net_name, sub.id)
+            finally:
+                for port in conn.network.ports(network_id=net.id):
+                    quiet(lambda p=port: conn.network.delete_port(p))
+                quiet(lambda: conn.network.delete_network(net))
+                quiet(lambda: conn.image.delete_image(image))
+    finally:
+        quiet(lambda: admin.compute.delete_flavor(flavor))
+
+
+def ed25519_public_key() -> tuple[str, str]:
+    """A fresh OpenSSH ed25519 public key and its MD5 fingerprint (``aa:bb:...``)."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    text = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    import base64
+
+    raw = base64.b64decode(text.split()[1])
+    digest = hashlib.md5(raw).hexdigest()
+    return text, ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+
+
+@pytest.fixture
+def ssh_public_key() -> tuple[str, str]:
+    """(public key in OpenSSH format, expected MD5 fingerprint)."""
+    return ed25519_public_key()
