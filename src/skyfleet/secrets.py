@@ -89,3 +89,10 @@ class SecretBox:
             return self._fernet.rotate(token.encode()).decode()
         except InvalidToken as exc:
             raise KeyError_("stored secret cannot be decrypted with the configured keys") from exc
+
+
+def drop_old_keys(settings: Settings) -> int:
+    """Keep only the primary key in the key file (after every secret was re-encrypted)."""
+    keys = _read_key_file(settings.key_file)
+    _write_key_file(settings.key_file, keys[:1])
+    return len(keys) - 1

@@ -34,10 +34,8 @@ def list_events(
     with transaction(runtime.factory) as session:
         site_id = None
         if site is not None:
-            if principal.is_admin:
-                site_id = sites.get_site(session, site).id
-            else:
-                site_id = site  # tenants cannot resolve site names; their events match by project
+            # Tenants cannot resolve site names; their events are matched by project below.
+            site_id = sites.get_site(session, site).id if principal.is_admin else site
         filters = events.EventFilter(
             site_id=site_id, kinds=kinds, since=since, until=until,
             project_id=None if principal.is_admin else (principal.project_id or "-"),

@@ -181,7 +181,7 @@ def to_out(site: Site) -> SiteOut:
     return SiteOut(
         id=site.id, name=site.name, description=site.description, labels=site.labels,
         group=site.group, location=location, managed=site.managed, auth=dict(site.auth_public),
-        availability=site.availability,  # type: ignore[arg-type]
+        availability=site.availability,
         consecutive_failures=site.consecutive_failures, last_error=site.last_error,
         last_seen_at=site.last_seen_at, last_audit_at=site.last_audit_at, latency_ms=site.latency_ms,
         capabilities=Capabilities.model_validate(site.capabilities or {}),
@@ -238,3 +238,12 @@ def audit_targets(session: Session) -> list[tuple[str, str]]:
     """(id, name) of every managed site, the ones the health audit visits."""
     return [(row.id, row.name) for row in session.execute(
         select(Site.id, Site.name).where(Site.managed.is_(True)).order_by(Site.name))]
+
+
+def reencrypt_all(session: Session, *, box: SecretBox) -> int:
+    """Re-encrypt every stored site secret with the primary key (key rotation); returns the count."""
+    count = 0
+    for site in session.scalars(select(Site).with_for_update()):
+        site.auth_encrypted = box.rotate(site.auth_encrypted)
+        count += 1
+    return count

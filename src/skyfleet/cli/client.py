@@ -1,0 +1,76 @@
+"""A small HTTP client of the Skyfleet API for the CLI: finds the URL and a token, renders errors."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import httpx
+
+DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+class ApiFailure(Exception):
+    """The API answered with an error (or could not be reached); the message is for the user."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def resolve_token(token: str | None, os_cloud: str | None) -> str | None:
+    """--token, then SKYFLEET_TOKEN, then a token from Keystone via --os-cloud / OS_* variables."""
+    if token:
+        return token
+    if os.environ.get("SKYFLEET_TOKEN"):
+        return os.environ["SKYFLEET_TOKEN"]
+    cloud = os_cloud or os.environ.get("OS_CLOUD")
+    if not cloud and not os.environ.get("OS_AUTH_URL"):
+        return None
+    import openstack.config  # slow import, only when needed
+
+    try:
+        region = openstack.config.OpenStackConfig(load_envvars=True).get_one(cloud=cloud)
+        fetched: str | None = region.get_session().get_token()
+    except Exception as exc:
+        raise ApiFailure(f"cannot get a token from Keystone: {type(exc).__name__}: {exc}") from exc
+    return fetched
+
+
+class ApiClient:
+    def __init__(self, url: str | None, token: str | None, *, timeout: float = 60.0) -> None:
+        self.url = (url or os.environ.get("SKYFLEET_URL") or DEFAULT_URL).rstrip("/")
+        headers = {"X-Auth-Token": token} if token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.HTTPError as exc:
+            raise ApiFailure(f"cannot reach Skyfleet at {self.url}: {type(exc).__name__}") from exc
+        if response.status_code >= 400:
+            try:
+                body = response.json()
+                message = f"{body.get('code', response.status_code)} {body.get('title', '')}: " \
+                          f"{body.get('detail', '')}"
+            except ValueError:
+                message = f"{response.status_code}: {response.text[:200]}"
+            raise ApiFailure(message, response.status_code)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
+
+    def pages(self, path: str, key: str, *, limit: int | None, **params: Any) -> list[dict[str, Any]]:
+        """Every item of a paginated list (or the first ``limit``)."""
+        items: list[dict[str, Any]] = []
+        marker = None
+        while True:
+            page_size = min(1000, limit - len(items)) if limit else 1000
+            body = self.get(path, limit=page_size, marker=marker, **params)
+            items.extend(body[key])
+            marker = body.get("next_marker")
+            if not marker or (limit and len(items) >= limit):
+                return items

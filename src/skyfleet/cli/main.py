@@ -1,0 +1,172 @@
+"""Entry point of the ``skyfleet`` command."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+
+from skyfleet.cli import sites
+from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.context import Ctx, client_of, fail
+from skyfleet.cli.output import console, emit
+from skyfleet.config import Settings, is_loopback
+
+app = typer.Typer(help="Skyfleet: one control point for a fleet of OpenStack clouds.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
+keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_args_is_help=True)
+app.add_typer(sites.app, name="site")
+app.add_typer(db_app, name="db")
+app.add_typer(config_app, name="config")
+app.add_typer(keys_app, name="keys")
+
+
+@app.callback()
+def _common(
+    ctx: typer.Context,
+    url: Annotated[str | None, typer.Option(envvar="SKYFLEET_URL", help="API URL")] = None,
+    token: Annotated[str | None, typer.Option(help="Keystone token (or SKYFLEET_TOKEN)")] = None,
+    os_cloud: Annotated[str | None, typer.Option("--os-cloud", help="clouds.yaml cloud to get a token")] = None,
+    fmt: Annotated[str, typer.Option("--format", "-f", help="table or json")] = "table",
+) -> None:
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    ctx.obj = Ctx(url=url, token=token, os_cloud=os_cloud, fmt=fmt)
+
+
+def load_settings(**overrides: object) -> Settings:
+    try:
+        return Settings(**{k: v for k, v in overrides.items() if v is not None})  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}"
+                             for e in exc.errors())
+        fail(f"invalid configuration: {problems}", code=2)
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Bind address (default 127.0.0.1)")] = None,
+    port: Annotated[int | None, typer.Option(help="Port (default 8080)")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (default SQLite in data dir)")] = None,
+    noauth: Annotated[bool, typer.Option("--noauth", help="No authentication: local use only")] = False,
+    no_workers: Annotated[bool, typer.Option("--no-workers", help="API only, no periodic workers")] = False,
+) -> None:
+    """Run the API with its in-process workers."""
+    settings = load_settings(host=host, port=port, database_url=db,
+                             auth_mode="noauth" if noauth else None,
+                             workers_enabled=False if no_workers else None)
+    if settings.auth_mode == "noauth" and not is_loopback(settings.host):
+        fail(f"--noauth refuses to bind to {settings.host}: only loopback addresses are allowed", code=2)
+    from skyfleet.cli.server import run_server
+
+    run_server(settings)
+
+
+@app.command()
+def demo(
+    sites_count: Annotated[int, typer.Option("--sites", min=1, max=10_000)] = 8,
+    port: Annotated[int, typer.Option()] = 8080,
+    sim_port: Annotated[int, typer.Option(help="Port of the simulated sites")] = 8790,
+    data_dir: Annotated[Path, typer.Option()] = Path("var/demo"),
+    audit_interval: Annotated[float, typer.Option(min=1)] = 10.0,
+) -> None:
+    """Start Skyfleet (SQLite, in-process workers) with a fleet of simulated sites."""
+    from skyfleet.cli.demo import run_demo
+
+    run_demo(site_count=sites_count, port=port, sim_port=sim_port, data_dir=data_dir, audit_interval=audit_interval)
+
+
+@app.command()
+def events(
+    ctx: typer.Context,
+    site: Annotated[str | None, typer.Option(help="Site id or name")] = None,
+    kind: Annotated[str | None, typer.Option(help="Comma-separated kinds")] = None,
+    since: Annotated[datetime | None, typer.Option(help="ISO 8601 (UTC if no zone)")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+) -> None:
+    """Recent events, newest first."""
+    c: Ctx = ctx.obj
+    since_text = None
+    if since is not None:
+        since_text = (since if since.tzinfo else since.astimezone()).isoformat()
+    try:
+        rows = client_of(c).get("/v1/events", site=site, kind=kind, since=since_text, limit=limit)["events"]
+    except ApiFailure as exc:
+        fail(str(exc))
+    emit(rows, fmt=c.fmt, columns=[("id", "ID"), ("created_at", "AT"), ("severity", "SEVERITY"),
+                                   ("kind", "KIND"), ("site_name", "SITE"), ("message", "MESSAGE")])
+
+
+@db_app.command("upgrade")
+def db_upgrade(db: Annotated[str | None, typer.Option("--db")] = None,
+               revision: Annotated[str, typer.Option()] = "head") -> None:
+    """Apply database migrations."""
+    from skyfleet.db import migrate
+
+    settings = load_settings(database_url=db, auth_mode="noauth")
+    migrate.upgrade(settings.effective_database_url, revision)
+    console.print(f"database at revision {revision}")
+
+
+@config_app.command("check")
+def config_check() -> None:
+    """Validate the configuration and show it (secrets masked)."""
+    settings = load_settings()
+    from skyfleet.secrets import KeyError_, load_keys
+
+    try:
+        keys = load_keys(settings, create=False)
+        key_state = f"{len(keys)} key(s) from {'SKYFLEET_SECRET_KEYS' if settings.secret_keys else settings.key_file}"
+    except KeyError_ as exc:
+        key_state = f"not ready: {exc} (generated on first start)"
+    shown = settings.model_dump(mode="json")
+    shown["secret_keys"] = "***" if settings.secret_keys else None
+    shown["home_password"] = "***" if settings.home_password.get_secret_value() else ""
+    shown["effective_database_url"] = settings.effective_database_url
+    shown["keys"] = key_state
+    emit(shown, fmt="table")
+    console.print("[green]configuration is valid[/green]")
+
+
+@keys_app.command("rotate")
+def keys_rotate(
+    new_key: Annotated[bool, typer.Option(help="Generate a new primary key in the key file first")] = True,
+    drop_old: Annotated[bool, typer.Option(help="Remove old keys from the key file afterwards")] = False,
+) -> None:
+    """Re-encrypt every stored credential with a new primary key."""
+    from skyfleet.db import migrate
+    from skyfleet.db.engine import make_engine, make_session_factory, transaction
+    from skyfleet.domains.sites.service import reencrypt_all
+    from skyfleet.secrets import KeyError_, SecretBox, add_key_to_file, drop_old_keys, load_keys
+
+    settings = load_settings(auth_mode="noauth")
+    try:
+        if new_key:
+            add_key_to_file(settings)
+        box = SecretBox(load_keys(settings, create=False))
+        migrate.upgrade(settings.effective_database_url)
+        engine = make_engine(settings.effective_database_url)
+        with transaction(make_session_factory(engine)) as session:
+            count = reencrypt_all(session, box=box)
+        engine.dispose()
+        dropped = drop_old_keys(settings) if drop_old else 0
+    except KeyError_ as exc:
+        fail(str(exc))
+    console.print(f"re-encrypted {count} site credential(s); dropped {dropped} old key(s)")
+
+
+@keys_app.command("generate")
+def keys_generate() -> None:
+    """Print a new Fernet key (for SKYFLEET_SECRET_KEYS)."""
+    from cryptography.fernet import Fernet
+
+    print(Fernet.generate_key().decode())
+
+
+def main() -> None:
+    app()
