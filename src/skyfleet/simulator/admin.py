@@ -1,0 +1,89 @@
+"""The simulator's own admin HTTP endpoint under /_sim/.
+
+Why it exists: tests and operators in another process (or another language) switch faults, read
+request counters, add sites and fetch clouds.yaml entries at run time without the Python API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from .clouds import cloud, clouds_yaml
+from .faults import Faults
+from .state import Fleet, Site, clear_faults, set_faults
+
+
+def _json(body: Any, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type="application/json")
+
+
+def _problem(status: int, message: str) -> web.Response:
+    return _json({"error": {"code": status, "message": message}}, status)
+
+
+def site_info(site: Site) -> dict[str, Any]:
+    faults: Faults | None = site.faults
+    return {"name": site.name, "region": site.region, "keystone": site.keystone_leader.name,
+            "faults": faults.as_dict() if faults else None,
+            "requests": sum(site.counters.values()) if site.counters else 0}
+
+
+def counters_body(site: Site) -> dict[str, Any]:
+    rows = [{"method": m, "path": p, "count": n} for (m, p), n in sorted((site.counters or {}).items())]
+    return {"site": site.name, "total": sum(r["count"] for r in rows), "counters": rows}
+
+
+async def handle(fleet: Fleet, request: web.BaseRequest, path: str) -> web.StreamResponse:
+    parts = [p for p in path.split("/") if p]
+    method = request.method
+    try:
+        if parts == ["sites"]:
+            if method == "GET":
+                return _json({"base_url": fleet.base_url, "sites": [site_info(s) for s in fleet.sites.values()]})
+            if method == "POST":
+                raw = await request.read()
+                body = json.loads(raw) if raw else {}
+                site = fleet.add(body.get("name"))
+                return _json(site_info(site), 201)
+        elif parts == ["faults"] and method == "DELETE":
+            clear_faults(fleet)
+            return web.Response(status=204)
+        elif parts == ["clouds"] and method == "GET":
+            return _json(clouds_yaml(fleet, user=request.query.get("user", "admin")))
+        elif len(parts) >= 3 and parts[0] == "sites":
+            return await _site_action(fleet, request, parts[1], parts[2:])
+        elif len(parts) == 2 and parts[0] == "sites" and method == "GET":
+            return _json(site_info(fleet.get(parts[1])))
+    except KeyError as exc:
+        return _problem(404, str(exc.args[0]) if exc.args else "not found")
+    except ValueError as exc:
+        return _problem(400, str(exc))
+    return _problem(404, f"no admin route for {method} /_sim{path}")
+
+
+async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: list[str]) -> web.Response:
+    site = fleet.get(name)
+    method = request.method
+    if rest == ["faults"]:
+        if method == "GET":
+            return _json(site.faults.as_dict() if site.faults else Faults().as_dict())
+        if method in ("PUT", "PATCH", "POST"):
+            body = json.loads(await request.read() or b"{}")
+            if not isinstance(body, dict):
+                raise ValueError("faults must be a JSON object")
+            return _json(set_faults(fleet, name, body).as_dict())
+        if method == "DELETE":
+            clear_faults(fleet, name)
+            return web.Response(status=204)
+    if rest == ["counters"]:
+        if method == "GET":
+            return _json(counters_body(site))
+        if method == "DELETE":
+            site.counters = None
+            return web.Response(status=204)
+    if rest == ["cloud"] and method == "GET":
+        return _json(cloud(fleet, name, user=request.query.get("user", "admin")))
+    return _problem(404, f"no admin route for {method} /_sim/sites/{name}/{'/'.join(rest)}")

@@ -1,0 +1,176 @@
+"""Small HTTP toolkit shared by the simulated services.
+
+Why it exists: every simulated service needs the same few things -- a request context (site, token,
+microversion, base URL for links), a tiny method+path router and JSON responses -- and none of them
+should pay for aiohttp.web's full application machinery when one process serves thousands of sites.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+if TYPE_CHECKING:
+    from .state import Site, Token
+
+Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
+
+
+class BadJson(Exception):
+    """The request body is not the JSON document the route expects."""
+
+
+@dataclass(slots=True)
+class Ctx:
+    """Everything a service handler needs to answer one request."""
+
+    request: web.BaseRequest
+    site: Site
+    base: str  # public URL of the service root, e.g. http://h:p/site-0001/compute
+    path: str  # path under the service root, always starting with "/"
+    params: dict[str, str] = field(default_factory=dict)
+    token: Token | None = None
+    version: tuple[int, int] = (0, 0)  # negotiated microversion, (0, 0) when the service has none
+    headers: CIMultiDict[str] = field(default_factory=CIMultiDict)  # extra response headers
+
+    @property
+    def method(self) -> str:
+        return self.request.method
+
+    @property
+    def query(self) -> Any:
+        return self.request.query
+
+    async def json(self) -> Any:
+        raw = await self.request.read()
+        if not raw:
+            raise BadJson("The request body is empty.")
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise BadJson(f"Malformed request body: {exc}") from exc
+
+    async def body(self, key: str) -> dict[str, Any]:
+        """The JSON object wrapped under `key` (e.g. {"server": {...}})."""
+        doc = await self.json()
+        if not isinstance(doc, dict) or not isinstance(doc.get(key), dict):
+            raise BadJson(f"Expected a JSON object under '{key}'.")
+        inner: dict[str, Any] = doc[key]
+        return inner
+
+    @property
+    def is_admin(self) -> bool:
+        return self.token is not None and self.token.is_admin
+
+    @property
+    def project_id(self) -> str:
+        return (self.token.project_id if self.token else None) or ""
+
+    @property
+    def user_id(self) -> str:
+        return self.token.user_id if self.token else ""
+
+    def at_least(self, major: int, minor: int) -> bool:
+        return self.version >= (major, minor)
+
+    def flag(self, name: str) -> bool:
+        value = self.request.query.get(name, "")
+        return value.lower() in ("1", "true", "yes", "on", "t", "y")
+
+
+def request_id() -> str:
+    return f"req-{uuid.uuid4()}"
+
+
+def json_response(
+    body: Any, status: int = 200, headers: CIMultiDict[str] | dict[str, str] | None = None
+) -> web.Response:
+    hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
+    hdrs.setdefault("x-openstack-request-id", request_id())
+    return web.Response(
+        body=json.dumps(body, separators=(",", ":")).encode(),
+        status=status,
+        headers=hdrs,
+        content_type="application/json",
+    )
+
+
+def empty(status: int = 204, headers: CIMultiDict[str] | dict[str, str] | None = None) -> web.Response:
+    hdrs: CIMultiDict[str] = CIMultiDict(headers or {})
+    hdrs.setdefault("x-openstack-request-id", request_id())
+    if status == 204:
+        return web.Response(status=status, headers=hdrs)
+    hdrs["Content-Type"] = "text/html; charset=UTF-8"
+    return web.Response(status=status, headers=hdrs, body=b"")
+
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+class Router:
+    """Maps (method, path template) to handlers; templates use {name} for one path segment."""
+
+    def __init__(self) -> None:
+        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
+        self._static: dict[tuple[str, str], Handler] = {}
+
+    def route(self, method: str, template: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for m in method.split(","):
+                if "{" not in template:
+                    self._static[(m, template)] = handler
+                    self._static[(m, template + "/")] = handler
+                else:
+                    pattern = re.compile("^" + _PARAM.sub(r"(?P<\1>[^/]+)", template) + "/?$")
+                    self._routes.append((m, pattern, handler))
+            return handler
+
+        return register
+
+    def match(self, method: str, path: str) -> tuple[Handler | None, dict[str, str], bool]:
+        """(handler, path params, path_known); path_known without handler means 405."""
+        handler = self._static.get((method, path))
+        if handler is not None:
+            return handler, {}, True
+        known = any(p == path for (_, p) in self._static)
+        for m, pattern, h in self._routes:
+            found = pattern.match(path)
+            if found is None:
+                continue
+            if m == method:
+                return h, found.groupdict(), True
+            known = True
+        return None, {}, known
+
+
+def paginate(
+    items: list[dict[str, Any]], limit: int | None, marker: str | None, key: str = "id"
+) -> tuple[list[dict[str, Any]], str | None, bool]:
+    """(page, id of the page's last item when more may follow, marker_found)."""
+    start = 0
+    if marker:
+        for i, item in enumerate(items):
+            if item.get(key) == marker:
+                start = i + 1
+                break
+        else:
+            return [], None, False
+    page = items[start:] if limit is None else items[start : start + limit]
+    more = limit is not None and start + limit < len(items)
+    return page, (page[-1][key] if more and page else None), True
+
+
+def int_param(value: str | None, default: int | None = None) -> int | None:
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        return default
