@@ -21,7 +21,8 @@ from cryptography.hazmat.primitives.asymmetric import ed25519
 
 def pytest_configure(config: pytest.Config) -> None:
     # openstacksdk's own deprecation chatter says nothing about the sites.
-    config.addinivalue_line("filterwarnings", "ignore::openstack.warnings.OpenStackDeprecationWarning")
+    for category in ("DeprecationWarning", "PendingDeprecationWarning"):
+        config.addinivalue_line("filterwarnings", f"ignore::{category}:openstack.*")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
