@@ -7,16 +7,28 @@ or ``real`` (the sites from ``testbed/realstack``). Every test in this directory
 
 from __future__ import annotations
 
-import hashlib
 import os
+import sys
 from collections.abc import Iterator
-from dataclasses import dataclass
+from pathlib import Path
 
 import openstack.connection
 import pytest
-from contract_support import Site, Tenant, load_target_sites, quiet, tenant, unique
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519
+
+# The helpers sit next to this file; make them importable whatever pytest's import mode
+# (prepend or importlib) and whether or not tests/ is a package.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from contract_support import (
+    BootKit,
+    Site,
+    Tenant,
+    ed25519_public_key,
+    load_target_sites,
+    quiet,
+    tenant,
+    unique,
+)
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,28 +79,6 @@ def project(site: Site) -> Iterator[Tenant]:
         yield t
 
 
-@dataclass(frozen=True)
-class UploadedImage:
-    """An image the tenant uploaded, with the digests of the bytes sent."""
-
-    id: str
-    data: bytes
-    md5: str
-    sha512: str
-
-
-@dataclass(frozen=True)
-class BootKit:
-    """What a server boot needs: a tenant, a tiny flavor, an image and a network."""
-
-    tenant: Tenant
-    flavor_id: str
-    image_id: str
-    network_id: str
-    network_name: str
-    subnet_id: str
-
-
 @pytest.fixture(scope="module")
 def boot_kit(site: Site) -> Iterator[BootKit]:
     """A tenant with a private image and a network, and a tiny public flavor (admin).
@@ -125,17 +115,6 @@ def boot_kit(site: Site) -> Iterator[BootKit]:
                 quiet(lambda: conn.image.delete_image(image))
     finally:
         quiet(lambda: admin.compute.delete_flavor(flavor))
-
-
-def ed25519_public_key() -> tuple[str, str]:
-    """A fresh OpenSSH ed25519 public key and its MD5 fingerprint (``aa:bb:...``)."""
-    key = ed25519.Ed25519PrivateKey.generate().public_key()
-    text = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
-    import base64
-
-    raw = base64.b64decode(text.split()[1])
-    digest = hashlib.md5(raw).hexdigest()
-    return text, ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
 
 @pytest.fixture

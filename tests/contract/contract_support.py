@@ -11,7 +11,9 @@ Everything here talks to a site only through openstacksdk/keystoneauth, as Skyfl
 
 from __future__ import annotations
 
+import base64
 import copy
+import hashlib
 import os
 import time
 import uuid
@@ -24,6 +26,8 @@ import openstack
 import openstack.connection
 import openstack.exceptions
 import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 
 CloudDict = dict[str, Any]
 T = TypeVar("T")
@@ -120,9 +124,7 @@ def tenant(site: Site, *, role: str = MEMBER_ROLE) -> Iterator[Tenant]:
     idn = site.admin.identity
     project = idn.create_project(name=unique("project"), domain_id="default", description="contract")
     password = uuid.uuid4().hex
-    user = idn.create_user(
-        name=unique("user"), password=password, domain_id="default", default_project_id=project.id
-    )
+    user = idn.create_user(name=unique("user"), password=password, domain_id="default", default_project_id=project.id)
     try:
         role_obj = idn.find_role(role, ignore_missing=False)
         idn.assign_project_role_to_user(project, user, role_obj)
@@ -159,3 +161,24 @@ def load_target_sites(target: str) -> tuple[list[Site], Callable[[], None]]:
             raise RuntimeError(f"clouds {missing} not in {path}; run testbed/realstack/up.sh")
         return [Site(n, clouds[n]) for n in names], lambda: None
     raise RuntimeError(f"SKYFLEET_CONTRACT_TARGET must be 'sim' or 'real', not {target!r}")
+
+
+@dataclass(frozen=True)
+class BootKit:
+    """What a server boot needs: a tenant, a tiny flavor, an image and a network."""
+
+    tenant: Tenant
+    flavor_id: str
+    image_id: str
+    network_id: str
+    network_name: str
+    subnet_id: str
+
+
+def ed25519_public_key() -> tuple[str, str]:
+    """A fresh OpenSSH ed25519 public key and its MD5 fingerprint (``aa:bb:...``)."""
+    key = ed25519.Ed25519PrivateKey.generate().public_key()
+    text = key.public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH).decode()
+    raw = base64.b64decode(text.split()[1])
+    digest = hashlib.md5(raw).hexdigest()
+    return text, ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))

@@ -61,9 +61,7 @@ def test_token_validation_get_v3_auth_tokens(sites: list[Site], index: int) -> N
         assert resp.status_code == 200, resp.text
         assert resp.headers["X-Subject-Token"] == user_token
         token = resp.json()["token"]
-        assert {"methods", "user", "project", "roles", "expires_at", "issued_at", "audit_ids", "catalog"} <= set(
-            token
-        )
+        assert {"methods", "user", "project", "roles", "expires_at", "issued_at", "audit_ids", "catalog"} <= set(token)
         assert token["methods"] == ["password"]
         assert token["user"]["id"] == t.user_id
         assert token["user"]["name"] == t.username
@@ -79,9 +77,7 @@ def test_token_validation_get_v3_auth_tokens(sites: list[Site], index: int) -> N
         assert isinstance(token["catalog"], list) and token["catalog"]
 
         # ?nocatalog leaves the catalog out; HEAD checks without a body.
-        resp = admin.identity.get(
-            "/auth/tokens?nocatalog", headers={"X-Subject-Token": user_token}, raise_exc=False
-        )
+        resp = admin.identity.get("/auth/tokens?nocatalog", headers={"X-Subject-Token": user_token}, raise_exc=False)
         assert resp.status_code == 200 and "catalog" not in resp.json()["token"]
         resp = admin.identity.head("/auth/tokens", headers={"X-Subject-Token": user_token}, raise_exc=False)
         assert resp.status_code == 200
