@@ -72,10 +72,10 @@ def run_demo(*, site_count: int, port: int, sim_port: int, data_dir: Path, audit
             except NotFound:
                 sites.create_site(session, box=runtime.box, data=wanted)
     console.print(f"[bold]Skyfleet demo[/bold]: {len(names)} simulated sites at {base_url} "
-                  f"(admin: {base_url}/_sim/sites)")
-    console.print(f"API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs")
+                  f"(admin: {base_url}/_sim/sites)", soft_wrap=True)
+    console.print(f"API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
     console.print(f"CLI: export OS_CLIENT_CONFIG_FILE={clouds_file.resolve()} OS_CLOUD=skyfleet-admin; "
-                  ".venv/bin/skyfleet site list")
+                  ".venv/bin/skyfleet site list", soft_wrap=True)
     try:
         run_server(settings, runtime=runtime)
     finally:

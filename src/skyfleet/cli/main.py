@@ -168,5 +168,32 @@ def keys_generate() -> None:
     print(Fernet.generate_key().decode())
 
 
+GLOBAL_VALUE_OPTIONS = {"--url", "--token", "--os-cloud", "--format", "-f"}
+
+
+def hoist_global_options(argv: list[str]) -> list[str]:
+    """Let global options (``--format json``, ``--url``...) appear after the subcommand too.
+
+    Typer only accepts group options before the subcommand; users type them at the end.
+    """
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(argv):
+        arg = argv[i]
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_VALUE_OPTIONS and "=" in arg:
+            front.append(arg)
+        elif name in GLOBAL_VALUE_OPTIONS and i + 1 < len(argv):
+            front += [arg, argv[i + 1]]
+            i += 1
+        else:
+            rest.append(arg)
+        i += 1
+    return front + rest
+
+
 def main() -> None:
-    app()
+    import sys
+
+    app(args=hoist_global_options(sys.argv[1:]), prog_name="skyfleet")

@@ -20,9 +20,9 @@ def emit(data: Any, *, fmt: str, columns: list[tuple[str, str]] | None = None) -
         table = Table(show_lines=False)
         cols = columns or [(k, k) for k in (data[0].keys() if data else [])]
         for _, title in cols:
-            table.add_column(title)
+            table.add_column(title, overflow="fold")
         for row in data:
-            table.add_row(*[_cell(_dig(row, key)) for key, _ in cols])
+            table.add_row(*[_short(_cell(_dig(row, key))) for key, _ in cols])
         console.print(table)
         return
     table = Table(show_header=False)
@@ -31,6 +31,12 @@ def emit(data: Any, *, fmt: str, columns: list[tuple[str, str]] | None = None) -
     for key, value in data.items():
         table.add_row(key, _cell(value))
     console.print(table)
+
+
+def _short(text: str, width: int = 60) -> str:
+    """Keep table rows to one line; the JSON output has the full text."""
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
 
 
 def _dig(row: dict[str, Any], dotted: str) -> Any:
