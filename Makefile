@@ -25,6 +25,7 @@ check: $(STAMP)
 ## The whole suite: static checks, then every test tier (PostgreSQL and RabbitMQ on this machine),
 ## then the contract suite against real OpenStack sites.
 test: check
+	bash scripts/ensure-services.sh
 	$(BIN)/pytest
 	bash testbed/realstack/contract.sh
 
