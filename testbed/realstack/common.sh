@@ -1,4 +1,4 @@
-# shellcheck shell=bash
+# shellcheck shell=bash disable=SC2034  # the RS_* settings are used by the scripts that source this
 # Shared settings and helpers for the realstack scripts. Source it, don't run it.
 set -euo pipefail
 
@@ -14,7 +14,6 @@ RS_RABBIT_PORT=${REALSTACK_RABBIT_PORT:-15672}
 # not RS_RABBIT_PORT+10000: that is 25672, the dist port of a system RabbitMQ on 5672
 RS_RABBIT_DIST_PORT=${REALSTACK_RABBIT_DIST_PORT:-35672}
 RS_EPMD_PORT=${REALSTACK_EPMD_PORT:-14369}
-RS_MEMCACHE_PORT=${REALSTACK_MEMCACHE_PORT:-11311}
 RS_ADMIN_PASSWORD=${REALSTACK_ADMIN_PASSWORD:-admin}
 RS_SERVICE_PASSWORD=${REALSTACK_SERVICE_PASSWORD:-service}
 RS_CLOUDS_YAML=${REALSTACK_CLOUDS_YAML:-$RS_HOME/clouds.yaml}
@@ -27,20 +26,33 @@ die() { log "ERROR: $*"; exit 1; }
 # group: uwsgi workers, erlang helpers...). Idempotent: skips if alive.
 run_bg() {
   local name=$1 pidfile=$2 logfile=$3; shift 3
-  if pid_alive "$pidfile"; then log "$name already running (pid $(cat "$pidfile"))"; return 0; fi
+  if pid_alive "$pidfile"; then log "$name already running (pid $(pid_of "$pidfile"))"; return 0; fi
   mkdir -p "$(dirname "$pidfile")" "$(dirname "$logfile")"
   setsid "$@" >>"$logfile" 2>&1 < /dev/null &
-  echo $! > "$pidfile"
+  echo "$! $(proc_start $!)" > "$pidfile"
   log "started $name pid $! (log $logfile)"
 }
 
-pid_alive() { [[ -s $1 ]] && kill -0 "$(cat "$1")" 2>/dev/null; }
+# A pidfile holds "PID STARTTIME". STARTTIME (field 22 of /proc/PID/stat, clock
+# ticks since boot) makes sure a PID that was reused by some other process after
+# a crash or reboot is never taken for ours, so stop.sh cannot end a stranger.
+proc_start() { sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20; }
+
+# pid_of PIDFILE: print the PID if that process is alive and is the one we started.
+pid_of() {
+  local pid='' start=''
+  [[ -s $1 ]] || return 1
+  read -r pid start < "$1" || true
+  [[ $pid =~ ^[0-9]+$ ]] && kill -0 "$pid" 2>/dev/null || return 1
+  [[ -z $start || $(proc_start "$pid") == "$start" ]] || return 1
+  echo "$pid"
+}
+pid_alive() { pid_of "$1" > /dev/null; }
 
 # stop_pidfile PIDFILE [TIMEOUT]: TERM the process group, then KILL after timeout.
 stop_pidfile() {
   local pidfile=$1 timeout=${2:-20} pid i
-  [[ -s $pidfile ]] || return 0
-  pid=$(cat "$pidfile")
+  pid=$(pid_of "$pidfile") || { rm -f "$pidfile"; return 0; }
   if kill -0 "$pid" 2>/dev/null; then
     kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     for ((i = 0; i < timeout * 5; i++)); do
@@ -63,8 +75,7 @@ stop_pidfiles() {
   local timeout=$1 f pid i alive sig; shift
   local pids=() names=()
   for f in "$@"; do
-    [[ -s $f ]] || continue
-    pid=$(cat "$f")
+    pid=$(pid_of "$f") || continue
     if kill -0 "$pid" 2>/dev/null; then
       # uwsgi: INT = stop now (TERM = graceful, and nova-api's worker then
       # hangs ~15 s on its RPC threads); oslo.service daemons: TERM.

@@ -3,6 +3,7 @@
 # MariaDB instance and a private RabbitMQ node, both bound to 127.0.0.1 on
 # non-default ports, with their data under $REALSTACK_HOME/infra.
 # Idempotent: an already running piece is left alone.
+set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
 
