@@ -29,7 +29,9 @@ from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import SiteAuth, SiteCreate
 
 
-def start_simulator(count: int, latency_ms: float, port: int, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_simulator(
+    count: int, latency_ms: float, port: int, workdir: Path
+) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     clouds_file = workdir / f"clouds-{count}.yaml"
     proc = subprocess.Popen(
         [sys.executable, "-m", "skyfleet.simulator.cli", "--sites", str(count), "--port", str(port),
