@@ -1,19 +1,314 @@
-"""stub"""
+"""Simulated Glance (image v2): images with custom properties, tags, visibility, json-patch updates,
+chunked upload/download with md5 and sha512 hashes, filters and marker pagination.
+
+Why it exists: Skyfleet distributes images to every site and verifies them by hash; this module
+speaks glance's protocol, including the slow-download fault that tests resumable copies.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import time
+from typing import Any
+
 from aiohttp import web
 
-from .httpkit import Ctx, json_response
+from .faults import throttled_chunks
+from .httpkit import Ctx, Router, empty, int_param, json_response, request_id
+from .state import Resource, iso, new_id
+
+router = Router()
+TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
+          413: "Request Entity Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
+          503: "Service Unavailable"}
+PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
+READ_ONLY = {"id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
+             "updated_at", "owner", "self", "file", "schema", "direct_url", "locations", "stores"}
+CORE = READ_ONLY | {"name", "visibility", "protected", "os_hidden", "tags", "min_ram", "min_disk", "disk_format",
+                    "container_format"}
+VERSIONS = ["v2.17", "v2.16", "v2.15", "v2.14", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7",
+            "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
+
+
+def error(ctx: Ctx, status: int, message: str) -> web.Response:
+    """webob's error body: JSON when the client accepts it (keystoneauth does), HTML otherwise."""
+    title = TITLES.get(status, "Error")
+    if "json" in ctx.request.headers.get("Accept", "application/json"):
+        return json_response({"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {title}",
+                              "title": title}, status)
+    html = (f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n"
+            f"  {message}<br /><br />\n\n\n\n </body>\n</html>")
+    return web.Response(text=html, status=status, content_type="text/html",
+                        headers={"x-openstack-request-id": request_id()})
 
 
 def discovery(ctx: Ctx) -> web.StreamResponse | None:
-    return None
-
-
-def error(ctx: Ctx, status: int, message: str) -> web.StreamResponse:
-    return json_response({"error": message}, status)
+    if ctx.method != "GET" or ctx.path not in ("/", "/versions", "/v2", "/v2/"):
+        return None
+    versions = [{"id": v, "status": "CURRENT" if i == 0 else "SUPPORTED",
+                 "links": [{"rel": "self", "href": f"{ctx.base}/v2/"}]} for i, v in enumerate(VERSIONS)]
+    return json_response({"versions": versions}, 200 if ctx.path == "/versions" else 300)
 
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
-    return error(ctx, 404, "nope")
+    handler, params, known = router.match(ctx.method, ctx.path)
+    if handler is None:
+        return error(ctx, 405 if known else 404, "The resource could not be found.")
+    ctx.params = params
+    return await handler(ctx)
+
+
+def image_view(ctx: Ctx, image: Resource) -> Resource:
+    view = {k: v for k, v in image.items() if not k.startswith("_")}
+    iid = image["id"]
+    view.update({"self": f"/v2/images/{iid}", "file": f"/v2/images/{iid}/file", "schema": "/v2/schemas/image",
+                 "tags": list(image["tags"])})
+    return view
+
+
+def _visible(ctx: Ctx, image: Resource) -> bool:
+    return bool(ctx.is_admin or image["owner"] == ctx.project_id or image["visibility"] in ("public", "community"))
+
+
+def _find(ctx: Ctx) -> Resource | None:
+    image = ctx.site.glance.images.get(ctx.params["id"])
+    return image if image is not None and _visible(ctx, image) else None
+
+
+def _gone(ctx: Ctx) -> web.Response:
+    return error(ctx, 404, f"No image found with ID {ctx.params['id']}")
+
+
+def _can_write(ctx: Ctx, image: Resource) -> bool:
+    return bool(ctx.is_admin or image["owner"] == ctx.project_id)
+
+
+@router.route("GET", "/v2/images")
+async def list_images(ctx: Ctx) -> web.StreamResponse:
+    q = ctx.query
+    items = []
+    visibility = q.get("visibility")
+    for image in ctx.site.glance.images.values():
+        if not _visible(ctx, image):
+            continue
+        if visibility and visibility != "all" and image["visibility"] != visibility:
+            continue
+        if not visibility and image["visibility"] == "community" and image["owner"] != ctx.project_id:
+            continue
+        if not q.get("os_hidden", "false").lower() == "true" and image["os_hidden"]:
+            continue
+        ok = all(str(image.get(key)) == q[key] for key in ("name", "status", "owner", "disk_format",
+                                                           "container_format", "id") if key in q)
+        if "protected" in q:
+            ok = ok and str(image["protected"]).lower() == q["protected"].lower()
+        if ok and all(t in image["tags"] for t in q.getall("tag", [])):
+            items.append(image)
+    sort_key, sort_dir = q.get("sort_key", "created_at"), q.get("sort_dir", "desc")
+    if "sort" in q:
+        sort_key, _, direction = q["sort"].split(",")[0].partition(":")
+        sort_dir = direction or "desc"
+    items.sort(key=lambda i: (str(i.get(sort_key) or ""), i["_seq"]), reverse=sort_dir == "desc")
+    limit = min(int_param(q.get("limit"), 25) or 25, 1000)
+    start = 0
+    if "marker" in q:
+        index = next((n for n, i in enumerate(items) if i["id"] == q["marker"]), None)
+        if index is None:
+            return error(ctx, 400, f"marker [{q['marker']}] not found")
+        start = index + 1
+    page = items[start : start + limit]
+    body: Resource = {"images": [image_view(ctx, i) for i in page], "first": "/v2/images",
+                      "schema": "/v2/schemas/images"}
+    if page and len(page) == limit:
+        extra = "".join(f"&{k}={v}" for k, v in q.items() if k not in ("marker", "limit"))
+        body["next"] = f"/v2/images?marker={page[-1]['id']}&limit={limit}{extra}"
+    return json_response(body)
+
+
+@router.route("POST", "/v2/images")
+async def create_image(ctx: Ctx) -> web.StreamResponse:
+    body = await ctx.json()
+    if not isinstance(body, dict):
+        return error(ctx, 400, "Invalid image body")
+    glance = ctx.site.glance
+    for key in body:
+        if key in READ_ONLY - {"id"}:
+            return error(ctx, 403, f"Attribute '{key}' is read-only.")
+    visibility = body.get("visibility", "shared")
+    if visibility not in ("public", "private", "shared", "community"):
+        return error(ctx, 400, f"Invalid visibility value: {visibility}")
+    if visibility == "public" and not ctx.is_admin:
+        return error(ctx, 403, "You are not authorized to complete publicize_image action.")
+    iid = str(body.get("id") or new_id())
+    if iid in glance.images:
+        return error(ctx, 409, f"Image with identifier {iid} already exists!")
+    extra = {k: v for k, v in body.items() if k not in CORE}
+    if any(not isinstance(v, str) for v in extra.values()):
+        return error(ctx, 400, "Provided object does not match schema 'image': additional properties must be strings")
+    if ctx.site.faults is not None and ctx.site.faults.quota_exceeded:
+        return error(ctx, 413, "The request returned a 413 Request Entity Too Large. This generally means that rate "
+                               "limiting or a quota threshold was breached.\n\nThe response body:\nProject "
+                               f"{ctx.project_id} is over a limit for [Resource image_count_total is over limit of "
+                               "0 due to current usage 0 and delta 1]")
+    now = iso(time.time())
+    image: Resource = {
+        "id": iid, "name": body.get("name"), "status": "queued", "visibility": visibility,
+        "protected": bool(body.get("protected", False)), "os_hidden": bool(body.get("os_hidden", False)),
+        "checksum": None, "os_hash_algo": None, "os_hash_value": None, "owner": ctx.project_id, "size": None,
+        "virtual_size": None, "min_ram": int(body.get("min_ram", 0)), "min_disk": int(body.get("min_disk", 0)),
+        "disk_format": body.get("disk_format"), "container_format": body.get("container_format"),
+        "created_at": now, "updated_at": now, "tags": list(dict.fromkeys(body.get("tags", []))),
+        "_seq": len(glance.images), **extra,
+    }
+    glance.images[iid] = image
+    return json_response(image_view(ctx, image), 201, {"Location": f"{ctx.base}/v2/images/{iid}"})
+
+
+@router.route("GET,DELETE", "/v2/images/{id}")
+async def image_item(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    if ctx.method == "GET":
+        return json_response(image_view(ctx, image))
+    if not _can_write(ctx, image):
+        return error(ctx, 403, "You are not permitted to delete this image.")
+    if image["protected"]:
+        return error(ctx, 403, f"Image {image['id']} is protected and cannot be deleted.")
+    del ctx.site.glance.images[image["id"]]
+    ctx.site.glance.data.pop(image["id"], None)
+    return empty(204)
+
+
+@router.route("PATCH", "/v2/images/{id}")
+async def patch_image(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    content_type = ctx.request.headers.get("Content-Type", "").split(";")[0].strip()
+    if content_type not in PATCH_TYPES:
+        return error(ctx, 415, f"Content type '{content_type}' is not supported. Supported: {', '.join(PATCH_TYPES)}")
+    if not _can_write(ctx, image):
+        return error(ctx, 403, "You are not permitted to modify this image.")
+    ops = await ctx.json()
+    if not isinstance(ops, list):
+        return error(ctx, 400, "Request body must be a JSON array of operation objects.")
+    for op in ops:
+        problem = _apply(ctx, image, op)
+        if problem is not None:
+            return problem
+    image["updated_at"] = iso(time.time())
+    return json_response(image_view(ctx, image))
+
+
+def _apply(ctx: Ctx, image: Resource, op: Any) -> web.Response | None:
+    if not isinstance(op, dict) or op.get("op") not in ("add", "replace", "remove") or "path" not in op:
+        return error(ctx, 400, "Operation objects must contain exactly one member named \"add\", \"remove\", or "
+                               "\"replace\".")
+    parts = str(op["path"]).lstrip("/").split("/")
+    key = parts[0]
+    if key in READ_ONLY:
+        return error(ctx, 403, f"Attribute '{key}' is read-only.")
+    if key == "visibility" and op.get("value") == "public" and not ctx.is_admin:
+        return error(ctx, 403, "You are not authorized to complete publicize_image action.")
+    if op["op"] == "remove":
+        if key in CORE:
+            return error(ctx, 403, f"Attribute '{key}' is reserved.")
+        if key not in image:
+            return error(ctx, 409, f"Property {key} does not exist.")
+        del image[key]
+        return None
+    value = op.get("value")
+    if key == "tags":
+        image["tags"] = list(dict.fromkeys(value or [])) if len(parts) == 1 else image["tags"] + [value]
+    elif op["op"] == "replace" and key not in image and key not in CORE:
+        return error(ctx, 409, f"Property {key} does not exist.")
+    elif key not in CORE and not isinstance(value, str):
+        return error(ctx, 400, "Provided object does not match schema 'image': additional properties must be strings")
+    else:
+        image[key] = value
+    return None
+
+
+@router.route("PUT", "/v2/images/{id}/file")
+async def upload(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    if not _can_write(ctx, image):
+        return error(ctx, 403, "You are not permitted to upload data to this image.")
+    if image["status"] not in ("queued", "saving"):
+        return error(ctx, 409, f"Image status transition from {image['status']} to saving is not allowed")
+    if image["disk_format"] is None or image["container_format"] is None:
+        return error(ctx, 400, "Properties disk_format, container_format must be set prior to saving data.")
+    image["status"] = "saving"
+    md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha512()
+    chunks = []
+    try:
+        async for chunk in ctx.request.content.iter_chunked(65536):
+            md5.update(chunk)
+            sha.update(chunk)
+            chunks.append(chunk)
+    except BaseException:
+        image["status"] = "queued"
+        raise
+    data = b"".join(chunks)
+    ctx.site.glance.data[image["id"]] = data
+    image.update(status="active", size=len(data), virtual_size=None, checksum=md5.hexdigest(),
+                 os_hash_algo="sha512", os_hash_value=sha.hexdigest(), updated_at=iso(time.time()))
+    return empty(204)
+
+
+@router.route("GET", "/v2/images/{id}/file")
+async def download(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    data = ctx.site.glance.data.get(image["id"])
+    if data is None:
+        return empty(204)
+    response = web.StreamResponse(status=200, headers={
+        "Content-Type": "application/octet-stream", "Content-MD5": image["checksum"],
+        "Content-Length": str(len(data)), "x-openstack-request-id": request_id()})
+    await response.prepare(ctx.request)
+    bps = ctx.site.faults.slow_image_bps if ctx.site.faults is not None else 0
+    async for chunk in throttled_chunks(data, bps):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+@router.route("PUT,DELETE", "/v2/images/{id}/tags/{tag}")
+async def tag(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    if not _can_write(ctx, image):
+        return error(ctx, 403, "You are not permitted to modify tags on this image.")
+    name = ctx.params["tag"]
+    if ctx.method == "PUT":
+        if name not in image["tags"]:
+            image["tags"].append(name)
+    elif name in image["tags"]:
+        image["tags"].remove(name)
+    else:
+        return error(ctx, 404, f"Tag {name} not found")
+    image["updated_at"] = iso(time.time())
+    return empty(204)
+
+
+@router.route("GET", "/v2/schemas/image")
+@router.route("GET", "/v2/schemas/images")
+async def schemas(ctx: Ctx) -> web.StreamResponse:
+    return json_response({"name": "image", "properties": {k: {"type": ["null", "string"]} for k in sorted(CORE)},
+                          "additionalProperties": {"type": "string"}, "links": []})
+
+
+@router.route("GET", "/v2/info/import")
+async def import_info(ctx: Ctx) -> web.StreamResponse:
+    return json_response({"import-methods": {"description": "Import methods available.", "type": "array",
+                                             "value": ["glance-direct", "web-download", "copy-image"]}})
+
+
+@router.route("GET", "/v2/info/stores")
+async def stores_info(ctx: Ctx) -> web.StreamResponse:
+    return error(ctx, 404, "Multi backend is not supported at this site.")

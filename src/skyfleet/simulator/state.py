@@ -161,9 +161,15 @@ class KeystoneState:
         return next((s for s in self.regions if s.region == region), None)
 
 
+def _seed_flavors() -> dict[str, Resource]:
+    from .nova_flavors import default_flavors
+
+    return default_flavors()
+
+
 @dataclass(slots=True)
 class NovaState:
-    flavors: dict[str, Resource] = field(default_factory=dict)
+    flavors: dict[str, Resource] = field(default_factory=_seed_flavors)
     servers: dict[str, Resource] = field(default_factory=dict)
     deleted: dict[str, Resource] = field(default_factory=dict)
     keypairs: dict[tuple[str, str], Resource] = field(default_factory=dict)  # (user_id, name)
