@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import threading
 from dataclasses import dataclass, field
-from typing import Any
 
 from cachetools import TTLCache
 from keystoneauth1 import exceptions as ks_exc
@@ -77,14 +76,11 @@ class TokenValidator:
         return principal
 
     def _validate_remote(self, token: str) -> Principal:
-        endpoint_filter: dict[str, Any] = {"service_type": "identity", "interface": "public"}
-        if self._settings.home_region_name:
-            endpoint_filter["region_name"] = self._settings.home_region_name
+        # The home auth URL is the Keystone v3 root, so the validation URL is known without the catalog.
+        root = self._settings.home_auth_url.rstrip("/")
+        url = (root if root.endswith("/v3") else root + "/v3") + "/auth/tokens"
         try:
-            response = self._session.get(
-                "/v3/auth/tokens", endpoint_filter=endpoint_filter, raise_exc=False,
-                headers={"X-Subject-Token": token},
-            )
+            response = self._session.get(url, raise_exc=False, headers={"X-Subject-Token": token})
         except ks_exc.ClientException as exc:
             raise Unavailable(f"cannot validate the token: home Keystone unreachable ({type(exc).__name__})") \
                 from exc
