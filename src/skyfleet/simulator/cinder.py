@@ -40,7 +40,7 @@ def error(ctx: Ctx, status: int, message: str) -> web.Response:
 
 
 def _version_entry(ctx: Ctx) -> Resource:
-    return {"id": "v3.0", "status": "CURRENT", "version": "%d.%d" % MAX_VERSION, "min_version": "3.0",
+    return {"id": "v3.0", "status": "CURRENT", "version": f"{MAX_VERSION[0]}.{MAX_VERSION[1]}", "min_version": "3.0",
             "updated": "2023-08-31T00:00:00Z",
             "links": [{"href": "https://docs.openstack.org/", "type": "text/html", "rel": "describedby"},
                       {"href": f"{ctx.base}/v3/", "rel": "self"}],
@@ -70,16 +70,16 @@ def _negotiate(ctx: Ctx) -> web.Response | None:
     if found is None:
         return error(ctx, 400, f"API Version String {wanted} is of invalid format. Must be of format "
                                "MajorNum.MinorNum.")
-    version = (int(found.group(1)), int(found.group(2)))
-    if not MIN_VERSION <= version <= MAX_VERSION:
+    asked = (int(found.group(1)), int(found.group(2)))
+    if not MIN_VERSION <= asked <= MAX_VERSION:
         return error(ctx, 406, f"Version {wanted} is not supported by the API. Minimum is 3.0 and maximum is "
                                "%d.%d." % MAX_VERSION)
-    ctx.version = version
+    ctx.version = asked
     return None
 
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
-    response = _negotiate(ctx)
+    response: web.StreamResponse | None = _negotiate(ctx)
     if response is None:
         parts = ctx.path.split("/", 3)  # ['', 'v3', project, rest]
         if len(parts) < 4 or parts[1] != "v3":
@@ -91,7 +91,8 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
             else:
                 ctx.params = {**params, "url_project": parts[2]}
                 response = await handler(ctx)
-    response.headers["OpenStack-API-Version"] = "volume %d.%d" % ctx.version
+    assert response is not None
+    response.headers["OpenStack-API-Version"] = f"volume {ctx.version[0]}.{ctx.version[1]}"
     response.headers["Vary"] = "OpenStack-API-Version"
     return response
 

@@ -95,7 +95,7 @@ async def list_images(ctx: Ctx) -> web.StreamResponse:
             continue
         if not visibility and image["visibility"] == "community" and image["owner"] != ctx.project_id:
             continue
-        if not q.get("os_hidden", "false").lower() == "true" and image["os_hidden"]:
+        if q.get("os_hidden", "false").lower() != "true" and image["os_hidden"]:
             continue
         ok = all(str(image.get(key)) == q[key] for key in ("name", "status", "owner", "disk_format",
                                                            "container_format", "id") if key in q)

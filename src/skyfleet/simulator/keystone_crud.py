@@ -295,7 +295,7 @@ async def assignment(ctx: Ctx) -> web.StreamResponse:
     if not ctx.is_admin:
         return forbidden(ctx, "create_grant" if ctx.method == "PUT" else "check_grant")
     for kind, table, key in (("project", ks.projects, pid), ("user", ks.users, uid), ("role", ks.roles, rid)):
-        if key not in table:  # type: ignore[operator]
+        if key not in table:
             return not_found(ctx, kind, key)
     triple = (uid, pid, rid)
     if ctx.method == "PUT":
@@ -342,7 +342,7 @@ async def app_creds(ctx: Ctx) -> web.StreamResponse:
     name = str(body.get("name", ""))
     if any(a["user_id"] == uid and a["name"] == name for a in ks.app_creds.values()):
         return error(ctx, 409, "Conflict occurred attempting to store application_credential - "
-                               "Duplicate entry found with name %s." % name)
+                               f"Duplicate entry found with name {name}.")
     secret = str(body.get("secret") or secrets.token_urlsafe(64))
     expires = parse_iso(body["expires_at"]) if body.get("expires_at") else None
     wanted = body.get("roles") or ctx.token.roles

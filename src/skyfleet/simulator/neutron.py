@@ -51,7 +51,8 @@ PAGING = {"fields", "limit", "marker", "sort_key", "sort_dir", "page_reverse", "
 EXTENSIONS = ["address-scope", "agent", "allowed-address-pairs", "availability_zone", "binding", "default-subnetpools",
               "dhcp_agent_scheduler", "dns-integration", "external-net", "extra_dhcp_opt", "extraroute", "ext-gw-mode",
               "l3_agent_scheduler", "multi-provider", "net-mtu", "network_availability_zone", "port-security",
-              "project-id", "provider", "quotas", "quota_details", "rbac-policies", "router", "router_availability_zone",
+              "project-id", "provider", "quotas", "quota_details", "rbac-policies", "router",
+              "router_availability_zone",
               "security-group", "segment", "service-type", "standard-attr-description", "standard-attr-revisions",
               "standard-attr-tag", "standard-attr-timestamp", "subnet_allocation", "subnetpool-prefix-ops",
               "stateful-security-group", "tag-ports-during-bulk-creation"]
@@ -96,7 +97,8 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
                                             for c in KINDS]})
     head = parts[0]
     if head == "extensions":
-        return json_response({"extensions": [{"alias": a, "name": a, "description": a, "updated": "2025-01-01T00:00:00Z",
+        return json_response({"extensions": [{"alias": a, "name": a, "description": a,
+                                              "updated": "2025-01-01T00:00:00Z",
                                               "links": []} for a in EXTENSIONS]})
     if head == "quotas":
         return await quotas(ctx, parts[1:])
@@ -171,10 +173,10 @@ async def create(ctx: Ctx, collection: str) -> web.Response:
     if not isinstance(doc, dict):
         return error(ctx, 400, "Invalid request body.")
     bulk = f"{collection.replace('-', '_')}" in doc
-    bodies = doc[collection.replace("-", "_")] if bulk else [doc.get(singular)]
-    if not all(isinstance(b, dict) for b in bodies):
+    bodies: list[Any] = doc[collection.replace("-", "_")] if bulk else [doc.get(singular)]
+    if not isinstance(bodies, list) or not all(isinstance(b, dict) for b in bodies):
         return error(ctx, 400, f"Resource body required: '{singular}'.")
-    made = []
+    made: list[Resource] = []
     for body in bodies:
         project = (body.get("project_id") or body.get("tenant_id")) if ctx.is_admin else ctx.project_id
         project = project or ctx.project_id
@@ -301,7 +303,8 @@ async def create_network(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Respo
         segment = neutron.next_segment
         neutron.next_segment += 1
     net.update({"admin_state_up": body.get("admin_state_up", True), "status": "ACTIVE", "subnets": [],
-                "shared": bool(body.get("shared", False)), "mtu": body.get("mtu", 1442 if net_type == "geneve" else 1500),
+                "shared": bool(body.get("shared", False)),
+                "mtu": body.get("mtu", 1442 if net_type == "geneve" else 1500),
                 "availability_zone_hints": body.get("availability_zone_hints", []), "availability_zones": [],
                 "ipv4_address_scope": None, "ipv6_address_scope": None,
                 "router:external": bool(body.get("router:external", False)), "is_default": False,

@@ -90,7 +90,7 @@ def view(ctx: Ctx, resource: Resource, fields: list[str] | None = None) -> Resou
 def next_mac(site: Site) -> str:
     n = site.neutron.next_mac
     site.neutron.next_mac += 1
-    return "fa:16:3e:%02x:%02x:%02x" % ((n >> 16) & 0xFF, (n >> 8) & 0xFF, n & 0xFF)
+    return f"fa:16:3e:{(n >> 16) & 0xFF:02x}:{(n >> 8) & 0xFF:02x}:{n & 0xFF:02x}"
 
 
 def allocate_ip(subnet: Resource, wanted: str | None = None) -> str | None:
@@ -121,7 +121,7 @@ def allocate_port(site: Site, project_id: str, network_id: str, *, device_id: st
     if network is None:
         return f"Network {network_id} could not be found."
     body = body or {}
-    fixed_ips = []
+    fixed_ips: list[dict[str, str]] = []
     requested = body.get("fixed_ips")
     subnets = [neutron.subnets[s] for s in network["subnets"] if s in neutron.subnets]
     if requested is None:
@@ -153,7 +153,8 @@ def allocate_port(site: Site, project_id: str, network_id: str, *, device_id: st
         "device_owner": device_owner, "device_id": device_id, "fixed_ips": fixed_ips,
         "allowed_address_pairs": body.get("allowed_address_pairs", []), "extra_dhcp_opts": [],
         "security_groups": groups or [], "description": body.get("description", ""),
-        "binding:vnic_type": body.get("binding:vnic_type", "normal"), "binding:host_id": body.get("binding:host_id", ""),
+        "binding:vnic_type": body.get("binding:vnic_type", "normal"),
+        "binding:host_id": body.get("binding:host_id", ""),
         "binding:profile": body.get("binding:profile", {}), "binding:vif_type": "unbound", "binding:vif_details": {},
         "port_security_enabled": body.get("port_security_enabled", network.get("port_security_enabled", True)),
         "dns_name": "", "dns_assignment": [], "ip_allocation": "immediate", "qos_policy_id": None,

@@ -68,8 +68,8 @@ async def create_subnet(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Respon
     gateway = body.get("gateway_ip", str(first))
     pools = body.get("allocation_pools")
     if not pools:
-        start = first + 1 if gateway == str(first) else first
-        pools = [{"start": str(start), "end": str(last)}] if start <= last else []
+        start = int(first) + (1 if gateway == str(first) else 0)
+        pools = [{"start": str(ipaddress.ip_address(start)), "end": str(last)}] if start <= int(last) else []
     subnet = standard(ctx, body, network["project_id"] if not ctx.is_admin else None)
     subnet.update({"network_id": network["id"], "ip_version": version, "cidr": str(net), "gateway_ip": gateway,
                    "allocation_pools": pools, "enable_dhcp": body.get("enable_dhcp", True),
@@ -171,11 +171,13 @@ async def router_interface(ctx: Ctx, router: Resource, add: bool) -> web.Respons
             found.update(device_id=router["id"], device_owner="network:router_interface", status="ACTIVE")
             port = found
     else:
-        port = next((p for p in neutron.ports.values() if p["device_id"] == router["id"]
-                     and (p["id"] == port_id or any(f["subnet_id"] == subnet_id for f in p["fixed_ips"]))), None)
-        if port is None:
+        found_port = next((p for p in neutron.ports.values() if p["device_id"] == router["id"]
+                           and (p["id"] == port_id or any(f["subnet_id"] == subnet_id for f in p["fixed_ips"]))),
+                          None)
+        if found_port is None:
             return error(ctx, 404, f"Router {router['id']} does not have an interface with id "
                                    f"{port_id or subnet_id}", "RouterInterfaceNotFoundForSubnet")
+        port = found_port
     info = {"id": router["id"], "tenant_id": router["project_id"], "project_id": router["project_id"],
             "port_id": port["id"], "network_id": port["network_id"],
             "subnet_id": port["fixed_ips"][0]["subnet_id"] if port["fixed_ips"] else None,

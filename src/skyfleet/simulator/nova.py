@@ -78,19 +78,20 @@ def negotiate(ctx: Ctx) -> web.Response | None:
         ctx.version = MIN_VERSION
         return error(ctx, 400, f"API Version String {wanted} is of invalid format. Must be of format "
                                "MajorNum.MinorNum.")
-    version = (int(found.group(1)), int(found.group(2)))
-    if not MIN_VERSION <= version <= MAX_VERSION:
+    asked = (int(found.group(1)), int(found.group(2)))
+    if not MIN_VERSION <= asked <= MAX_VERSION:
         ctx.version = MIN_VERSION
         return error(ctx, 406, f"Version {wanted} is not supported by the API. Minimum is "
                                f"{version_text(MIN_VERSION)} and maximum is {version_text(MAX_VERSION)}.")
-    ctx.version = version
+    ctx.version = asked
     return None
 
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
-    response = negotiate(ctx)
+    response: web.StreamResponse | None = negotiate(ctx)
     if response is None:
         response = await _route(ctx)
+    assert response is not None
     text = version_text(ctx.version)
     response.headers["OpenStack-API-Version"] = f"compute {text}"
     response.headers["X-OpenStack-Nova-API-Version"] = text

@@ -282,8 +282,8 @@ async def create_keypair(ctx: Ctx) -> web.StreamResponse:
         return error(ctx, 400, f"Invalid input for field/attribute name. Value: {name}.")
     public_key: Any = body.get("public_key")
     if public_key is None and ctx.at_least(2, 92):
-        return error(ctx, 400, "Invalid input for field/attribute keypair. Value: %s. 'public_key' is a required "
-                               "property" % body)
+        return error(ctx, 400, f"Invalid input for field/attribute keypair. Value: {body}. 'public_key' is a required "
+                               "property")
     private_key = None
     if public_key is None:
         public_key, private_key = _generated_key(name)

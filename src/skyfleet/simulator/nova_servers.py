@@ -75,7 +75,8 @@ def server_view(ctx: Ctx, server: Resource, *, detail: bool = True) -> Resource:
         flavor_view = {"id": flavor["id"], "links": flavor_link(ctx, flavor["id"])}
     image: Any = ""
     if server["_image"]:
-        image = {"id": server["_image"], "links": [{"rel": "bookmark", "href": f"{ctx.base}/images/{server['_image']}"}]}
+        href = f"{ctx.base}/images/{server['_image']}"
+        image = {"id": server["_image"], "links": [{"rel": "bookmark", "href": href}]}
     deleted = server["status"] == "DELETED"
     view.update({
         "status": server["status"], "tenant_id": server["tenant_id"], "user_id": server["user_id"],
@@ -254,7 +255,8 @@ async def create_server(ctx: Ctx) -> web.StreamResponse:
         "_image": "" if boot_from_volume else image_ref, "_created": now, "_updated": now,
         "_active_at": now + ctx.site.boot_delay, "_az": body.get("availability_zone") or "nova",
         "_pinned_az": body.get("availability_zone"), "_task_state": "scheduling", "_vm_state": "building",
-        "_host_id": secrets.token_hex(28), "_instance_name": f"instance-{len(nova.servers) + len(nova.deleted) + 1:08x}",
+        "_host_id": secrets.token_hex(28),
+        "_instance_name": f"instance-{len(nova.servers) + len(nova.deleted) + 1:08x}",
         "_reservation": f"r-{secrets.token_hex(4)}", "_hostname": re.sub(r"[^a-z0-9-]", "-", name.lower())[:63],
         "_user_data": body.get("user_data"), "_locked": False, "_locked_reason": None,
         "_description": body.get("description"), "_tags": list(body.get("tags") or []), "_volumes": [],

@@ -89,7 +89,7 @@ class SimServer:
             found = service.discovery(ctx)
             if found is not None:
                 return found
-            if service is not keystone:
+            if ctx.base.rsplit("/", 1)[-1] != "identity":
                 ctx.token = ctx.site.keystone.token(ctx.request.headers.get("X-Auth-Token"))
                 if ctx.token is None:
                     return unauthorized(self.fleet, ctx.site)

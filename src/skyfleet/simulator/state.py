@@ -116,7 +116,7 @@ class KeystoneState:
         return self.leader.group or [self.leader]
 
     def role_id(self, name: str) -> str:
-        return next(r["id"] for r in self.roles.values() if r["name"] == name)
+        return str(next(r["id"] for r in self.roles.values() if r["name"] == name))
 
     def add_project(self, name: str, description: str, domain_id: str = "default") -> str:
         pid = hex_id()
