@@ -10,10 +10,26 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthMode = Literal["keystone", "noauth"]
+
+
+class RetryPolicy(BaseModel):
+    """Backoff of a task whose site call failed temporarily (tenacity's exponential-with-jitter, as data).
+
+    Attempt n (1-based) that fails waits ``min(max_delay, initial * multiplier ** (n - 1))`` plus a random
+    ``0..jitter`` fraction of that; after ``max_attempts`` the task fails with the site's last error.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    initial: float = Field(1.0, gt=0, description="Seconds before the first retry.")
+    multiplier: float = Field(2.0, ge=1, description="Growth of the delay per attempt.")
+    max_delay: float = Field(300.0, gt=0, description="Cap of one delay, in seconds.")
+    jitter: float = Field(0.5, ge=0, le=1, description="Random extra delay, as a fraction of the delay.")
+    max_attempts: int = Field(6, ge=1, le=1000, description="Attempts before the task fails.")
 
 
 class Settings(BaseSettings):
@@ -56,10 +72,32 @@ class Settings(BaseSettings):
     offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
     workers_enabled: bool = Field(True, description="Run the periodic workers inside `skyfleet serve`.")
 
+    # --- reconcile engine (tasks fanned out to sites) ----------------------------------------------
+    engine_concurrency: int = Field(64, ge=1, le=4096, description="Tasks one process runs at once.")
+    engine_per_site: int = Field(2, ge=1, le=64, description="Tasks in flight per site, fleet-wide.")
+    engine_site_rate: float = Field(
+        10.0, gt=0, description="Task starts per second and site, per process (token bucket)."
+    )
+    engine_site_burst: int = Field(5, ge=1, description="Task starts a site may take at once.")
+    engine_lease_seconds: float = Field(
+        30.0, ge=1, description="A leased task is taken by another worker when not renewed for this long."
+    )
+    engine_poll_interval: float = Field(
+        2.0, gt=0, description="Seconds between two looks at the database when no wake-up comes."
+    )
+    engine_batch: int = Field(64, ge=1, le=1000, description="Tasks leased per database round trip.")
+    task_retry: RetryPolicy = Field(default_factory=RetryPolicy,
+                                    description="Backoff of temporary failures (JSON in the environment).")
+    broker_url: str = Field(
+        "",
+        description="Celery broker that wakes workers (amqp://guest:guest@127.0.0.1:5672// or "
+        "redis://127.0.0.1:6379/0); empty: workers only poll the database.",
+    )
+
     @field_validator("database_url")
     @classmethod
     def _known_scheme(cls, value: str) -> str:
-        if value and not value.split(":", 1)[0].split("+", 1)[0] in {"sqlite", "postgresql", "mysql"}:
+        if value and value.split(":", 1)[0].split("+", 1)[0] not in {"sqlite", "postgresql", "mysql"}:
             raise ValueError("database_url must be a sqlite, postgresql or mysql SQLAlchemy URL")
         return value
 

@@ -5,6 +5,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 import skyfleet.domains.events.models
+import skyfleet.domains.operations.models
 import skyfleet.domains.schedules.models
 import skyfleet.domains.sites.models  # noqa: F401  (register tables)
 from skyfleet.db import migrate

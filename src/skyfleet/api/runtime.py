@@ -12,6 +12,7 @@ from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
 from skyfleet.reconcile.health import Prober, run_audit
+from skyfleet.reconcile.runner import EngineRunner
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
 from skyfleet.secrets import SecretBox, load_keys
 
@@ -27,18 +28,29 @@ class Runtime:
     validator: TokenValidator | None
     prober: Prober | None = None
     scheduler: Scheduler | None = field(default=None)
+    runner: EngineRunner | None = field(default=None)
 
     def audit_now(self) -> object:
         s = self.settings
         return run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
                          offline_after=s.offline_after_misses, prober=self.prober)
 
-    def start_workers(self) -> None:
+    def start_workers(self, *, concurrency: int | None = None) -> None:
         jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now)]
         self.scheduler = Scheduler(self.factory, jobs)
         self.scheduler.start()
+        self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency)
+        self.runner.start()
+
+    def wake(self) -> None:
+        """New tasks were committed: wake the workers (in-process pool and, via the broker, all others)."""
+        if self.runner is None:  # an API-only process still tells the workers through the broker
+            self.runner = EngineRunner(self.settings, self.factory, self.box, run_workers=False)
+        self.runner.wake()
 
     def close(self) -> None:
+        if self.runner is not None:
+            self.runner.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
         self.engine.dispose()
