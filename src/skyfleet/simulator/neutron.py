@@ -252,8 +252,11 @@ def delete(ctx: Ctx, collection: str, ident: str) -> web.Response:
         release_port(ctx.site, resource)
         return web.Response(status=204)
     elif collection == "routers":
-        if any(p["device_id"] == ident for p in neutron.ports.values()):
+        mine = [p for p in neutron.ports.values() if p["device_id"] == ident]
+        if any(p["device_owner"] == "network:router_interface" for p in mine):
             return error(ctx, 409, f"Router {ident} still has ports", "RouterInUse")
+        for port in mine:
+            release_port(ctx.site, port)
     elif collection == "security-groups":
         if resource["name"] == "default" and not ctx.is_admin:
             return error(ctx, 409, "Insufficient rights for removing default security group.",
