@@ -68,6 +68,20 @@ def serve(
 
 
 @app.command()
+def worker(
+    concurrency: Annotated[int | None, typer.Option(min=1, max=4096, help="Tasks run at once")] = None,
+    db: Annotated[str | None, typer.Option("--db", help="Database URL (PostgreSQL in production)")] = None,
+    broker: Annotated[str | None, typer.Option(help="Broker URL that wakes workers (amqp:// or redis://)")]
+    = None,
+) -> None:
+    """Run reconcile workers only (no API): lease tasks from the database and converge sites."""
+    settings = load_settings(database_url=db, broker_url=broker, auth_mode="noauth")
+    from skyfleet.cli.worker import run_worker
+
+    run_worker(settings, concurrency=concurrency)
+
+
+@app.command()
 def demo(
     sites_count: Annotated[int, typer.Option("--sites", min=1, max=10_000)] = 8,
     port: Annotated[int, typer.Option()] = 8080,

@@ -51,8 +51,8 @@ def _in_flight(session: Session, site_ids: set[str], now: datetime) -> Counter[s
         select(Task.site_id, func.count()).where(
             Task.site_id.in_(site_ids), Task.state == RUNNING, Task.lease_expires_at >= now)
         .group_by(Task.site_id)
-    ).tuples()
-    return Counter(dict(rows.all()))
+    )
+    return Counter({site: int(n) for site, n in rows.all()})
 
 
 def lease_due(
@@ -65,7 +65,7 @@ def lease_due(
         .where(_due(now), or_(Site.availability.is_(None), Site.availability != OFFLINE))
         .order_by(Task.next_attempt_at).limit(limit * 4)
         .with_for_update(skip_locked=True, of=Task)
-    ).tuples().all()
+    ).all()
     if not candidates:
         return []
     busy = _in_flight(session, {site for _, site in candidates}, now)
@@ -86,7 +86,7 @@ def lease_due(
         .returning(Task.id, Task.operation_id, Task.site_id, Task.site_name, Task.kind, Task.payload,
                    Task.attempts)
         .execution_options(synchronize_session=False)
-    ).tuples().all()
+    ).all()
     return [Leased(task_id=r[0], operation_id=r[1], site_id=r[2], site_name=r[3], kind=r[4],
                    payload=dict(r[5] or {}), attempts=r[6], owner=owner) for r in rows]
 

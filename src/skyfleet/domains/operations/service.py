@@ -138,9 +138,9 @@ def retry(session: Session, *, operation: Operation, now: datetime) -> int:
 
 def finish_if_done(session: Session, *, operation: Operation, now: datetime) -> str | None:
     """Close ``operation`` when none of its tasks is open (caller holds its row lock); the final state."""
-    by_state = dict(session.execute(
+    by_state: dict[str, int] = {state: int(n) for state, n in session.execute(
         select(Task.state, func.count()).where(Task.operation_id == operation.id).group_by(Task.state)
-    ).tuples().all())
+    ).all()}
     if any(by_state.get(state) for state in OPEN_STATES):
         operation.updated_at = now
         return None
