@@ -137,6 +137,6 @@ class Listener:
         if self._server is not None:
             self._server.close()
         if self._low is not None:
-            await self._low.shutdown(2.0)
+            await self._low.shutdown(0.25)
         if self._server is not None:
             await self._server.wait_closed()
