@@ -14,8 +14,6 @@ import requests
 
 from skyfleet.simulator import Simulator
 
-from .conftest import connect
-
 PUBLIC_KEY = "ssh-ed25519 " + base64.b64encode(b"\x00\x00\x00\x0bssh-ed25519" + b"k" * 36).decode() + " ci"
 
 

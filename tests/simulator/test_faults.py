@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import keystoneauth1.exceptions
 import openstack.exceptions

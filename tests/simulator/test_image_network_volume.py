@@ -12,7 +12,6 @@ import requests
 
 from skyfleet.simulator import Simulator
 
-
 # --- glance ----------------------------------------------------------------------------------------
 
 def test_image_upload_download_and_hashes(conn: Any) -> None:
