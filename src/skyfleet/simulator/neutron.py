@@ -7,6 +7,7 @@ module answers those calls with neutron's shapes, filters, pagination, policy an
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -329,7 +330,8 @@ async def create_port(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Response
                          device_owner=body.get("device_owner", ""), ctx=ctx, body=body)
     if isinstance(made, str):
         status, kind = (409, "IpAddressGenerationFailure") if "No more IP" in made else \
-            (409, "IpAddressInUse") if "already allocated" in made else (400, "InvalidInput")
+            (409, "IpAddressInUse") if "already allocated" in made else \
+            (400, "InvalidIpForSubnet") if "not a valid IP" in made else (400, "InvalidInput")
         return error(ctx, status, made, kind)
     made["name"] = body.get("name", "")
     return made
@@ -354,6 +356,13 @@ async def create_rule(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Response
         return error(ctx, 400, f"Invalid input for direction. Reason: {direction} is not in valid_values.",
                      "InvalidInput")
     protocol = body.get("protocol")
+    prefix = body.get("remote_ip_prefix")
+    if prefix is not None:
+        try:
+            ipaddress.ip_network(prefix, strict=False)
+        except ValueError:
+            return error(ctx, 400, f"Invalid input for remote_ip_prefix. Reason: '{prefix}' is not a valid IP "
+                                   "subnet.", "InvalidInput")
     rule = new_rule(group, direction, body.get("ethertype", "IPv4"), remote_group=body.get("remote_group_id"),
                     protocol=str(protocol) if protocol is not None else None,
                     port_min=body.get("port_range_min"), port_max=body.get("port_range_max"),

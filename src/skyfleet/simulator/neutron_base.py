@@ -134,7 +134,10 @@ def allocate_port(site: Site, project_id: str, network_id: str, *, device_id: st
             subnet = next((s for s in subnets if addr in ipaddress.ip_network(s["cidr"])), None)
         if subnet is None or subnet["network_id"] != network_id:
             return f"Invalid input for operation: Failed to allocate subnet for network {network_id}."
-        ip = allocate_ip(subnet, item.get("ip_address"))
+        wanted = item.get("ip_address")
+        if wanted and ipaddress.ip_address(wanted) not in ipaddress.ip_network(subnet["cidr"]):
+            return f"IP address {wanted} is not a valid IP for the specified subnet."
+        ip = allocate_ip(subnet, wanted)
         if ip is None:
             for done in fixed_ips:
                 neutron.subnets[done["subnet_id"]]["_allocated"].discard(done["ip_address"])

@@ -21,6 +21,12 @@ from .nova_base import as_int, error, flavor_link, not_found, policy_denied, quo
 from .state import Resource, iso
 
 router = Router()
+KNOWN_SPECS = {  # enumerated extra specs nova validates from microversion 2.86
+    "hw:cpu_policy": ("dedicated", "shared", "mixed"),
+    "hw:cpu_thread_policy": ("prefer", "isolate", "require"),
+    "hw:mem_page_size": ("small", "large", "any"),
+    "hw:numa_nodes": tuple(str(n) for n in range(1, 9)),
+}
 KEY_NAME = re.compile(r"^[a-zA-Z0-9 _.@-]{1,255}$")
 
 
@@ -156,6 +162,12 @@ async def extra_specs(ctx: Ctx) -> web.StreamResponse:
         specs = (await ctx.json()).get("extra_specs")
         if not isinstance(specs, dict):
             return error(ctx, 400, "Invalid input for field/attribute extra_specs.")
+        if ctx.at_least(2, 86):
+            for key, value in specs.items():
+                allowed = KNOWN_SPECS.get(str(key))
+                if allowed is not None and str(value) not in allowed:
+                    return error(ctx, 400, f"Validation failed; extra spec '{key}' has invalid value '{value}'; "
+                                           f"valid values are: {', '.join(allowed)}.")
         flavor["_extra_specs"].update({str(k): str(v) for k, v in specs.items()})
         return json_response({"extra_specs": {str(k): str(v) for k, v in specs.items()}})
     return json_response({"extra_specs": dict(flavor["_extra_specs"])})
