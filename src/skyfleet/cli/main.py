@@ -118,7 +118,7 @@ def events(
 
 @db_app.command("upgrade")
 def db_upgrade(db: Annotated[str | None, typer.Option("--db")] = None,
-               revision: Annotated[str, typer.Option()] = "head") -> None:
+               revision: Annotated[str, typer.Option()] = "heads") -> None:
     """Apply database migrations."""
     from skyfleet.db import migrate
 
