@@ -7,7 +7,8 @@ from alembic.migration import MigrationContext
 import skyfleet.domains.events.models
 import skyfleet.domains.operations.models
 import skyfleet.domains.schedules.models
-import skyfleet.domains.sites.models  # noqa: F401  (register tables)
+import skyfleet.domains.sites.models
+import skyfleet.domains.sync.models  # noqa: F401  (register tables)
 from skyfleet.db import migrate
 from skyfleet.db.base import Base
 

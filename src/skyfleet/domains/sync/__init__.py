@@ -1,0 +1,1 @@
+"""Desired keypairs, flavors and security groups, their placement and per-site bindings."""
