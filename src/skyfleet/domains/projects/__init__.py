@@ -1,0 +1,1 @@
+"""Global projects and how they map to each site's projects."""

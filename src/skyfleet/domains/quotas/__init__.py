@@ -1,0 +1,1 @@
+"""Global quotas: limits, classes, per-site usage and the rebalance math."""
