@@ -107,3 +107,27 @@ def test_hypervisors_forbidden_to_members(project: Tenant) -> None:
     with pytest.raises(openstack.exceptions.ForbiddenException) as err:
         list(project.conn.compute.hypervisors())
     assert err.value.status_code == 403
+    with pytest.raises(openstack.exceptions.ForbiddenException) as err:
+        list(project.conn.compute.services())
+    assert err.value.status_code == 403
+
+
+@pytest.mark.parametrize("index", SITE_INDEXES)
+def test_compute_and_volume_services_are_up(sites: list[Site], index: int) -> None:
+    """Skyfleet's health audit reads nova's and cinder's service lists (admin)."""
+    admin = sites[index].admin
+    nova = {s.binary: s for s in admin.compute.services()}
+    assert {"nova-conductor", "nova-scheduler", "nova-compute"} <= set(nova)
+    for svc in nova.values():
+        assert (svc.state, svc.status) == ("up", "enabled"), svc
+        assert isinstance(svc.host, str) and svc.host
+        assert len(svc.id) == 36  # a UUID since microversion 2.53
+        assert isinstance(svc.updated_at, str)
+    assert nova["nova-compute"].availability_zone == "nova"
+    assert nova["nova-scheduler"].availability_zone == "internal"
+
+    cinder = {s.binary: s for s in admin.block_storage.services()}
+    assert {"cinder-scheduler", "cinder-volume"} <= set(cinder)
+    for svc in cinder.values():
+        assert (svc.state, svc.status) == ("up", "enabled"), svc
+        assert isinstance(svc.host, str) and svc.host

@@ -32,6 +32,7 @@ def test_image_upload_download_checksums(project: Tenant) -> None:
         assert got.name == name
         assert got.status == "active"
         assert got.size == len(data)
+        assert got.virtual_size == len(data)  # glance inspects the upload; raw: same as size
         assert got.checksum == md5
         assert got.hash_algo == "sha512"
         assert got.hash_value == sha512
