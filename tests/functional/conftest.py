@@ -47,13 +47,13 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def live_server() -> Iterator[Callable[[Runtime], str]]:
+def live_server() -> Iterator[Callable[..., str]]:
     """Serve a runtime's app with uvicorn on a free port; returns its URL."""
     servers: list[tuple[uvicorn.Server, threading.Thread]] = []
 
-    def serve(runtime: Runtime) -> str:
+    def serve(runtime: Runtime, workers: bool = False) -> str:
         port = free_port()
-        config = uvicorn.Config(create_app(runtime, start_workers=False), host="127.0.0.1", port=port,
+        config = uvicorn.Config(create_app(runtime, start_workers=workers), host="127.0.0.1", port=port,
                                 log_config=None, access_log=False)
         server = uvicorn.Server(config)
         thread = threading.Thread(target=server.run, daemon=True)

@@ -120,3 +120,25 @@ def test_keys_rotate_reencrypts_stored_credentials(monkeypatch: pytest.MonkeyPat
 def test_global_options_may_follow_the_subcommand() -> None:
     assert hoist_global_options(["site", "show", "x", "-f", "json", "--url=http://h"]) == [
         "-f", "json", "--url=http://h", "site", "show", "x"]
+
+
+def test_operation_run_show_and_list(tmp_path: Path, sim: Simulator, live_server: Callable[..., str],
+                                     runtime_factory: Callable[..., Runtime]) -> None:
+    url = live_server(runtime_factory(None, None), workers=True)
+    clouds = tmp_path / "clouds.yaml"
+    sim.write_clouds_yaml(clouds)
+    names = sim.site_names()[:2]
+    assert cli(url, "site", "import", str(clouds), "--cloud", names[0], "--cloud", names[1],
+               "--label", "tier=edge")[0] == 0
+    code, out = cli(url, "operation", "run", "site.probe", "--selector", "tier=edge", "-f", "json")
+    assert code == 0, out
+    op = json.loads(out[out.index("{"):])
+    assert op["state"] == "succeeded" and op["counts"]["succeeded"] == 2
+    code, out = cli(url, "operation", "show", op["id"], "-f", "json")
+    assert sorted(t["site_name"] for t in json.loads(out)["tasks"]) == names
+    code, out = cli(url, "operation", "list", "-f", "json")
+    assert json.loads(out)[0]["id"] == op["id"]
+    code, out = cli(url, "operation", "run", "no.such.kind")
+    assert code == 1 and "unknown task kind" in out
+    code, out = cli(url, "operation", "retry", op["id"])
+    assert code == 1 and "409" in out

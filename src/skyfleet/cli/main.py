@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from skyfleet.cli import sites
+from skyfleet.cli import operations, sites
 from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import console, emit
@@ -21,6 +21,7 @@ db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_args_is_help=True)
 app.add_typer(sites.app, name="site")
+app.add_typer(operations.app, name="operation")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
