@@ -72,6 +72,11 @@ class Settings(BaseSettings):
     offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
     workers_enabled: bool = Field(True, description="Run the periodic workers inside `skyfleet serve`.")
 
+    # --- inventory (the global view) -----------------------------------------------------------------
+    inventory_interval: float = Field(30.0, gt=0, description="Seconds between incremental inventory refreshes.")
+    inventory_full_interval: float = Field(600.0, gt=0, description="Seconds between full inventory refreshes.")
+    inventory_concurrency: int = Field(64, ge=1, le=4096, description="Sites read at once by an inventory refresh.")
+
     # --- reconcile engine (tasks fanned out to sites) ----------------------------------------------
     engine_concurrency: int = Field(64, ge=1, le=4096, description="Tasks one process runs at once.")
     engine_per_site: int = Field(2, ge=1, le=64, description="Tasks in flight per site, fleet-wide.")

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from skyfleet import __version__
 from skyfleet.api import errors
 from skyfleet.api.deps import RuntimeDep
-from skyfleet.api.routes import events, operations, projects, sites
+from skyfleet.api.routes import events, inventory, operations, projects, sites
 from skyfleet.api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -40,6 +40,7 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None) -> FastAP
     app.include_router(events.router)
     app.include_router(operations.router)
     app.include_router(projects.router)
+    app.include_router(inventory.router)
 
     @app.get("/", tags=["meta"])
     def root() -> dict[str, Any]:

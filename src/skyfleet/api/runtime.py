@@ -12,6 +12,7 @@ from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
 from skyfleet.reconcile.health import Prober, run_audit
+from skyfleet.reconcile.inventory import inventory_jobs
 from skyfleet.reconcile.runner import EngineRunner
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
 from skyfleet.secrets import SecretBox, load_keys
@@ -36,7 +37,8 @@ class Runtime:
                          offline_after=s.offline_after_misses, prober=self.prober)
 
     def start_workers(self, *, concurrency: int | None = None) -> None:
-        jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now)]
+        jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now),
+                *inventory_jobs(self.settings, self.factory, self.box)]
         self.scheduler = Scheduler(self.factory, jobs)
         self.scheduler.start()
         self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency)

@@ -1,0 +1,1 @@
+"""The global inventory: every tenant resource observed on every site, with freshness."""
