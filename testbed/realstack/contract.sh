@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# One command for Skyfleet's contract suite against real OpenStack sites:
-# install (cached), bring the sites up (idempotent: running sites are reused),
-# run `pytest -m contract tests/contract` with SKYFLEET_CONTRACT_TARGET=real,
-# then stop everything this run started (sites and infra) unless REALSTACK_KEEP=1.
+# One command for Skyfleet's tests against real OpenStack sites:
+#   1. install (cached: a matching venv stamp makes it a no-op),
+#   2. bring the sites up (idempotent: sites already running are reused),
+#   3. run the contract suite: pytest -m contract tests/contract, SKYFLEET_CONTRACT_TARGET=real,
+#   4. run the tests marked `realstack` (Skyfleet itself against the real sites), if any,
+#   5. stop what this run started. Sites that were already up are left running,
+#      and REALSTACK_KEEP=1 leaves everything running.
 #
-# usage: contract.sh [extra pytest args...]
+# usage: contract.sh [extra pytest args for step 3...]
 # Env:
 #   REALSTACK_SITES   up.sh specs (default "site1:20000 site2:21000")
 #   REALSTACK_KEEP=1  leave the sites running afterwards
 #   SKYFLEET_PYTEST   pytest command (default: <repo>/.venv/bin/pytest, else python3 -m pytest)
-# Exit code: pytest's (or 1 if the sites did not come up).
+# Exit code: non-zero if the sites did not come up or any pytest run failed.
 set -euo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 . "$HERE/common.sh"
@@ -29,9 +32,19 @@ fi
 T0=$(date +%s)
 "$HERE/install.sh"
 T_INSTALL=$(date +%s)
-if [[ ${REALSTACK_KEEP:-0} != 1 ]]; then
+
+# Were these sites (and the infra) already running? Then they are someone's: leave them be.
+already_up=1
+for f in "$RS_INFRA/run/mysql.pid" "$RS_INFRA/run/rabbitmq.pid"; do pid_alive "$f" || already_up=0; done
+for c in "${CLOUDS[@]}"; do
+  [[ -f $RS_SITES/$c/.ready ]] && "$HERE/status.sh" "$c" > /dev/null 2>&1 || already_up=0
+done
+if [[ ${REALSTACK_KEEP:-0} != 1 ]] && ((!already_up)); then
   trap 'log "stopping sites and infra (REALSTACK_KEEP=1 keeps them)"; "$HERE/stop.sh" all || true' EXIT
+elif ((already_up)); then
+  log "sites ${CLOUDS[*]} were already running: they stay up afterwards"
 fi
+
 if ! "$HERE/up.sh" "${SPECS[@]}"; then
   for c in "${CLOUDS[@]}"; do
     grep -hE 'ERROR|CRITICAL' "$RS_SITES/$c"/log/*.log 2>/dev/null | tail -n 20 >&2 || true
@@ -41,16 +54,23 @@ fi
 T_UP=$(date +%s)
 "$HERE/status.sh" >&2 || true
 
+export OS_CLIENT_CONFIG_FILE=$RS_CLOUDS_YAML
+export SKYFLEET_CONTRACT_TARGET=real
+SKYFLEET_CONTRACT_CLOUDS=$(IFS=,; echo "${CLOUDS[*]:0:2}")
+export SKYFLEET_CONTRACT_CLOUDS
+cd "$REPO"
 rc=0
-(
-  cd "$REPO"
-  export OS_CLIENT_CONFIG_FILE=$RS_CLOUDS_YAML
-  export SKYFLEET_CONTRACT_TARGET=real
-  export SKYFLEET_CONTRACT_CLOUDS
-  SKYFLEET_CONTRACT_CLOUDS=$(IFS=,; echo "${CLOUDS[*]:0:2}")
-  "${PYTEST[@]}" -m contract tests/contract "$@"
-) || rc=$?
+"${PYTEST[@]}" -m contract tests/contract "$@" || rc=$?
+T_CONTRACT=$(date +%s)
+
+rc_real=0
+if grep -rlq --include='*.py' 'pytest.mark.realstack' tests 2> /dev/null; then
+  log "tests marked realstack (Skyfleet against the real sites)"
+  "${PYTEST[@]}" -m realstack tests || rc_real=$?
+fi
 T_END=$(date +%s)
 log "contract.sh: install $((T_INSTALL - T0))s, sites up $((T_UP - T_INSTALL))s," \
-  "tests $((T_END - T_UP))s, total $((T_END - T0))s before stop (pytest rc=$rc)"
-exit "$rc"
+  "contract suite $((T_CONTRACT - T_UP))s (rc=$rc), realstack tests $((T_END - T_CONTRACT))s (rc=$rc_real)," \
+  "total $((T_END - T0))s before stop"
+((rc == 0)) || exit "$rc"
+exit "$rc_real"
