@@ -5,6 +5,7 @@ site keeps its rows, marked stale; tenants see only their project; bad input is 
 from __future__ import annotations
 
 import io
+import json
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -183,3 +184,26 @@ def test_summary_counts_and_capacity(sim: Simulator, fleet: tuple[Runtime, TestC
     assert 0 < site3["utilization"]["vcpus"] <= 1
     assert client.post("/v1/inventory/refresh", params={"full": "true"}).json() == {
         "scheduled": "inventory-full-refresh"}
+
+
+def test_cli_lists_and_summarises(sim: Simulator, runtime_factory: Callable[..., Runtime],
+                                  live_server: Callable[[Runtime], str]) -> None:
+    from tests.functional.test_cli import cli
+
+    runtime = runtime_factory()
+    register_sites(runtime.factory, runtime.box, sim, SITES[:2])
+    boot(connect(sim, "site-0001"), "cli-vm")
+    refresh(runtime)
+    url = live_server(runtime)
+    code, out = cli(url, "--format", "json", "inventory", "list", "servers", "--name", "cli-vm")
+    assert code == 0, out
+    (row,) = json.loads(out)
+    assert (row["site"], row["status"]) == ("site-0001", "ACTIVE")
+    code, out = cli(url, "--format", "json", "inventory", "summary")
+    assert code == 0 and json.loads(out)["totals"]["servers"]["ACTIVE"] >= 1
+    code, out = cli(url, "inventory", "summary")
+    assert code == 0 and "site-0001" in out
+    code, out = cli(url, "inventory", "list", "gizmos")
+    assert code == 1 and "unknown inventory kind" in out
+    code, out = cli(url, "inventory", "refresh", "--full")
+    assert code == 0 and "inventory-full-refresh" in out

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 
-from skyfleet.cli import operations, sites
+from skyfleet.cli import inventory, operations, sites
 from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import console, emit
@@ -22,6 +22,7 @@ config_app = typer.Typer(help="Configuration.", no_args_is_help=True)
 keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_args_is_help=True)
 app.add_typer(sites.app, name="site")
 app.add_typer(operations.app, name="operation")
+app.add_typer(inventory.app, name="inventory")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
