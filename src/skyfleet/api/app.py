@@ -16,6 +16,7 @@ from skyfleet import __version__
 from skyfleet.api import errors
 from skyfleet.api.deps import RuntimeDep
 from skyfleet.api.routes import events, inventory, operations, projects, sites
+from skyfleet.api.routes import sync as sync_routes
 from skyfleet.api.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -39,6 +40,8 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None) -> FastAP
     app.include_router(sites.router)
     app.include_router(events.router)
     app.include_router(operations.router)
+    for sync_router in sync_routes.routers:
+        app.include_router(sync_router)
     app.include_router(projects.router)
     app.include_router(inventory.router)
 

@@ -18,10 +18,11 @@ Json = dict[str, Any]
 KEYPAIR_USER_MICROVERSION = "2.10"
 
 
-def _call(adapter: Any, method: str, url: str, *, body: Json | None = None, params: Json | None = None,
-          microversion: str | None = None, missing_ok: bool = False) -> Any:
+def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, *, body: Json | None = None,
+          params: Json | None = None, microversion: str | None = None, missing_ok: bool = False) -> Any:
     """One request; the decoded JSON (or {}), None for a 404 when ``missing_ok``."""
     with site_call():
+        adapter: Any = getattr(conn, service)  # building the proxy may authenticate
         response = adapter.request(url, method, json=body, params=params, microversion=microversion,
                                    raise_exc=False)
     if response.status_code == 404 and missing_ok:
@@ -39,7 +40,7 @@ def _call(adapter: Any, method: str, url: str, *, body: Json | None = None, para
 # --- identity ------------------------------------------------------------------------------------
 
 def _domain_id(conn: sdk_connection.Connection, name: str) -> str | None:
-    found = _call(conn.identity, "GET", "/domains", params={"name": name})["domains"]
+    found = _call(conn, "identity", "GET", "/domains", params={"name": name})["domains"]
     return str(found[0]["id"]) if found else None
 
 
@@ -47,15 +48,14 @@ def find_identity(conn: sdk_connection.Connection, collection: str, *, ident: st
                   domain_name: str | None) -> str | None:
     """The id in this site of a project or user (``collection`` "projects"/"users"): by id first (a
     site sharing the home Keystone), then by name in the same-named domain; None when absent."""
-    if ident:
-        if _call(conn.identity, "GET", f"/{collection}/{ident}", missing_ok=True) is not None:
-            return ident
+    if ident and _call(conn, "identity", "GET", f"/{collection}/{ident}", missing_ok=True) is not None:
+        return ident
     if not name:
         return None
     domain = _domain_id(conn, domain_name or "Default")
     if domain is None:
         return None
-    found = _call(conn.identity, "GET", f"/{collection}", params={"name": name, "domain_id": domain})
+    found = _call(conn, "identity", "GET", f"/{collection}", params={"name": name, "domain_id": domain})
     rows = found[collection]
     return str(rows[0]["id"]) if rows else None
 
@@ -70,7 +70,7 @@ def current_ids(conn: sdk_connection.Connection) -> tuple[str, str]:
 
 def get_keypair(conn: sdk_connection.Connection, name: str, *, user_id: str | None) -> Json | None:
     params = {"user_id": user_id} if user_id else None
-    found = _call(conn.compute, "GET", f"/os-keypairs/{name}", params=params,
+    found = _call(conn, "compute", "GET", f"/os-keypairs/{name}", params=params,
                   microversion=KEYPAIR_USER_MICROVERSION, missing_ok=True)
     return None if found is None else dict(found["keypair"])
 
@@ -79,13 +79,13 @@ def create_keypair(conn: sdk_connection.Connection, *, name: str, public_key: st
     body: Json = {"name": name, "public_key": public_key}
     if user_id:
         body["user_id"] = user_id
-    return dict(_call(conn.compute, "POST", "/os-keypairs", body={"keypair": body},
+    return dict(_call(conn, "compute", "POST", "/os-keypairs", body={"keypair": body},
                       microversion=KEYPAIR_USER_MICROVERSION)["keypair"])
 
 
 def delete_keypair(conn: sdk_connection.Connection, name: str, *, user_id: str | None) -> bool:
     params = {"user_id": user_id} if user_id else None
-    return _call(conn.compute, "DELETE", f"/os-keypairs/{name}", params=params,
+    return _call(conn, "compute", "DELETE", f"/os-keypairs/{name}", params=params,
                  microversion=KEYPAIR_USER_MICROVERSION, missing_ok=True) is not None
 
 
@@ -93,46 +93,46 @@ def delete_keypair(conn: sdk_connection.Connection, name: str, *, user_id: str |
 
 def find_flavor(conn: sdk_connection.Connection, name: str) -> Json | None:
     """The flavor named ``name`` (public or private) with its extra specs and access list."""
-    flavors = _call(conn.compute, "GET", "/flavors/detail", params={"is_public": "None"})["flavors"]
+    flavors = _call(conn, "compute", "GET", "/flavors/detail", params={"is_public": "None"})["flavors"]
     flavor = next((f for f in flavors if f.get("name") == name), None)
     if flavor is None:
         return None
     fid = flavor["id"]
-    specs = _call(conn.compute, "GET", f"/flavors/{fid}/os-extra_specs", missing_ok=True) or {}
+    specs = _call(conn, "compute", "GET", f"/flavors/{fid}/os-extra_specs", missing_ok=True) or {}
     flavor["extra_specs"] = dict(specs.get("extra_specs") or {})
     flavor["access"] = []
     if not flavor.get("os-flavor-access:is_public", True):
-        access = _call(conn.compute, "GET", f"/flavors/{fid}/os-flavor-access", missing_ok=True) or {}
+        access = _call(conn, "compute", "GET", f"/flavors/{fid}/os-flavor-access", missing_ok=True) or {}
         flavor["access"] = sorted(a["tenant_id"] for a in access.get("flavor_access", []))
     return dict(flavor)
 
 
 def create_flavor(conn: sdk_connection.Connection, body: Json) -> Json:
-    return dict(_call(conn.compute, "POST", "/flavors", body={"flavor": body})["flavor"])
+    return dict(_call(conn, "compute", "POST", "/flavors", body={"flavor": body})["flavor"])
 
 
 def delete_flavor(conn: sdk_connection.Connection, flavor_id: str) -> bool:
-    return _call(conn.compute, "DELETE", f"/flavors/{flavor_id}", missing_ok=True) is not None
+    return _call(conn, "compute", "DELETE", f"/flavors/{flavor_id}", missing_ok=True) is not None
 
 
 def set_extra_specs(conn: sdk_connection.Connection, flavor_id: str, specs: dict[str, str]) -> None:
     if specs:
-        _call(conn.compute, "POST", f"/flavors/{flavor_id}/os-extra_specs", body={"extra_specs": specs})
+        _call(conn, "compute", "POST", f"/flavors/{flavor_id}/os-extra_specs", body={"extra_specs": specs})
 
 
 def unset_extra_spec(conn: sdk_connection.Connection, flavor_id: str, key: str) -> None:
-    _call(conn.compute, "DELETE", f"/flavors/{flavor_id}/os-extra_specs/{key}", missing_ok=True)
+    _call(conn, "compute", "DELETE", f"/flavors/{flavor_id}/os-extra_specs/{key}", missing_ok=True)
 
 
 def flavor_access(conn: sdk_connection.Connection, flavor_id: str, project_id: str, *, add: bool) -> None:
     action = "addTenantAccess" if add else "removeTenantAccess"
-    _call(conn.compute, "POST", f"/flavors/{flavor_id}/action", body={action: {"tenant": project_id}})
+    _call(conn, "compute", "POST", f"/flavors/{flavor_id}/action", body={action: {"tenant": project_id}})
 
 
 # --- security groups -----------------------------------------------------------------------------
 
 def find_security_group(conn: sdk_connection.Connection, name: str, project_id: str) -> Json | None:
-    found = _call(conn.network, "GET", "/security-groups",
+    found = _call(conn, "network", "GET", "/security-groups",
                   params={"name": name, "project_id": project_id})["security_groups"]
     return dict(found[0]) if found else None
 
@@ -140,22 +140,22 @@ def find_security_group(conn: sdk_connection.Connection, name: str, project_id: 
 def create_security_group(conn: sdk_connection.Connection, *, name: str, description: str,
                           project_id: str) -> Json:
     body = {"name": name, "description": description, "project_id": project_id}
-    return dict(_call(conn.network, "POST", "/security-groups", body={"security_group": body})["security_group"])
+    return dict(_call(conn, "network", "POST", "/security-groups", body={"security_group": body})["security_group"])
 
 
 def update_security_group(conn: sdk_connection.Connection, group_id: str, *, description: str) -> None:
-    _call(conn.network, "PUT", f"/security-groups/{group_id}",
+    _call(conn, "network", "PUT", f"/security-groups/{group_id}",
           body={"security_group": {"description": description}})
 
 
 def delete_security_group(conn: sdk_connection.Connection, group_id: str) -> bool:
-    return _call(conn.network, "DELETE", f"/security-groups/{group_id}", missing_ok=True) is not None
+    return _call(conn, "network", "DELETE", f"/security-groups/{group_id}", missing_ok=True) is not None
 
 
 def create_rule(conn: sdk_connection.Connection, body: Json) -> Json:
-    return dict(_call(conn.network, "POST", "/security-group-rules",
+    return dict(_call(conn, "network", "POST", "/security-group-rules",
                       body={"security_group_rule": body})["security_group_rule"])
 
 
 def delete_rule(conn: sdk_connection.Connection, rule_id: str) -> None:
-    _call(conn.network, "DELETE", f"/security-group-rules/{rule_id}", missing_ok=True)
+    _call(conn, "network", "DELETE", f"/security-group-rules/{rule_id}", missing_ok=True)

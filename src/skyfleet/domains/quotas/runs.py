@@ -1,0 +1,68 @@
+"""Submit quota operations whose tasks each carry their own site's payload, and read them back.
+
+Why it exists: ``operations.submit`` gives every task the same payload, but a quota task lists its
+site's projects with the ids and limits of that site. Same rows, same states, same engine; only the
+payload differs per task. Results are read back into ``quota_site_states`` by ``ingest``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.orm import Session
+
+from skyfleet.db.base import new_id
+from skyfleet.domains.operations.models import OPEN_STATES, PENDING, RUNNING, SUCCEEDED, Operation, Task
+from skyfleet.domains.operations.service import SiteRef
+from skyfleet.domains.quotas import service as quotas
+from skyfleet.domains.quotas.models import QuotaRun
+
+
+def submit(session: Session, *, kind: str, payloads: Mapping[SiteRef, dict[str, Any]], summary: dict[str, Any],
+           user_id: str | None, project_id: str | None, now: datetime) -> Operation:
+    """An operation with one pending task per site, each with its own payload (flushed, not committed)."""
+    operation = Operation(kind=kind, state=RUNNING if payloads else SUCCEEDED, user_id=user_id,
+                          project_id=project_id, payload=summary, total=len(payloads), created_at=now,
+                          updated_at=now, finished_at=None if payloads else now)
+    session.add(operation)
+    session.flush()
+    if payloads:
+        session.execute(insert(Task), [
+            {"id": new_id(), "operation_id": operation.id, "site_id": site.id, "site_name": site.name,
+             "kind": kind, "payload": payload, "state": PENDING, "attempts": 0, "next_attempt_at": now,
+             "created_at": now, "updated_at": now} for site, payload in payloads.items()])
+        session.add(QuotaRun(operation_id=operation.id, kind=kind, created_at=now))
+    return operation
+
+
+def ingest(session: Session, *, now: datetime) -> int:
+    """Read finished quota tasks into the site states; a run is done once its operation is. Returns tasks read."""
+    runs = list(session.scalars(select(QuotaRun).where(QuotaRun.ingested_at.is_(None))
+                                .order_by(QuotaRun.created_at)))
+    read = 0
+    for run in runs:
+        tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error)
+                                .where(Task.operation_id == run.operation_id)).all()
+        for site_id, state, result, finished_at, error in tasks:
+            if state in OPEN_STATES:
+                continue
+            read += 1
+            for project_id, observed in ((result or {}).get("projects") or {}).items():
+                if project_id.startswith("_"):
+                    continue
+                at = finished_at or now
+                if run.kind == "quota.collect":
+                    quotas.record_observation(session, project_id=project_id, site_id=site_id,
+                                              observed=observed, at=at)
+                elif "applied" in observed:
+                    quotas.record_applied(session, project_id=project_id, site_id=site_id,
+                                          limits=observed["applied"], at=at)
+            if state != SUCCEEDED and error:
+                quotas.record_site_error(session, site_id=site_id, payload_projects=None, error=error)
+        if all(state not in OPEN_STATES for _, state, *_ in tasks):
+            run.ingested_at = now
+    session.flush()
+    return read

@@ -1,0 +1,169 @@
+"""Global limits, defaults and classes; per-site observations and the rebalance plan.
+
+Keyword-only functions over an explicit session; the caller commits. Effective limits of a project
+are the defaults (class ``default``, else the built-in OpenStack defaults), then its class, then its
+own overrides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from skyfleet.db.base import utcnow
+from skyfleet.domains.quotas.models import QuotaClass, QuotaProject, QuotaSiteState
+from skyfleet.domains.quotas.schemas import BUILTIN_DEFAULTS, ClassOut, Limits, QuotaOut, QuotaUpdate
+from skyfleet.errors import Invalid, NotFound
+
+DEFAULT_CLASS = "default"
+
+
+def defaults(session: Session) -> Limits:
+    row = session.get(QuotaClass, DEFAULT_CLASS)
+    return {**BUILTIN_DEFAULTS, **(row.limits if row else {})}
+
+
+def get_class(session: Session, name: str) -> ClassOut:
+    if name == DEFAULT_CLASS:
+        return ClassOut(name=name, limits=defaults(session))
+    row = session.get(QuotaClass, name)
+    if row is None:
+        raise NotFound(f"no quota class {name!r}")
+    return ClassOut(name=name, limits={**defaults(session), **row.limits})
+
+
+def list_classes(session: Session) -> list[ClassOut]:
+    names = set(session.scalars(select(QuotaClass.name))) | {DEFAULT_CLASS}
+    return [get_class(session, n) for n in sorted(names)]
+
+
+def set_class(session: Session, *, name: str, limits: Limits, now: datetime | None = None) -> ClassOut:
+    """Create a class or merge ``limits`` into it."""
+    now = now or utcnow()
+    row = session.get(QuotaClass, name)
+    if row is None:
+        row = QuotaClass(name=name, limits={}, created_at=now, updated_at=now)
+        session.add(row)
+    row.limits, row.updated_at = {**row.limits, **limits}, now
+    session.flush()
+    return get_class(session, name)
+
+
+def delete_class(session: Session, *, name: str) -> None:
+    if session.get(QuotaClass, name) is None:
+        raise NotFound(f"no quota class {name!r}")
+    session.execute(delete(QuotaClass).where(QuotaClass.name == name))
+
+
+def effective_limits(session: Session, row: QuotaProject | None) -> Limits:
+    limits = defaults(session)
+    if row is None:
+        return limits
+    if row.quota_class and row.quota_class != DEFAULT_CLASS:
+        cls = session.get(QuotaClass, row.quota_class)
+        limits.update(cls.limits if cls else {})
+    limits.update(row.overrides)
+    return limits
+
+
+def to_out(session: Session, project_id: str, row: QuotaProject | None) -> QuotaOut:
+    return QuotaOut(
+        project_id=project_id, project_name=row.project_name if row else None,
+        domain_name=row.domain_name if row else "Default", quota_class=row.quota_class if row else None,
+        mode=row.mode if row else "hard", policy=row.policy if row else "proportional",
+        weights=dict(row.weights) if row else {}, overrides=dict(row.overrides) if row else {},
+        limits=effective_limits(session, row))
+
+
+def get_quota(session: Session, *, project_id: str) -> QuotaOut:
+    return to_out(session, project_id, session.get(QuotaProject, project_id))
+
+
+def set_quota(session: Session, *, project_id: str, data: QuotaUpdate, now: datetime | None = None) -> QuotaOut:
+    """Create or change the project's global quota (overrides are merged)."""
+    now = now or utcnow()
+    if data.quota_class and data.quota_class != DEFAULT_CLASS and session.get(QuotaClass, data.quota_class) is None:
+        raise Invalid(f"no quota class {data.quota_class!r}")
+    row = session.get(QuotaProject, project_id)
+    if row is None:
+        row = QuotaProject(project_id=project_id, domain_name="Default", mode="hard", policy="proportional",
+                           weights={}, overrides={}, breached={}, created_at=now, updated_at=now)
+        session.add(row)
+    row.overrides = {**row.overrides, **data.limits}
+    for attr in ("quota_class", "mode", "policy", "weights", "project_name", "domain_name"):
+        value = getattr(data, attr)
+        if value is not None:
+            setattr(row, attr, value)
+    row.updated_at = now
+    session.flush()
+    return to_out(session, project_id, row)
+
+
+def delete_quota(session: Session, *, project_id: str) -> None:
+    """Forget the project's overrides: its limits return to the defaults. Site limits stay as written."""
+    row = session.get(QuotaProject, project_id)
+    if row is None:
+        raise NotFound(f"project {project_id!r} has no global quota")
+    session.delete(row)
+
+
+def managed_projects(session: Session, project_ids: Sequence[str] | None = None) -> list[QuotaProject]:
+    query = select(QuotaProject).order_by(QuotaProject.project_id)
+    if project_ids is not None:
+        query = query.where(QuotaProject.project_id.in_(project_ids))
+    return list(session.scalars(query))
+
+
+def site_states(session: Session, *, project_ids: Sequence[str]) -> dict[str, list[QuotaSiteState]]:
+    out: dict[str, list[QuotaSiteState]] = {p: [] for p in project_ids}
+    if project_ids:
+        for row in session.scalars(select(QuotaSiteState).where(QuotaSiteState.project_id.in_(project_ids))):
+            out[row.project_id].append(row)
+    return out
+
+
+def record_observation(session: Session, *, project_id: str, site_id: str, observed: dict[str, Any],
+                       at: datetime) -> None:
+    """Store what a site said (usage, limits, remote id) unless a newer observation is already stored."""
+    row = session.get(QuotaSiteState, (project_id, site_id))
+    if row is None:
+        row = QuotaSiteState(project_id=project_id, site_id=site_id, usage={}, limits={}, applied={})
+        session.add(row)
+    elif row.observed_at is not None and row.observed_at > at:
+        return
+    if observed.get("error"):
+        row.last_error = str(observed["error"])[:2000]
+        return
+    row.remote_project_id = observed.get("remote_project_id") or row.remote_project_id
+    row.usage, row.limits = dict(observed.get("usage", {})), dict(observed.get("limits", {}))
+    row.observed_at, row.last_error = at, None
+
+
+def record_applied(session: Session, *, project_id: str, site_id: str, limits: Limits, at: datetime) -> None:
+    row = session.get(QuotaSiteState, (project_id, site_id))
+    if row is None:
+        row = QuotaSiteState(project_id=project_id, site_id=site_id, usage={}, limits={}, applied={})
+        session.add(row)
+    row.applied, row.applied_at = {**row.applied, **limits}, at
+    row.limits = {**row.limits, **limits}
+
+
+def record_site_error(session: Session, *, site_id: str, payload_projects: Sequence[str] | None,
+                      error: str) -> None:
+    """A site's quota task failed: keep its last known usage and limits, and say why."""
+    query = select(QuotaSiteState).where(QuotaSiteState.site_id == site_id)
+    if payload_projects is not None:
+        query = query.where(QuotaSiteState.project_id.in_(payload_projects))
+    for row in session.scalars(query):
+        row.last_error = error[:2000]
+
+
+def get_managed(session: Session, *, project_id: str) -> QuotaProject:
+    row = session.get(QuotaProject, project_id)
+    if row is None:
+        raise NotFound(f"project {project_id!r} has no global quota; PUT /v1/quotas/{project_id} first")
+    return row

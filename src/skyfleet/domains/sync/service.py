@@ -1,0 +1,128 @@
+"""Desired resources and their bindings: declare, change, delete, converge, fold task outcomes.
+
+Keyword-only functions over an explicit session; the caller commits. ``converge`` turns a resource
+into one engine operation (ensure on each placed site, delete on each site that left the
+placement) and points every binding at its task; ``fold`` copies finished task results back into
+the bindings (remote id, ownership, status). Ownership is only ever learnt from a task that created
+the copy, so a delete never reaches what Skyfleet adopted unless ``purge`` is asked.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from skyfleet.domains.selectors import parse_selector
+from skyfleet.domains.sites import service as sites
+from skyfleet.domains.sites.models import Site
+from skyfleet.domains.sync.models import ACTIVE, DELETING, SyncResource
+from skyfleet.domains.sync.schemas import Placement, ResourceCreate, ResourceUpdate
+from skyfleet.errors import Conflict, Invalid, NotFound
+
+TASK_KIND = {"keypair": "sync.keypair", "flavor": "sync.flavor", "security_group": "sync.security_group"}
+GONE = ("deleted", "absent", "kept")
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who declares a resource (from the API principal)."""
+
+    user_id: str | None
+    user_name: str | None
+    project_id: str | None
+    project_name: str | None
+    is_admin: bool
+    real_user: bool = True  # False in noauth mode: there is no user to map onto sites
+
+
+def create(session: Session, *, kind: str, data: ResourceCreate, spec: dict[str, Any], caller: Caller,
+           now: datetime) -> SyncResource:
+    """Record a desired resource (``spec`` already validated by its kind)."""
+    owner = {"user_id": caller.user_id, "user_name": caller.user_name, "project_id": caller.project_id,
+             "project_name": caller.project_name, "real_user": caller.real_user}
+    resource = SyncResource(kind=kind, name=str(spec["name"]), scope=_scope(kind, caller), owner=owner,
+                            spec=spec, placement=data.placement.model_dump(exclude_none=True),
+                            options={"force": data.force, "replace": data.replace, "owner": data.owner},
+                            state=ACTIVE, generation=1, created_at=now, updated_at=now)
+    session.add(resource)
+    try:
+        session.flush()
+    except IntegrityError as exc:
+        raise Conflict(f"a desired {kind} named {resource.name!r} already exists") from exc
+    return resource
+
+
+def _scope(kind: str, caller: Caller) -> str:
+    return "" if kind == "flavor" else (caller.project_id or "")
+
+
+def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bool = False) -> SyncResource:
+    """A resource by id or name that the caller may see (tenants: their project's)."""
+    query = select(SyncResource).where(SyncResource.kind == kind,
+                                       (SyncResource.id == ref) | (SyncResource.name == ref))
+    if not caller.is_admin and kind != "flavor":
+        query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    if for_update:
+        query = query.with_for_update()
+    rows = list(session.scalars(query))
+    if len(rows) > 1:
+        raise Conflict(f"{len(rows)} {kind}s are named {ref!r} (in several projects); use the id")
+    if not rows:
+        raise NotFound(f"no desired {kind} {ref!r}")
+    return rows[0]
+
+
+def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
+                   marker: str | None) -> tuple[list[SyncResource], str | None]:
+    query = select(SyncResource).where(SyncResource.kind == kind)
+    if not caller.is_admin and kind != "flavor":
+        query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    if marker:
+        query = query.where(SyncResource.id > marker)
+    rows = list(session.scalars(query.order_by(SyncResource.id).limit(limit + 1)))
+    return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def placed_sites(session: Session, placement: dict[str, Any]) -> list[Site]:
+    """The managed sites a placement selects now; :class:`Invalid` for an unknown site name."""
+    if placement.get("sites") is not None:
+        found = []
+        for ref in dict.fromkeys(placement["sites"]):
+            try:
+                found.append(sites.get_site(session, ref))
+            except NotFound:
+                raise Invalid(f"placement.sites: no site {ref!r}") from None
+        return [s for s in found if s.managed]
+    filters = sites.SiteFilter(selector=parse_selector(placement.get("selector") or ""),
+                               group=placement.get("group"), managed=True)
+    return list(session.scalars(sites.site_query(filters).order_by(Site.name)))
+
+
+def validate_placement(session: Session, placement: Placement) -> None:
+    placed_sites(session, placement.model_dump(exclude_none=True))
+
+
+def update(session: Session, *, resource: SyncResource, data: ResourceUpdate, spec: dict[str, Any] | None,
+           now: datetime) -> None:
+    """Change a resource (its name is its identity and cannot change); bumps the generation."""
+    if resource.state == DELETING:
+        raise Conflict(f"{resource.kind} {resource.name!r} is being deleted")
+    if spec is not None:
+        if spec["name"] != resource.name:
+            raise Invalid("spec.name cannot change; delete and declare a new resource")
+        resource.spec = spec
+    if data.placement is not None:
+        validate_placement(session, data.placement)
+        resource.placement = data.placement.model_dump(exclude_none=True)
+    options = dict(resource.options)
+    for key in ("force", "replace"):
+        if getattr(data, key) is not None:
+            options[key] = getattr(data, key)
+    resource.options = options
+    resource.generation += 1
+    resource.updated_at = now

@@ -1,0 +1,144 @@
+"""Global quota rounds: collect usage from every site, then write per-site limits so the global
+limit holds. Both go through the engine as operations with per-site tasks (bounded, isolated).
+
+Why it exists: it joins the store (limits, last observations, mappings) with the rebalance math and
+turns the result into ``quota.collect`` and ``quota.apply`` tasks. A round is: read back finished
+tasks (``ingest``), write limits that changed (``rebalance``), start a new collection (``collect``).
+Offline sites get no task: their last known usage and limit are held in the math, and their next
+collection happens on the first round after they come back (or join).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skyfleet.domains.events import service as events
+from skyfleet.domains.operations.models import Operation
+from skyfleet.domains.operations.service import SiteRef
+from skyfleet.domains.projects import service as projects
+from skyfleet.domains.quotas import rebalance, runs
+from skyfleet.domains.quotas import service as quotas
+from skyfleet.domains.quotas.models import QuotaProject, QuotaSiteState
+from skyfleet.domains.sites.models import Site
+
+OFFLINE = "offline"
+
+
+def _sites(session: Session) -> list[Site]:
+    return list(session.scalars(select(Site).where(Site.managed.is_(True)).order_by(Site.name)))
+
+
+def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str, str], str],
+         state: QuotaSiteState | None) -> dict[str, Any]:
+    remote = explicit.get((project.project_id, site.id))
+    if remote is None and projects.shares_home_keystone(site, home):
+        remote = project.project_id
+    if remote is None and state is not None:
+        remote = state.remote_project_id  # found by name before
+    return {"project_id": project.project_id, "remote_project_id": remote,
+            "project_name": project.project_name, "domain_name": project.domain_name}
+
+
+def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
+            user_id: str | None = None, requester: str | None = None) -> Operation | None:
+    """Start a ``quota.collect`` operation over the online sites (None: nothing to collect)."""
+    chosen = quotas.managed_projects(session, project_ids)
+    if not chosen:
+        return None
+    ids = [p.project_id for p in chosen]
+    explicit = projects.explicit_mappings(session, project_ids=ids)
+    states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=ids).values()
+              for s in rows}
+    payloads = {SiteRef(site.id, site.name): {"projects": [_ref(p, site, home_auth_url, explicit,
+                                                                states.get((p.project_id, site.id)))
+                                                           for p in chosen]}
+                for site in _sites(session) if site.availability != OFFLINE}
+    return runs.submit(session, kind="quota.collect", payloads=payloads, user_id=user_id, project_id=requester,
+                       summary={"projects": ids[:50], "project_count": len(ids)}, now=now)
+
+
+@dataclass
+class Planned:
+    writes: dict[str, dict[str, dict[str, int]]]  # site id -> project id -> limits to write
+    breaches: dict[str, dict[str, Any]]  # project id -> resource -> {limit, usage}
+
+
+def _current(state: QuotaSiteState) -> dict[str, int]:
+    if state.applied_at is not None and (state.observed_at is None or state.applied_at >= state.observed_at):
+        return {**state.limits, **state.applied}
+    return dict(state.limits)
+
+
+def plan(session: Session, *, project_ids: Sequence[str] | None = None) -> Planned:
+    """The limits to write (only those that differ from what the site has) and the global breaches."""
+    chosen = quotas.managed_projects(session, project_ids)
+    sites = {s.id: s for s in _sites(session)}
+    states = quotas.site_states(session, project_ids=[p.project_id for p in chosen])
+    out = Planned(writes={}, breaches={})
+    for project in chosen:
+        limits = quotas.effective_limits(session, project)
+        observed = [s for s in states[project.project_id] if s.observed_at is not None and s.site_id in sites]
+        usage = {s.site_id: {k: int(v) for k, v in s.usage.items()} for s in observed}
+        held = {s.site_id: _current(s) for s in observed if sites[s.site_id].availability == OFFLINE}
+        weights = {s.site_id: float(project.weights.get(sites[s.site_id].name, 1.0)) for s in observed}
+        target = rebalance.plan_project(project.mode, project.policy, limits, usage, held, weights)
+        by_site = {s.site_id: s for s in observed}
+        for site_id, wanted in target.items():
+            current = _current(by_site[site_id])
+            changed = {k: v for k, v in wanted.items() if current.get(k) != v}
+            if changed:
+                out.writes.setdefault(site_id, {})[project.project_id] = changed
+        totals = {k: sum(u.get(k, 0) for u in usage.values()) for k in limits}
+        over = {k: {"limit": v, "usage": totals[k]} for k, v in limits.items() if 0 <= v < totals[k]}
+        out.breaches[project.project_id] = over
+    return out
+
+
+def _record_breaches(session: Session, breaches: dict[str, dict[str, Any]], now: datetime) -> None:
+    for project in quotas.managed_projects(session, list(breaches)):
+        over = breaches[project.project_id]
+        new = sorted(set(over) - set(project.breached))
+        if new:
+            events.record(session, kind="quota.breached", severity="warning", project_id=project.project_id,
+                          at=now, details={"over": {k: over[k] for k in new}, "mode": project.mode},
+                          message=f"project {project.project_id} uses more than its global limit of "
+                          + ", ".join(f"{k} ({over[k]['usage']} > {over[k]['limit']})" for k in new))
+        if set(over) != set(project.breached):
+            project.breached = over
+
+
+def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
+                  project_ids: Sequence[str] | None = None) -> Operation | None:
+    """Start a ``quota.apply`` operation for every site whose limits must change (None: none must)."""
+    planned = plan(session, project_ids=project_ids)
+    _record_breaches(session, planned.breaches, now)
+    if not planned.writes:
+        return None
+    chosen = {p.project_id: p for p in quotas.managed_projects(session, project_ids)}
+    explicit = projects.explicit_mappings(session, project_ids=list(chosen))
+    states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=list(chosen))
+              .values() for s in rows}
+    sites = {s.id: s for s in _sites(session)}
+    payloads = {}
+    for site_id, by_project in planned.writes.items():
+        site = sites[site_id]
+        payloads[SiteRef(site.id, site.name)] = {"projects": [
+            {**_ref(chosen[pid], site, home_auth_url, explicit, states.get((pid, site_id))), "limits": limits}
+            for pid, limits in sorted(by_project.items())]}
+    return runs.submit(session, kind="quota.apply", payloads=payloads, user_id=None, project_id=None, now=now,
+                       summary={"sites": len(payloads), "writes": sum(len(v) for v in planned.writes.values())})
+
+
+def round_(session: Session, *, home_auth_url: str, now: datetime) -> dict[str, Any]:
+    """One periodic round: read back, rebalance, collect again."""
+    read = runs.ingest(session, now=now)
+    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now)
+    collected = collect(session, home_auth_url=home_auth_url, now=now)
+    return {"tasks_read": read, "apply": applied.id if applied else None,
+            "collect": collected.id if collected else None}

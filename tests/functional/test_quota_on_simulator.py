@@ -1,0 +1,158 @@
+"""Global quota on simulated sites through the engine: usage moving, a site offline, a limit cut
+below usage, and the overshoot Kingbird allowed, all through the API."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+from tests.engine_support import register_sites
+
+from skyfleet.api.app import create_app
+from skyfleet.api.runtime import Runtime
+from skyfleet.db.base import utcnow
+from skyfleet.db.engine import transaction
+from skyfleet.domains.sites.models import Site
+from skyfleet.reconcile import quota as rounds
+from skyfleet.reconcile.engine import Engine, EngineConfig
+from skyfleet.simulator import Simulator
+
+SITES = ("site-0001", "site-0002", "site-0003")
+
+
+def demo_id(sim: Simulator, site: str) -> str:
+    return next(p["id"] for p in sim.state(site).keystone.projects.values() if p["name"] == "demo")
+
+
+def set_cores(sim: Simulator, site: str, cores: int) -> None:
+    """Usage behind Skyfleet's back: the demo project runs servers totalling ``cores`` vCPUs."""
+    servers = sim.state(site).nova.servers
+    pid = demo_id(sim, site)
+    for key in [k for k, s in servers.items() if s.get("tenant_id") == pid]:
+        del servers[key]
+    if cores:
+        servers[str(uuid.uuid4())] = {"tenant_id": pid, "_vcpus": cores, "_ram": 512 * cores, "id": "x"}
+
+
+def nova_limit(sim: Simulator, site: str, key: str = "cores") -> int | None:
+    value = sim.state(site).nova.quotas.get(demo_id(sim, site), {}).get(key)
+    return None if value is None else int(value)
+
+
+class Fleet:
+    def __init__(self, runtime: Runtime, client: TestClient) -> None:
+        self.runtime, self.client = runtime, client
+        self.engine = Engine(runtime.factory, box=runtime.box, config=EngineConfig(site_timeout=5))
+
+    def round(self) -> dict[str, Any]:
+        """One quota round then the engine until idle, twice (collect, then apply what it showed)."""
+        out: dict[str, Any] = {}
+        for _ in range(2):
+            with transaction(self.runtime.factory) as session:
+                out = rounds.round_(session, home_auth_url="", now=utcnow())
+            self.engine.run_until_idle()
+        with transaction(self.runtime.factory) as session:
+            rounds.runs.ingest(session, now=utcnow())
+        return out
+
+    def availability(self, site: str, value: str) -> None:
+        with transaction(self.runtime.factory) as session:
+            session.execute(update(Site).where(Site.name == site).values(availability=value))
+
+
+@pytest.fixture
+def fleet(sim: Simulator, runtime_factory: Callable[..., Runtime]) -> Iterator[Fleet]:
+    runtime = runtime_factory()
+    register_sites(runtime.factory, runtime.box, sim, SITES)
+    for site in SITES:
+        set_cores(sim, site, 0)
+        sim.state(site).nova.quotas.pop(demo_id(sim, site), None)
+    with TestClient(create_app(runtime, start_workers=False)) as client:
+        assert client.put("/v1/quotas/g-demo", json={"limits": {"cores": 30}, "project_name": "demo",
+                                                     "mode": "hard", "policy": "even"}).status_code == 200
+        yield Fleet(runtime, client)
+
+
+def test_hard_mode_writes_limits_that_add_up_to_the_global_limit(sim: Simulator, fleet: Fleet) -> None:
+    set_cores(sim, "site-0001", 6)
+    fleet.round()
+    limits = {s: nova_limit(sim, s) for s in SITES}
+    assert sum(v or 0 for v in limits.values()) == 30
+    assert limits["site-0001"] is not None and limits["site-0001"] >= 6
+    usage = fleet.client.get("/v1/quotas/g-demo/usage").json()
+    assert usage["usage"]["cores"] == 6 and usage["limits"]["cores"] == 30
+    assert {s["site_name"] for s in usage["sites"]} == set(SITES)
+    assert all(s["observed_at"] for s in usage["sites"])
+    assert {s["remote_project_id"] for s in usage["sites"]} == {demo_id(sim, s) for s in SITES}
+    # usage moves: the limits follow, and still add up
+    set_cores(sim, "site-0002", 12)
+    fleet.round()
+    limits = {s: nova_limit(sim, s) for s in SITES}
+    assert sum(v or 0 for v in limits.values()) == 30 and (limits["site-0002"] or 0) >= 12
+
+
+def test_offline_site_is_held_and_others_still_rebalance(sim: Simulator, fleet: Fleet) -> None:
+    fleet.round()
+    held = nova_limit(sim, "site-0003")
+    assert held == 10
+    fleet.availability("site-0003", "offline")
+    sim.set_faults("site-0003", down=True)
+    set_cores(sim, "site-0001", 15)
+    fleet.round()
+    assert nova_limit(sim, "site-0003") == held
+    assert nova_limit(sim, "site-0001") >= 15  # type: ignore[operator]
+    assert (nova_limit(sim, "site-0001") or 0) + (nova_limit(sim, "site-0002") or 0) == 30 - held
+    usage = fleet.client.get("/v1/quotas/g-demo/usage").json()
+    offline = next(s for s in usage["sites"] if s["site_name"] == "site-0003")
+    assert offline["availability"] == "offline" and offline["applied"]["cores"] == held
+
+
+def test_limit_lowered_below_usage_is_reported_and_nothing_deleted(sim: Simulator, fleet: Fleet) -> None:
+    set_cores(sim, "site-0001", 8)
+    set_cores(sim, "site-0002", 8)
+    fleet.round()
+    assert fleet.client.put("/v1/quotas/g-demo", json={"limits": {"cores": 10}}).status_code == 200
+    fleet.round()
+    assert nova_limit(sim, "site-0001") == 8 and nova_limit(sim, "site-0002") == 8
+    assert nova_limit(sim, "site-0003") == 0
+    assert len([s for s in sim.state("site-0001").nova.servers.values()
+                if s["tenant_id"] == demo_id(sim, "site-0001")]) == 1
+    usage = fleet.client.get("/v1/quotas/g-demo/usage").json()
+    assert usage["over_limit"] == ["cores"]
+    events = fleet.client.get("/v1/events?kind=quota.breached").json()["events"]
+    assert len(events) == 1 and events[0]["project_id"] == "g-demo"
+
+
+def test_soft_mode_gives_every_site_the_whole_headroom(sim: Simulator, fleet: Fleet) -> None:
+    fleet.client.put("/v1/quotas/g-demo", json={"mode": "soft"})
+    set_cores(sim, "site-0001", 4)
+    fleet.round()
+    assert [nova_limit(sim, s) for s in SITES] == [30, 26, 26]
+
+
+def test_kingbird_overshoot_comparison_on_sites(sim: Simulator, fleet: Fleet) -> None:
+    """Each site fills its own limit: soft (Kingbird's rule) reaches 3x the limit, hard mode never passes it."""
+    totals = {}
+    for mode in ("soft", "hard"):
+        for site in SITES:
+            set_cores(sim, site, 0)
+        fleet.client.put("/v1/quotas/g-demo", json={"mode": mode})
+        fleet.round()
+        for site in SITES:  # every site's tenant boots up to what its own site allows
+            set_cores(sim, site, nova_limit(sim, site) or 0)
+        totals[mode] = sum(nova_limit(sim, s) or 0 for s in SITES)
+    assert totals["soft"] == 90 and totals["hard"] == 30
+
+
+def test_sync_on_demand_and_tenant_scope(sim: Simulator, fleet: Fleet) -> None:
+    started = fleet.client.post("/v1/quotas/g-demo/sync")
+    assert started.status_code == 202 and started.json()["collect_operation"]
+    assert fleet.client.post("/v1/quotas/nobody/sync").status_code == 404
+    fleet.engine.run_until_idle()
+    assert fleet.client.post("/v1/quotas/g-demo/sync").json()["apply_operation"]
+    fleet.engine.run_until_idle()
+    assert all(nova_limit(sim, s) == 10 for s in SITES)
