@@ -16,6 +16,7 @@ from skyfleet import __version__
 from skyfleet.api import errors
 from skyfleet.api.deps import RuntimeDep
 from skyfleet.api.routes import events, inventory, operations, projects, sites
+from skyfleet.api.routes import quotas as quota_routes
 from skyfleet.api.routes import sync as sync_routes
 from skyfleet.api.runtime import Runtime
 
@@ -43,6 +44,7 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None) -> FastAP
     for sync_router in sync_routes.routers:
         app.include_router(sync_router)
     app.include_router(projects.router)
+    app.include_router(quota_routes.router)
     app.include_router(inventory.router)
 
     @app.get("/", tags=["meta"])
