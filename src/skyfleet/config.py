@@ -77,6 +77,11 @@ class Settings(BaseSettings):
     inventory_full_interval: float = Field(600.0, gt=0, description="Seconds between full inventory refreshes.")
     inventory_concurrency: int = Field(64, ge=1, le=4096, description="Sites read at once by an inventory refresh.")
 
+    # --- sync (desired keypairs, flavors, security groups) -----------------------------------------
+    sync_audit_interval: float = Field(
+        300.0, gt=0, description="Seconds between two drift audits of desired keypairs, flavors, security groups."
+    )
+
     # --- reconcile engine (tasks fanned out to sites) ----------------------------------------------
     engine_concurrency: int = Field(64, ge=1, le=4096, description="Tasks one process runs at once.")
     engine_per_site: int = Field(2, ge=1, le=64, description="Tasks in flight per site, fleet-wide.")

@@ -15,9 +15,11 @@ from skyfleet.reconcile.health import Prober, run_audit
 from skyfleet.reconcile.inventory import inventory_jobs
 from skyfleet.reconcile.runner import EngineRunner
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
+from skyfleet.reconcile.sync_audit import run_sync_audit
 from skyfleet.secrets import SecretBox, load_keys
 
 HEALTH_AUDIT = "health-audit"
+SYNC_AUDIT = "sync-audit"
 
 
 @dataclass
@@ -36,9 +38,17 @@ class Runtime:
         return run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
                          offline_after=s.offline_after_misses, prober=self.prober)
 
+    def sync_audit_now(self) -> int:
+        """Drift audit of desired keypairs, flavors and security groups; wakes the workers."""
+        started = run_sync_audit(self.factory)
+        if started:
+            self.wake()
+        return started
+
     def start_workers(self, *, concurrency: int | None = None) -> None:
         jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now),
-                *inventory_jobs(self.settings, self.factory, self.box)]
+                *inventory_jobs(self.settings, self.factory, self.box),
+                PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now)]
         self.scheduler = Scheduler(self.factory, jobs)
         self.scheduler.start()
         self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency)
