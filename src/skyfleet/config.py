@@ -82,6 +82,11 @@ class Settings(BaseSettings):
         300.0, gt=0, description="Seconds between two drift audits of desired keypairs, flavors, security groups."
     )
 
+    # --- global quota -------------------------------------------------------------------------------
+    quota_interval: float = Field(
+        60.0, gt=0, description="Seconds between two quota rounds (read usage back, write site limits, collect)."
+    )
+
     # --- reconcile engine (tasks fanned out to sites) ----------------------------------------------
     engine_concurrency: int = Field(64, ge=1, le=4096, description="Tasks one process runs at once.")
     engine_per_site: int = Field(2, ge=1, le=64, description="Tasks in flight per site, fleet-wide.")

@@ -13,6 +13,7 @@ from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
 from skyfleet.reconcile.health import Prober, run_audit
 from skyfleet.reconcile.inventory import inventory_jobs
+from skyfleet.reconcile.quota import quota_jobs
 from skyfleet.reconcile.runner import EngineRunner
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
 from skyfleet.reconcile.sync_audit import run_sync_audit
@@ -48,6 +49,7 @@ class Runtime:
     def start_workers(self, *, concurrency: int | None = None) -> None:
         jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now),
                 *inventory_jobs(self.settings, self.factory, self.box),
+                *quota_jobs(self.settings, self.factory, self.wake),
                 PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now)]
         self.scheduler = Scheduler(self.factory, jobs)
         self.scheduler.start()
