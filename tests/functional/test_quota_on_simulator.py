@@ -156,3 +156,20 @@ def test_sync_on_demand_and_tenant_scope(sim: Simulator, fleet: Fleet) -> None:
     assert fleet.client.post("/v1/quotas/g-demo/sync").json()["apply_operation"]
     fleet.engine.run_until_idle()
     assert all(nova_limit(sim, s) == 10 for s in SITES)
+
+
+def test_periodic_round_in_embedded_workers(sim: Simulator, runtime_factory: Callable[..., Runtime]) -> None:
+    """`skyfleet serve` alone (periodic quota round + in-process workers) converges the site limits."""
+    import time
+
+    runtime = runtime_factory(quota_interval=0.3, engine_poll_interval=0.2, audit_interval=3600)
+    register_sites(runtime.factory, runtime.box, sim, SITES)
+    for site in SITES:
+        set_cores(sim, site, 0)
+        sim.state(site).nova.quotas.pop(demo_id(sim, site), None)
+    with TestClient(create_app(runtime, start_workers=True)) as client:
+        client.put("/v1/quotas/g-demo", json={"limits": {"cores": 9}, "project_name": "demo", "policy": "even"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and [nova_limit(sim, s) for s in SITES] != [3, 3, 3]:
+            time.sleep(0.1)
+    assert [nova_limit(sim, s) for s in SITES] == [3, 3, 3]

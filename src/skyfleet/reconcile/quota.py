@@ -10,14 +10,17 @@ collection happens on the first round after they come back (or join).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
+from skyfleet.config import Settings
+from skyfleet.db.base import utcnow
+from skyfleet.db.engine import transaction
 from skyfleet.domains.events import service as events
 from skyfleet.domains.operations.models import Operation
 from skyfleet.domains.operations.service import SiteRef
@@ -26,8 +29,10 @@ from skyfleet.domains.quotas import rebalance, runs
 from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.models import QuotaProject, QuotaSiteState
 from skyfleet.domains.sites.models import Site
+from skyfleet.reconcile.scheduler import PeriodicJob
 
 OFFLINE = "offline"
+QUOTA_ROUND = "quota-round"
 
 
 def _sites(session: Session) -> list[Site]:
@@ -136,9 +141,23 @@ def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
 
 
 def round_(session: Session, *, home_auth_url: str, now: datetime) -> dict[str, Any]:
-    """One periodic round: read back, rebalance, collect again."""
+    """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
     read = runs.ingest(session, now=now)
     applied = rebalance_now(session, home_auth_url=home_auth_url, now=now)
-    collected = collect(session, home_auth_url=home_auth_url, now=now)
+    busy = runs.open_run(session, kind="quota.collect")
+    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now)
     return {"tasks_read": read, "apply": applied.id if applied else None,
             "collect": collected.id if collected else None}
+
+
+def quota_jobs(settings: Settings, factory: sessionmaker[Session], wake: Callable[[], None]) -> list[PeriodicJob]:
+    """The periodic quota round (every ``quota_interval`` seconds), claimed by one process at a time."""
+
+    def run() -> dict[str, Any]:
+        with transaction(factory) as session:
+            out = round_(session, home_auth_url=settings.home_auth_url, now=utcnow())
+        if out["apply"] or out["collect"]:
+            wake()
+        return out
+
+    return [PeriodicJob(QUOTA_ROUND, settings.quota_interval, run)]

@@ -66,3 +66,9 @@ def ingest(session: Session, *, now: datetime) -> int:
             run.ingested_at = now
     session.flush()
     return read
+
+
+def open_run(session: Session, *, kind: str) -> bool:
+    """Whether an operation of ``kind`` is still being worked on (its results not all read back)."""
+    return session.scalar(select(QuotaRun.operation_id).where(QuotaRun.kind == kind,
+                                                              QuotaRun.ingested_at.is_(None)).limit(1)) is not None
