@@ -31,6 +31,7 @@ from skyfleet.config import Settings
 from skyfleet.db.engine import transaction
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import SiteCreate
+from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.reconcile.inventory import refresh_fleet
 from skyfleet.simulator import Simulator
 
@@ -109,9 +110,11 @@ def main() -> None:
                 sites.create_site(session, box=runtime.box, data=SiteCreate.model_validate(
                     {"name": name, "auth": auth})).availability = "online"
 
+        pool = SitePool()  # sessions and tokens kept between refreshes, as the periodic job does
+
         def refresh(full: bool) -> dict[str, Any]:
             return refresh_fleet(runtime.factory, box=runtime.box, concurrency=args.concurrency, timeout=60,
-                                 full=full).as_dict()
+                                 full=full, pool=pool).as_dict()
 
         print(f"fleet: {args.sites} sites x {args.servers} servers = {args.sites * args.servers} servers")
         print(f"full refresh (13 kinds):         {refresh(True)}")
