@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from skyfleet.cli import inventory, operations, sites
+from skyfleet.cli import sync as sync_cli
 from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import console, emit
@@ -23,6 +24,9 @@ keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_ar
 app.add_typer(sites.app, name="site")
 app.add_typer(operations.app, name="operation")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(sync_cli.keypair_app, name="keypair")
+app.add_typer(sync_cli.flavor_app, name="flavor")
+app.add_typer(sync_cli.security_group_app, name="security-group")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")

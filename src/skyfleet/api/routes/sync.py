@@ -19,7 +19,7 @@ from skyfleet.domains.sync import converge as conv
 from skyfleet.domains.sync import service
 from skyfleet.domains.sync.models import DELETING
 from skyfleet.domains.sync.schemas import ResourceCreate, ResourceList, ResourceOut, ResourceUpdate
-from skyfleet.errors import Invalid
+from skyfleet.errors import Invalid, NotFound
 from skyfleet.reconcile.kinds import validate_payload
 
 SPEC_FIELDS = {"keypair": ("name", "public_key"),
@@ -69,14 +69,18 @@ def build_router(kind: str, path: str) -> APIRouter:
             rows, next_marker = service.list_resources(session, kind=kind, caller=caller_of(principal),
                                                        limit=limit, marker=marker)
             now = utcnow()
-            return ResourceList(resources=[conv.render(session, r, conv.fold(session, r, now=now))
-                                           for r in rows if r not in session.deleted], next_marker=next_marker)
+            folded = [(r, conv.fold(session, r, now=now)) for r in rows]  # may finish pending deletes
+            return ResourceList(resources=[conv.render(session, r, b) for r, b in folded if r not in session.deleted],
+                                next_marker=next_marker)
 
     @router.get("/{ref}", response_model=ResourceOut)
     def show(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
         with transaction(runtime.factory) as session:
             resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal))
-            return conv.render(session, resource, conv.fold(session, resource, now=utcnow()))
+            bindings = conv.fold(session, resource, now=utcnow())
+            if resource in session.deleted:
+                raise NotFound(f"desired {kind} {ref!r} was deleted from every site")
+            return conv.render(session, resource, bindings)
 
     @router.patch("/{ref}", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut)
     def patch(ref: str, body: ResourceUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
