@@ -6,9 +6,11 @@ read (``?live=true`` with one ``site``) asks that site directly, through the rec
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime
 from typing import Annotated
 
+from cachetools import TTLCache
 from fastapi import APIRouter, Query
 
 from skyfleet.api.auth import Principal, require_admin
@@ -26,6 +28,9 @@ from skyfleet.reconcile import inventory as refresher
 
 router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
 STALE_FACTOR = 3  # rows older than this many refresh intervals are stale
+SUMMARY_TTL = 3.0
+_summary_cache: TTLCache[tuple[str, bool, str | None], Summary] = TTLCache(maxsize=1024, ttl=SUMMARY_TTL)
+_summary_lock = threading.Lock()
 
 
 def _project_scope(principal: Principal, project: str | None) -> str | None:
@@ -52,7 +57,22 @@ def _utilization(cap: dict[str, int]) -> dict[str, float]:
 
 @router.get("/summary", response_model=Summary)
 def summary(runtime: RuntimeDep, principal: PrincipalDep) -> Summary:
-    """Counts per site, kind and status; capacity and utilization per site and fleet-wide (admins)."""
+    """Counts per site, kind and status; capacity and utilization per site and fleet-wide (admins).
+
+    Computed over the whole inventory, so it is cached for ``SUMMARY_TTL`` seconds per scope: far
+    shorter than the refresh interval that changes it.
+    """
+    key = (runtime.settings.effective_database_url, principal.is_admin, principal.project_id)
+    with _summary_lock:
+        cached = _summary_cache.get(key)
+    if cached is None:
+        cached = _summary(runtime, principal)
+        with _summary_lock:
+            _summary_cache[key] = cached
+    return cached
+
+
+def _summary(runtime: RuntimeDep, principal: Principal) -> Summary:
     now, limit = utcnow(), runtime.settings.inventory_interval * STALE_FACTOR
     with transaction(runtime.factory) as session:
         rows = queries.counts(session, project_id=None if principal.is_admin else principal.project_id or "-")
