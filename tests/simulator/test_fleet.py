@@ -25,7 +25,7 @@ def test_regions_share_one_keystone() -> None:
         clouds = sim.clouds_yaml()["clouds"]
         assert clouds["site-0002"]["region_name"] == "RegionTwo"
         assert clouds["site-0002"]["auth"]["auth_url"] == clouds["site-0001"]["auth"]["auth_url"]
-        assert clouds["site-0003"]["auth"]["auth_url"].endswith("/site-0003/identity")
+        assert clouds["site-0003"]["auth"]["auth_url"].endswith("/site-0003/identity/v3")
         one, two = connect(sim, "site-0001"), connect(sim, "site-0002")
         assert one.current_user_id == two.current_user_id  # the same keystone
         catalog = one.session.auth.get_access(one.session).service_catalog.catalog

@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .httpkit import Ctx, Router, empty, int_param, json_response, paginate
+from .httpkit import Ctx, Router, empty, int_param, json_response, paginate, redirect, webob_error
 from .state import Resource, iso
 
 router = Router()
@@ -42,14 +42,32 @@ def error(ctx: Ctx, status: int, message: str) -> web.Response:
 def _version_entry(ctx: Ctx) -> Resource:
     return {"id": "v3.0", "status": "CURRENT", "version": f"{MAX_VERSION[0]}.{MAX_VERSION[1]}", "min_version": "3.0",
             "updated": "2023-08-31T00:00:00Z",
-            "links": [{"href": "https://docs.openstack.org/", "type": "text/html", "rel": "describedby"},
-                      {"href": f"{ctx.base}/v3/", "rel": "self"}],
+            "links": [{"rel": "describedby", "type": "text/html", "href": "https://docs.openstack.org/"},
+                      {"rel": "self", "href": f"{ctx.base}/v3/"}],
             "media-types": [{"base": "application/json", "type": "application/vnd.openstack.volume+json;version=3"}]}
 
 
+def _versions(ctx: Ctx, status: int) -> web.Response:
+    return json_response({"versions": [_version_entry(ctx)]}, status,
+                         {"OpenStack-API-Version": "volume 3.0", "Vary": "OpenStack-API-Version"})
+
+
 def discovery(ctx: Ctx) -> web.StreamResponse | None:
-    if ctx.method == "GET" and ctx.path in ("/", "/v3", "/v3/"):
-        return json_response({"versions": [_version_entry(ctx)]}, 300 if ctx.path == "/" else 200)
+    """The root's version list is public; /v3 and /v3/ sit behind keystonemiddleware (see `handle`)."""
+    if ctx.method == "GET" and ctx.path == "/":
+        return _versions(ctx, 300)
+    return None
+
+
+def _versioned_root(ctx: Ctx) -> web.StreamResponse | None:
+    """What cinder answers an authenticated client at /v3 (302 to /v3/), /v3/ (the version list) and
+    /v3/{project_id} (webob's 404): keystoneauth's discovery walks exactly these."""
+    if ctx.path == "/v3":
+        return redirect(f"{ctx.base}/v3/")
+    if ctx.path == "/v3/" and ctx.method == "GET":
+        return _versions(ctx, 200)
+    if ctx.path.count("/") == 2 or (ctx.path.count("/") == 3 and ctx.path.endswith("/")):
+        return webob_error(ctx, 404, "The resource could not be found.")
     return None
 
 
@@ -79,6 +97,9 @@ def _negotiate(ctx: Ctx) -> web.Response | None:
 
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
+    root = _versioned_root(ctx)
+    if root is not None:
+        return root
     response: web.StreamResponse | None = _negotiate(ctx)
     if response is None:
         parts = ctx.path.split("/", 3)  # ['', 'v3', project, rest]
@@ -117,7 +138,7 @@ def _usage(ctx: Ctx, project: str) -> dict[str, int]:
 
 def _over_quota(ctx: Ctx, project: str, *, volumes: int = 0, snapshots: int = 0, size: int = 0) -> web.Response | None:
     limits, used = _limits(ctx, project), _usage(ctx, project)
-    forced = ctx.site.faults is not None and ctx.site.faults.quota_exceeded
+    forced = ctx.faults is not None and ctx.faults.quota_exceeded
     if volumes and (forced or 0 <= limits["volumes"] < used["volumes"] + volumes):
         return error(ctx, 413, f"VolumeLimitExceeded: Maximum number of volumes allowed ({limits['volumes']}) "
                                "exceeded for quota 'volumes'.")

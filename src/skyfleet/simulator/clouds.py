@@ -17,7 +17,8 @@ USERS = {"admin": ("admin", ADMIN_PASSWORD, "admin"), "demo": ("demo", DEMO_PASS
 
 
 def identity_url(fleet: Fleet, site: str) -> str:
-    return f"{fleet.base_url}/{site}/identity"
+    """Keystone's versioned public URL, as real clouds.yaml files carry it (the root still answers 300)."""
+    return f"{fleet.base_url}/{site}/identity/v3"
 
 
 def cloud(fleet: Fleet, site: str, *, user: str = "admin") -> dict[str, Any]:

@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import random
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 HANG_LIMIT_S = 600.0  # a hung request is answered (503) after this, or at once when the fault is cleared
+
+#: Service names accepted in `Faults.services` -> the URL segment of the service under a site.
+SERVICE_SEGMENTS = {"identity": "identity", "compute": "compute", "image": "image", "network": "network",
+                    "block-storage": "volume", "volume": "volume", "volumev3": "volume",
+                    "placement": "placement"}
 
 
 @dataclass(slots=True)
@@ -25,9 +30,14 @@ class Faults:
     auth_fail: bool = False  # keystone answers 401 to authentication and token validation
     slow_image_bps: int = 0  # bytes/s cap on image downloads (0 = no cap)
     quota_exceeded: bool = False  # every create answers the service's over-quota error
+    services: list[str] = field(default_factory=list)  # services the faults above apply to; [] = every one
 
     def copy(self) -> Faults:
         return Faults(**asdict(self))
+
+    def applies_to(self, segment: str) -> bool:
+        """Whether these faults hit the service served under URL segment `segment` ("compute", "volume"...)."""
+        return not self.services or any(SERVICE_SEGMENTS[name] == segment for name in self.services)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -55,7 +65,9 @@ def updated(current: Faults | None, changes: dict[str, Any]) -> Faults:
     result = current.copy() if current else Faults()
     for name, value in changes.items():
         kind = type(getattr(Faults(), name))
-        if kind is bool:
+        if name == "services":
+            result.services = _services(value)
+        elif kind is bool:
             if not isinstance(value, bool):
                 raise ValueError(f"fault {name} must be true or false")
             setattr(result, name, value)
@@ -68,6 +80,17 @@ def updated(current: Faults | None, changes: dict[str, Any]) -> Faults:
                 raise ValueError(f"fault {name} out of range: {value!r}")
             setattr(result, name, number)
     return result
+
+
+def _services(value: Any) -> list[str]:
+    if isinstance(value, str) or not isinstance(value, list | tuple) or \
+            not all(isinstance(v, str) for v in value):
+        raise ValueError("fault services must be a list of service names, e.g. [\"compute\"]")
+    unknown = sorted(set(value) - set(SERVICE_SEGMENTS))
+    if unknown:
+        raise ValueError(f"unknown service(s) in fault services: {', '.join(unknown)}; "
+                         f"known: {', '.join(sorted(SERVICE_SEGMENTS))}")
+    return list(dict.fromkeys(value))
 
 
 async def hang(is_hanging: Any, stopping: asyncio.Event) -> None:

@@ -14,43 +14,56 @@ from typing import Any
 from aiohttp import web
 
 from .faults import throttled_chunks
-from .httpkit import Ctx, Router, empty, int_param, json_response, request_id
+from .httpkit import (
+    Ctx,
+    Router,
+    empty,
+    identity_v3_url,
+    int_param,
+    json_response,
+    redirect,
+    request_id,
+    webob_error,
+)
 from .state import Resource, iso, new_id
 
 router = Router()
-TITLES = {400: "Bad Request", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-          413: "Request Entity Too Large", 415: "Unsupported Media Type", 500: "Internal Server Error",
-          503: "Service Unavailable"}
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 READ_ONLY = {"id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
              "updated_at", "owner", "self", "file", "schema", "direct_url", "locations", "stores"}
 CORE = READ_ONLY | {"name", "visibility", "protected", "os_hidden", "tags", "min_ram", "min_disk", "disk_format",
                     "container_format"}
-VERSIONS = ["v2.17", "v2.16", "v2.15", "v2.14", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.7",
-            "v2.6", "v2.5", "v2.4", "v2.3", "v2.2", "v2.1", "v2.0"]
+# What glance 2025-2026 lists (and in this order) without the cache API (v2.14) and the new location
+# API (v2.16), which need a configured image cache and location strategy.
+VERSIONS = ["v2.15", "v2.13", "v2.12", "v2.11", "v2.10", "v2.9", "v2.8", "v2.17", "v2.7", "v2.6", "v2.5", "v2.4",
+            "v2.3", "v2.2", "v2.1", "v2.0"]
 
 
 def error(ctx: Ctx, status: int, message: str) -> web.Response:
-    """webob's error body: JSON when the client accepts it (keystoneauth does), HTML otherwise."""
-    title = TITLES.get(status, "Error")
-    if "json" in ctx.request.headers.get("Accept", "application/json"):
-        return json_response({"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {title}",
-                              "title": title}, status)
-    html = (f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n"
-            f"  {message}<br /><br />\n\n\n\n </body>\n</html>")
-    return web.Response(text=html, status=status, content_type="text/html",
-                        headers={"x-openstack-request-id": request_id()})
+    return webob_error(ctx, status, message)
+
+
+def unauthorized(ctx: Ctx) -> web.Response:
+    """glance answers a missing or bad token with webob's 401, not keystonemiddleware's JSON."""
+    response = webob_error(ctx, 401, "This server could not verify that you are authorized to access the document "
+                                     "you requested. Either you supplied the wrong credentials (e.g., bad password), "
+                                     "or your browser does not understand how to supply the credentials required.")
+    response.headers["WWW-Authenticate"] = f'Keystone uri="{identity_v3_url(ctx)}"'
+    return response
 
 
 def discovery(ctx: Ctx) -> web.StreamResponse | None:
-    if ctx.method != "GET" or ctx.path not in ("/", "/versions", "/v2", "/v2/"):
+    """The unauthenticated version list at the root and /versions; /v2 itself is behind keystonemiddleware."""
+    if ctx.method != "GET" or ctx.path not in ("/", "/versions"):
         return None
-    versions = [{"id": v, "status": "CURRENT" if i == 0 else "SUPPORTED",
-                 "links": [{"rel": "self", "href": f"{ctx.base}/v2/"}]} for i, v in enumerate(VERSIONS)]
+    versions = [{"id": v, "status": "CURRENT" if v == "v2.17" else "SUPPORTED",
+                 "links": [{"rel": "self", "href": f"{ctx.base}/v2/"}]} for v in VERSIONS]
     return json_response({"versions": versions}, 200 if ctx.path == "/versions" else 300)
 
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
+    if ctx.path == "/v2":
+        return redirect(f"{ctx.base}/v2/")
     handler, params, known = router.match(ctx.method, ctx.path)
     if handler is None:
         return error(ctx, 405 if known else 404, "The resource could not be found.")
@@ -144,7 +157,7 @@ async def create_image(ctx: Ctx) -> web.StreamResponse:
     extra = {k: v for k, v in body.items() if k not in CORE}
     if any(not isinstance(v, str) for v in extra.values()):
         return error(ctx, 400, "Provided object does not match schema 'image': additional properties must be strings")
-    if ctx.site.faults is not None and ctx.site.faults.quota_exceeded:
+    if ctx.faults is not None and ctx.faults.quota_exceeded:
         return error(ctx, 413, "The request returned a 413 Request Entity Too Large. This generally means that rate "
                                "limiting or a quota threshold was breached.\n\nThe response body:\nProject "
                                f"{ctx.project_id} is over a limit for [Resource image_count_total is over limit of "
@@ -270,7 +283,7 @@ async def download(ctx: Ctx) -> web.StreamResponse:
         "Content-Type": "application/octet-stream", "Content-MD5": image["checksum"],
         "Content-Length": str(len(data)), "x-openstack-request-id": request_id()})
     await response.prepare(ctx.request)
-    bps = ctx.site.faults.slow_image_bps if ctx.site.faults is not None else 0
+    bps = ctx.faults.slow_image_bps if ctx.faults is not None else 0
     async for chunk in throttled_chunks(data, bps):
         await response.write(chunk)
     await response.write_eof()

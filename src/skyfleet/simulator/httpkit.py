@@ -18,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 if TYPE_CHECKING:
+    from .faults import Faults
     from .state import Site, Token
 
 Handler = Callable[["Ctx"], Awaitable[web.StreamResponse]]
@@ -39,6 +40,7 @@ class Ctx:
     token: Token | None = None
     version: tuple[int, int] = (0, 0)  # negotiated microversion, (0, 0) when the service has none
     headers: CIMultiDict[str] = field(default_factory=CIMultiDict)  # extra response headers
+    faults: Faults | None = None  # the site's faults when they apply to this service, else None
 
     @property
     def method(self) -> str:
@@ -109,6 +111,45 @@ def empty(status: int = 204, headers: CIMultiDict[str] | dict[str, str] | None =
         return web.Response(status=status, headers=hdrs)
     hdrs["Content-Type"] = "text/html; charset=UTF-8"
     return web.Response(status=status, headers=hdrs, body=b"")
+
+
+def identity_v3_url(ctx: Ctx) -> str:
+    """The public keystone URL of the request's site (what keystonemiddleware names in WWW-Authenticate)."""
+    root = ctx.base.rsplit("/", 2)[0]
+    return f"{root}/{ctx.site.keystone_leader.name}/identity/v3"
+
+
+def unauthorized(ctx: Ctx) -> web.Response:
+    """What keystonemiddleware answers in front of every service for a missing or invalid token."""
+    return json_response(
+        {"error": {"code": 401, "title": "Unauthorized",
+                   "message": "The request you have made requires authentication."}},
+        401,
+        {"WWW-Authenticate": f'Keystone uri="{identity_v3_url(ctx)}"'},
+    )
+
+
+WEBOB_TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+                409: "Conflict", 413: "Request Entity Too Large", 415: "Unsupported Media Type",
+                500: "Internal Server Error", 503: "Service Unavailable"}
+
+
+def webob_error(ctx: Ctx, status: int, message: str) -> web.Response:
+    """webob's error body (glance, and cinder outside its API): JSON when the client accepts it, HTML otherwise."""
+    title = WEBOB_TITLES.get(status, "Error")
+    if "json" in ctx.request.headers.get("Accept", "application/json"):
+        return json_response({"message": f"{message}<br /><br />\n\n\n", "code": f"{status} {title}",
+                              "title": title}, status)
+    html = (f"<html>\n <head>\n  <title>{status} {title}</title>\n </head>\n <body>\n  <h1>{status} {title}</h1>\n"
+            f"  {message}<br /><br />\n\n\n\n </body>\n</html>")
+    return web.Response(text=html, status=status, content_type="text/html",
+                        headers={"x-openstack-request-id": request_id()})
+
+
+def redirect(location: str) -> web.Response:
+    """The 302 that webob/routes answer for a versioned root without its trailing slash."""
+    return web.Response(status=302, headers={"Location": location, "Content-Type": "text/plain; charset=utf8",
+                                             "x-openstack-request-id": request_id()})
 
 
 _PARAM = re.compile(r"\{(\w+)\}")

@@ -25,6 +25,7 @@ CATALOG_TYPES = (
     ("network", "neutron"),
     ("block-storage", "cinder"),
     ("volumev3", "cinderv3"),
+    ("placement", "placement"),
 )
 AUTH_REQUIRED = "The request you have made requires authentication."
 
@@ -41,9 +42,10 @@ def discovery(ctx: Ctx) -> web.StreamResponse | None:
     if ctx.method != "GET":
         return None
     if ctx.path == "/":
-        return json_response({"versions": {"values": [_version(ctx)]}}, 300)
+        return json_response({"versions": {"values": [_version(ctx)]}}, 300,
+                             {"Location": f"{ctx.base}/v3/", "Vary": "X-Auth-Token"})
     if ctx.path in ("/v3", "/v3/"):
-        return json_response({"version": _version(ctx)})
+        return json_response({"version": _version(ctx)}, 200, {"Vary": "X-Auth-Token"})
     return None
 
 
@@ -67,8 +69,9 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
 def _service_urls(base: str, site: Site, leader: Site) -> dict[str, str]:
     root = f"{base}/{site.name}"
     volume = f"{root}/volume/v3/%(project_id)s"
-    return {"identity": f"{base}/{leader.name}/identity", "compute": f"{root}/compute/v2.1",
-            "image": f"{root}/image", "network": f"{root}/network", "block-storage": volume, "volumev3": volume}
+    return {"identity": f"{base}/{leader.name}/identity/v3", "compute": f"{root}/compute/v2.1",
+            "image": f"{root}/image", "network": f"{root}/network", "block-storage": volume, "volumev3": volume,
+            "placement": f"{root}/placement"}
 
 
 def catalog_template(ks: KeystoneState, base: str) -> list[Resource]:
@@ -203,7 +206,7 @@ def _scope(ks: KeystoneState, scope: Any, user: Resource) -> tuple[str | None, s
 
 @router.route("POST", "/v3/auth/tokens")
 async def issue_token(ctx: Ctx) -> web.StreamResponse:
-    if ctx.site.faults is not None and ctx.site.faults.auth_fail:
+    if ctx.faults is not None and ctx.faults.auth_fail:
         return error(ctx, 401, AUTH_REQUIRED)
     ks = ctx.site.keystone
     doc = await ctx.body("auth")
@@ -250,7 +253,7 @@ async def issue_token(ctx: Ctx) -> web.StreamResponse:
 
 @router.route("GET,HEAD,DELETE", "/v3/auth/tokens")
 async def token_ops(ctx: Ctx) -> web.StreamResponse:
-    if ctx.site.faults is not None and ctx.site.faults.auth_fail:
+    if ctx.faults is not None and ctx.faults.auth_fail:
         return error(ctx, 401, AUTH_REQUIRED)
     subject_id = ctx.request.headers.get("X-Subject-Token", "")
     ks = ctx.site.keystone

@@ -88,14 +88,14 @@ def _matches(resource: Resource, key: str, values: list[str]) -> bool:
 
 async def handle(ctx: Ctx) -> web.StreamResponse:
     parts = [p for p in ctx.path.split("/") if p]
-    if not parts or parts[0] != "v2.0":
+    if not parts or parts[0] != "v2.0" or ctx.path == "/v2.0":
         return error(ctx, 404, "The resource could not be found.")
     parts = [p.removesuffix(".json") for p in parts[1:]]
     method = ctx.method
-    if not parts:
+    if not parts:  # neutron's /v2.0/ lists the core resources only
         return json_response({"resources": [{"name": KINDS[c][0], "collection": c,
-                                             "links": [{"href": f"{ctx.base}/v2.0/{c}", "rel": "self"}]}
-                                            for c in KINDS]})
+                                             "links": [{"rel": "self", "href": f"{ctx.base}/v2.0/{c}"}]}
+                                            for c in ("networks", "subnets", "subnetpools", "ports")]})
     head = parts[0]
     if head == "extensions":
         return json_response({"extensions": [{"alias": a, "name": a, "description": a,

@@ -62,7 +62,7 @@ def used(site: Site, project_id: str) -> dict[str, int]:
 
 
 def check_quota(ctx: Ctx, resource: str, project_id: str, count: int = 1) -> web.Response | None:
-    forced = ctx.site.faults is not None and ctx.site.faults.quota_exceeded
+    forced = ctx.faults is not None and ctx.faults.quota_exceeded
     limit = quota_limits(ctx.site, project_id)[resource]
     if forced or (limit >= 0 and used(ctx.site, project_id)[resource] + count > limit):
         return error(ctx, 409, f"Quota exceeded for resources: ['{resource}'].", "OverQuota")

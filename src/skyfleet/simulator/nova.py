@@ -44,17 +44,25 @@ def _version_entry(ctx: Ctx, vid: str) -> Resource:
 
 
 def discovery(ctx: Ctx) -> web.StreamResponse | None:
+    """Nova's version documents need no token: the root list, and /v2 and /v2.1 (with or without "/")."""
     if ctx.method != "GET":
         return None
     if ctx.path == "/":
         return json_response({"versions": [_version_entry(ctx, "v2.0"), _version_entry(ctx, "v2.1")]})
-    if ctx.path in ("/v2.1", "/v2.1/"):
-        entry = _version_entry(ctx, "v2.1")
-        entry["links"].append({"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"})
-        entry["media-types"] = [{"base": "application/json",
-                                 "type": "application/vnd.openstack.compute+json;version=2.1"}]
+    vid = {"/v2.1": "v2.1", "/v2.1/": "v2.1", "/v2": "v2.0", "/v2/": "v2.0"}.get(ctx.path)
+    if vid is None:
+        return None
+    entry = _version_entry(ctx, vid)
+    entry["links"].append({"rel": "describedby", "type": "text/html", "href": "http://docs.openstack.org/"})
+    media = "2.1" if vid == "v2.1" else "2"
+    entry["media-types"] = [{"base": "application/json",
+                             "type": f"application/vnd.openstack.compute+json;version={media}"}]
+    if vid == "v2.0":
         return json_response({"version": entry})
-    return None
+    return json_response({"version": entry}, 200, {
+        "OpenStack-API-Version": f"compute {version_text(MIN_VERSION)}",
+        "X-OpenStack-Nova-API-Version": version_text(MIN_VERSION),
+        "Vary": "OpenStack-API-Version, X-OpenStack-Nova-API-Version"})
 
 
 def negotiate(ctx: Ctx) -> web.Response | None:

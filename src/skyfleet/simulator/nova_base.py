@@ -65,7 +65,7 @@ def check_quota(ctx: Ctx, project_id: str, wanted: dict[str, int]) -> web.Respon
     """nova's 403 for a create that would exceed the project's quota (or the quota_exceeded fault)."""
     limits = quota_limits(ctx.site, project_id)
     used = usage(ctx.site, project_id)
-    forced = ctx.site.faults is not None and ctx.site.faults.quota_exceeded
+    forced = ctx.faults is not None and ctx.faults.quota_exceeded
     overs = [k for k, n in wanted.items() if forced or (limits[k] >= 0 and used[k] + n > limits[k])]
     if not overs:
         return None

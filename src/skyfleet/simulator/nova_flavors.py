@@ -305,7 +305,7 @@ async def create_keypair(ctx: Ctx) -> web.StreamResponse:
     if (uid, name) in nova.keypairs:
         return error(ctx, 409, f"Key pair '{name}' already exists.")
     limit = quota_limits(ctx.site, ctx.project_id)["key_pairs"]
-    forced = ctx.site.faults is not None and ctx.site.faults.quota_exceeded
+    forced = ctx.faults is not None and ctx.faults.quota_exceeded
     if forced or (limit >= 0 and sum(1 for (u, _) in nova.keypairs if u == uid) >= limit):
         return error(ctx, 403, "Quota exceeded, too many key pairs.")
     kp = {"name": name, "public_key": str(public_key), "fingerprint": fp, "type": body.get("type", "ssh"),

@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from . import admin, cinder, glance, keystone, neutron, nova
-from .faults import hang
-from .httpkit import BadJson, Ctx, json_response
+from . import admin, cinder, glance, keystone, neutron, nova, placement
+from .faults import Faults, hang
+from .httpkit import BadJson, Ctx, json_response, unauthorized
 from .state import Fleet, Site
 
 log = logging.getLogger("skyfleet.simulator")
@@ -36,6 +36,7 @@ SERVICE_MODULES: dict[str, Any] = {
     "image": glance,
     "network": neutron,
     "volume": cinder,
+    "placement": placement,
 }
 
 
@@ -56,28 +57,36 @@ class SimServer:
         if site is None or len(parts) < 3 or parts[2] not in SERVICE_MODULES:
             return json_response({"error": {"code": 404, "title": "Not Found",
                                             "message": f"No simulated service at {path}"}}, 404)
+        segment = parts[2]
         faults = site.faults
+        if faults is not None and not faults.applies_to(segment):
+            faults = None
         if faults is not None and faults.down:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing is written back; the client sees a dropped connection
         site.count(request.method, path[len(name) + 1 :])
-        service: Service = SERVICE_MODULES[parts[2]]
-        ctx = Ctx(request, site, f"{self.fleet.base_url}/{name}/{parts[2]}",
-                  "/" + (parts[3] if len(parts) > 3 else ""))
+        service: Service = SERVICE_MODULES[segment]
+        ctx = Ctx(request, site, f"{self.fleet.base_url}/{name}/{segment}",
+                  "/" + (parts[3] if len(parts) > 3 else ""), faults=faults)
         if faults is not None:
-            early = await self._apply_faults(site, ctx, service)
+            early = await self._apply_faults(site, ctx, service, faults)
             if early is not None:
                 return early
         return await self._dispatch(ctx, service)
 
-    async def _apply_faults(self, site: Site, ctx: Ctx, service: Service) -> web.StreamResponse | None:
-        faults = site.faults
-        if faults is None:
-            return None
+    async def _apply_faults(self, site: Site, ctx: Ctx, service: Service, faults: Faults
+                            ) -> web.StreamResponse | None:
+        segment = ctx.base.rsplit("/", 1)[-1]
+
+        def current() -> Faults | None:
+            now = site.faults
+            return now if now is not None and now.applies_to(segment) else None
+
         if faults.hang:
-            await hang(lambda: site.faults is not None and site.faults.hang, self.stopping)
-            faults = site.faults or faults
+            await hang(lambda: (now := current()) is not None and now.hang, self.stopping)
+            faults = current() or faults
+            ctx.faults = current()
         if faults.delays:
             await asyncio.sleep(faults.delay_s())
         if faults.roll_error():
@@ -92,7 +101,9 @@ class SimServer:
             if ctx.base.rsplit("/", 1)[-1] != "identity":
                 ctx.token = ctx.site.keystone.token(ctx.request.headers.get("X-Auth-Token"))
                 if ctx.token is None:
-                    return unauthorized(self.fleet, ctx.site)
+                    deny = getattr(service, "unauthorized", unauthorized)  # glance words it its own way
+                    response: web.StreamResponse = deny(ctx)
+                    return response
             return await service.handle(ctx)
         except BadJson as exc:
             return service.error(ctx, 400, str(exc))
@@ -101,16 +112,6 @@ class SimServer:
         except Exception:
             log.exception("simulated %s failed on %s %s", ctx.site.name, ctx.method, ctx.path)
             return service.error(ctx, 500, "An unexpected error prevented the server from fulfilling your request.")
-
-
-def unauthorized(fleet: Fleet, site: Site) -> web.Response:
-    """What keystonemiddleware answers in front of every service for a missing or invalid token."""
-    return json_response(
-        {"error": {"code": 401, "title": "Unauthorized",
-                   "message": "The request you have made requires authentication."}},
-        401,
-        {"WWW-Authenticate": f'Keystone uri="{fleet.base_url}/{site.keystone_leader.name}/identity"'},
-    )
 
 
 class Listener:

@@ -18,7 +18,7 @@ from .faults import Faults, updated
 
 Resource = dict[str, Any]
 
-SERVICES = ("identity", "compute", "image", "network", "volume")
+SERVICES = ("identity", "compute", "image", "network", "volume", "placement")
 ADMIN_PASSWORD = "admin-secret"  # documented, predictable test credentials
 DEMO_PASSWORD = "demo-secret"
 
