@@ -236,3 +236,35 @@ def test_clouds_yaml_uses_the_versioned_auth_url(psim: Simulator) -> None:
     identity = next(s for s in catalog if s["type"] == "identity")
     assert {e["url"] for e in identity["endpoints"]} == {f"{psim.base_url}/site-0002/identity/v3"}
     assert requests.get(f"{psim.base_url}/site-0002/identity", timeout=5).status_code == 300
+
+
+# --- what the health audit reads ---------------------------------------------------------------------
+
+def test_nova_and_cinder_service_lists(psim: Simulator) -> None:
+    admin = connect(psim, "site-0001")
+    nova = {s.binary: s for s in admin.compute.services()}
+    assert set(nova) == {"nova-scheduler", "nova-conductor", "nova-compute"}
+    assert all((s.state, s.status) == ("up", "enabled") and len(s.id) == 36 for s in nova.values())
+    assert nova["nova-compute"].availability_zone == "nova"
+    assert nova["nova-conductor"].availability_zone == "internal"
+    assert [s.binary for s in admin.compute.services(binary="nova-compute")] == ["nova-compute"]
+    old = requests.get(f"{psim.base_url}/site-0001/compute/v2.1/os-services",
+                       headers={"X-Auth-Token": admin.auth_token}, timeout=5).json()["services"]
+    assert all(isinstance(s["id"], int) and "forced_down" not in s for s in old)
+    cinder = {s.binary: s for s in admin.block_storage.services()}
+    assert set(cinder) == {"cinder-scheduler", "cinder-volume"}
+    assert all((s.state, s.status) == ("up", "enabled") and s.host for s in cinder.values())
+    demo = connect(psim, "site-0001", user="demo")
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        list(demo.compute.services())
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        list(demo.block_storage.services())
+
+
+def test_image_virtual_size_like_glance_inspector(psim: Simulator) -> None:
+    conn = connect(psim, "site-0002")
+    raw = conn.image.create_image(name="vs-raw", data=b"r" * 4096, disk_format="raw", container_format="bare")
+    assert conn.image.get_image(raw).virtual_size == 4096
+    header = b"QFI\xfb" + b"\0" * 20 + (10 * 2**30).to_bytes(8, "big") + b"\0" * 100
+    qcow = conn.image.create_image(name="vs-qcow", data=header, disk_format="qcow2", container_format="bare")
+    assert conn.image.get_image(qcow).virtual_size == 10 * 2**30

@@ -213,6 +213,29 @@ async def availability_zones(ctx: Ctx) -> web.StreamResponse:
     return json_response({"availabilityZoneInfo": [{"zoneName": "nova", "zoneState": {"available": True}}]})
 
 
+@router.route("GET", "/os-services")
+async def services(ctx: Ctx) -> web.StreamResponse:
+    """cinder's service list (the health audit reads it); cluster from 3.7, backend_state from 3.49."""
+    if not ctx.is_admin:
+        return error(ctx, 403, "Policy doesn't allow volume_extension:services:index to be performed.")
+    updated = iso(float(int(time.time())), micro=True, zulu=False)
+    found = []
+    for binary, host in (("cinder-scheduler", "volume-0"), ("cinder-volume", "volume-0@fake")):
+        if ctx.query.get("binary", binary) != binary or ctx.query.get("host", host) != host:
+            continue
+        view: Resource = {"binary": binary, "host": host, "zone": "nova", "status": "enabled", "state": "up",
+                          "updated_at": updated}
+        if ctx.at_least(3, 49) and binary == "cinder-volume":
+            view["backend_state"] = "up"
+        if ctx.at_least(3, 7):
+            view["cluster"] = None
+        view["disabled_reason"] = None
+        if binary == "cinder-volume":
+            view.update(replication_status="disabled", active_backend_id=None, frozen=False)
+        found.append(view)
+    return json_response({"services": found})
+
+
 @router.route("GET", "/types")
 @router.route("GET", "/types/default")
 async def volume_types(ctx: Ctx) -> web.StreamResponse:

@@ -266,9 +266,19 @@ async def upload(ctx: Ctx) -> web.StreamResponse:
         raise
     data = b"".join(chunks)
     ctx.site.glance.data[image["id"]] = data
-    image.update(status="active", size=len(data), virtual_size=None, checksum=md5.hexdigest(),
+    image.update(status="active", size=len(data), virtual_size=_virtual_size(image["disk_format"], data),
+                 checksum=md5.hexdigest(),
                  os_hash_algo="sha512", os_hash_value=sha.hexdigest(), updated_at=iso(time.time()))
     return empty(204)
+
+
+def _virtual_size(disk_format: str, data: bytes) -> int | None:
+    """What glance's format inspector finds: raw is its own size, qcow2 says it in its header."""
+    if disk_format == "raw":
+        return len(data)
+    if disk_format == "qcow2" and len(data) >= 32 and data[:4] == b"QFI\xfb":
+        return int.from_bytes(data[24:32], "big")
+    return None
 
 
 @router.route("GET", "/v2/images/{id}/file")

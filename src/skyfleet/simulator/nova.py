@@ -8,6 +8,8 @@ Why it exists: it is the compute service's front door -- every compute request p
 from __future__ import annotations
 
 import re
+import time
+import uuid
 
 from aiohttp import web
 
@@ -23,7 +25,7 @@ from .nova_base import (
     usage,
     version_text,
 )
-from .state import Resource
+from .state import Resource, iso
 
 router = Router()
 ROUTERS = (nova_servers.router, nova_flavors.router, router)
@@ -271,3 +273,27 @@ async def hypervisor_item(ctx: Ctx) -> web.StreamResponse:
     if ctx.params["id"] != str(hyp["id"]):
         return error(ctx, 404, f"Hypervisor with ID {ctx.params['id']} could not be found.")
     return json_response({"hypervisor": hyp})
+
+
+SERVICES = (("nova-scheduler", "controller-0", "internal"), ("nova-conductor", "controller-0", "internal"),
+            ("nova-compute", "compute-0", "nova"))
+
+
+@router.route("GET", "/v2.1/os-services")
+async def services(ctx: Ctx) -> web.StreamResponse:
+    """nova's service list (the health audit reads it): ids are UUIDs from 2.53, forced_down from 2.11."""
+    if not ctx.is_admin:
+        return policy_denied(ctx, "os_compute_api:os-services:list")
+    updated = iso(float(int(time.time())), micro=True, zulu=False)
+    binary, host = ctx.query.get("binary"), ctx.query.get("host")
+    found = []
+    for index, (name, where, zone) in enumerate(SERVICES, start=2):
+        if (binary and binary != name) or (host and host != where):
+            continue
+        sid: object = str(uuid.uuid5(uuid.UUID(ctx.site.nova.hypervisor_id), name)) if ctx.at_least(2, 53) else index
+        view: Resource = {"binary": name, "host": where, "id": sid, "zone": zone, "status": "enabled",
+                          "state": "up", "updated_at": updated, "disabled_reason": None}
+        if ctx.at_least(2, 11):
+            view["forced_down"] = False
+        found.append(view)
+    return json_response({"services": found})
