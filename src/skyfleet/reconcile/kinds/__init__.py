@@ -104,6 +104,12 @@ def validate_payload(name: str, payload: dict[str, Any]) -> dict[str, Any]:
 
 def load_builtin() -> None:
     """Import the kinds that ship with Skyfleet (each registers itself)."""
-    from skyfleet.reconcile.kinds import keypair, probe  # noqa: F401
-    from skyfleet.reconcile.kinds import quota  # noqa: F401
-    from skyfleet.reconcile.kinds import sync_flavor, sync_keypair, sync_secgroup  # noqa: F401
+    from skyfleet.reconcile.kinds import (  # noqa: F401
+        keypair,
+        probe,
+        quota,
+        sync_flavor,
+        sync_keypair,
+        sync_read,
+        sync_secgroup,
+    )
