@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from skyfleet import __version__
 from skyfleet.api import errors
 from skyfleet.api.deps import RuntimeDep
-from skyfleet.api.routes import events, inventory, kingbird_sync, operations, projects, sites
+from skyfleet.api.routes import events, inventory, kingbird_quota, kingbird_sync, operations, projects, sites
 from skyfleet.api.routes import quotas as quota_routes
 from skyfleet.api.routes import sync as sync_routes
 from skyfleet.api.runtime import Runtime
@@ -46,6 +46,7 @@ def create_app(runtime: Runtime, *, start_workers: bool | None = None) -> FastAP
     app.include_router(kingbird_sync.router)
     app.include_router(projects.router)
     app.include_router(quota_routes.router)
+    app.include_router(kingbird_quota.router)
     app.include_router(inventory.router)
 
     @app.get("/", tags=["meta"])
