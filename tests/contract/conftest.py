@@ -110,11 +110,11 @@ def boot_kit(site: Site) -> Iterator[BootKit]:
                 yield BootKit(t, flavor.id, image.id, net.id, net_name, sub.id)
             finally:
                 for port in conn.network.ports(network_id=net.id):
-                    quiet(lambda p=port: conn.network.delete_port(p))
-                quiet(lambda: conn.network.delete_network(net))
-                quiet(lambda: conn.image.delete_image(image))
+                    quiet(conn.network.delete_port, port)
+                quiet(conn.network.delete_network, net)
+                quiet(conn.image.delete_image, image)
     finally:
-        quiet(lambda: admin.compute.delete_flavor(flavor))
+        quiet(admin.compute.delete_flavor, flavor)
 
 
 @pytest.fixture

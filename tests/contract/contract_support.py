@@ -74,10 +74,10 @@ def wait_for(predicate: Callable[[], bool], *, timeout: float = 120.0, interval:
     raise AssertionError(f"condition not met within {timeout}s")
 
 
-def quiet(fn: Callable[[], object]) -> None:
-    """Run a clean-up step; a resource that is already gone is fine."""
+def quiet(fn: Callable[..., object], *args: Any, **kwargs: Any) -> None:
+    """Run a clean-up step ``fn(*args, **kwargs)``; a resource that is already gone is fine."""
     with suppress(openstack.exceptions.NotFoundException):
-        fn()
+        fn(*args, **kwargs)
 
 
 @dataclass
@@ -138,8 +138,8 @@ def tenant(site: Site, *, role: str = MEMBER_ROLE) -> Iterator[Tenant]:
         conn = retry(_login)
         yield Tenant(site, project.id, project.name, user.id, user.name, password, conn)
     finally:
-        quiet(lambda: idn.delete_user(user))
-        quiet(lambda: idn.delete_project(project))
+        quiet(idn.delete_user, user)
+        quiet(idn.delete_project, project)
 
 
 def load_target_sites(target: str) -> tuple[list[Site], Callable[[], None]]:

@@ -40,7 +40,7 @@ def test_keypair_import_get_list_delete(project: Tenant, ssh_public_key: tuple[s
             conn.compute.create_keypair(name=unique("key"), public_key="ssh-ed25519 not-base64!")
         assert bad.value.status_code == 400
     finally:
-        quiet(lambda: conn.compute.delete_keypair(name))
+        quiet(conn.compute.delete_keypair, name)
     with pytest.raises(openstack.exceptions.NotFoundException) as gone:
         conn.compute.get_keypair(name)
     assert gone.value.status_code == 404
@@ -106,6 +106,6 @@ def test_flavor_extra_specs_and_project_access(site: Site, project: Tenant) -> N
             project.conn.compute.create_flavor(name=unique("flavor"), ram=64, vcpus=1, disk=1)
         assert forbidden.value.status_code == 403
     finally:
-        quiet(lambda: admin.compute.delete_flavor(flavor))
+        quiet(admin.compute.delete_flavor, flavor)
     with pytest.raises(openstack.exceptions.NotFoundException):
         admin.compute.get_flavor(flavor.id)

@@ -53,7 +53,7 @@ def test_image_upload_download_checksums(project: Tenant) -> None:
                 other.conn.image.get_image(image.id)
             assert image.id not in {i.id for i in other.conn.image.images()}
     finally:
-        quiet(lambda: conn.image.delete_image(image))
+        quiet(conn.image.delete_image, image)
     with pytest.raises(openstack.exceptions.NotFoundException) as gone:
         conn.image.get_image(image.id)
     assert gone.value.status_code == 404
@@ -69,4 +69,4 @@ def test_image_without_data_is_queued(project: Tenant) -> None:
         assert got.status == "queued"
         assert got.checksum is None and got.hash_value is None and got.size is None
     finally:
-        quiet(lambda: conn.image.delete_image(image))
+        quiet(conn.image.delete_image, image)

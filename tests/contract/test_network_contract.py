@@ -74,7 +74,7 @@ def test_security_group_with_cidr_and_remote_group_rules(project: Tenant) -> Non
         with pytest.raises(openstack.exceptions.NotFoundException):
             net.get_security_group_rule(cidr_rule.id)
     finally:
-        quiet(lambda: net.delete_security_group(sg))
+        quiet(net.delete_security_group, sg)
     with pytest.raises(openstack.exceptions.NotFoundException) as gone:
         net.get_security_group(sg.id)
     assert gone.value.status_code == 404
@@ -137,8 +137,8 @@ def test_network_subnet_port_fixed_ip_and_mac(project: Tenant) -> None:
         net.delete_subnet(subnet)
     finally:
         for p in net.ports(network_id=network.id):
-            quiet(lambda p=p: net.delete_port(p))
-        quiet(lambda: net.delete_network(network))
+            quiet(net.delete_port, p)
+        quiet(net.delete_network, network)
     with pytest.raises(openstack.exceptions.NotFoundException) as gone:
         net.get_network(network.id)
     assert gone.value.status_code == 404

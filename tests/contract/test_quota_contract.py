@@ -5,6 +5,7 @@ from __future__ import annotations
 import openstack.exceptions
 import pytest
 from contract_support import BootKit, Site, Tenant, quiet, unique
+from openstack.compute.v2.server import Server
 
 pytestmark = pytest.mark.contract
 
@@ -61,7 +62,7 @@ def test_neutron_quota_read_set_usage(site: Site, project: Tenant) -> None:
         for key in NEUTRON_KEYS:
             assert set(getattr(detail, key)) == {"limit", "used", "reserved"}, key
     finally:
-        quiet(lambda: project.conn.network.delete_network(net))
+        quiet(project.conn.network.delete_network, net)
     admin.network.delete_quota(pid)
     assert admin.network.get_quota(pid).networks == admin.network.get_quota_default(pid).networks
 
@@ -88,10 +89,10 @@ def test_nova_over_quota_is_403(site: Site, boot_kit: BootKit) -> None:
     admin = site.admin
     t = boot_kit.tenant
     conn = t.conn
-    servers = []
+    servers: list[Server] = []
 
-    def boot() -> openstack.compute.v2.server.Server:
-        server = conn.compute.create_server(
+    def boot() -> Server:
+        server: Server = conn.compute.create_server(
             name=unique("server"),
             flavor_id=boot_kit.flavor_id,
             image_id=boot_kit.image_id,
@@ -117,9 +118,9 @@ def test_nova_over_quota_is_403(site: Site, boot_kit: BootKit) -> None:
         assert [s.id for s in conn.compute.servers()] == [first.id]
     finally:
         for server in servers:
-            quiet(lambda s=server: conn.compute.delete_server(s))
+            quiet(conn.compute.delete_server, server)
         for server in servers:
-            quiet(lambda s=server: conn.compute.wait_for_delete(s, wait=120))
+            quiet(conn.compute.wait_for_delete, server, wait=120)
         admin.compute.revert_quota_set(t.project_id)
 
 

@@ -6,25 +6,25 @@ import re
 import time
 from datetime import UTC, datetime, timedelta
 
-import openstack.compute.v2.server
 import openstack.exceptions
 import pytest
 from contract_support import BootKit, Site, quiet, unique
+from openstack.compute.v2.server import Server
 
 pytestmark = pytest.mark.contract
 
-Server = openstack.compute.v2.server.Server
 MAC = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
 
 
 def _boot(kit: BootKit, name: str | None = None) -> Server:
-    return kit.tenant.conn.compute.create_server(
+    server: Server = kit.tenant.conn.compute.create_server(
         name=name or unique("server"),
         flavor_id=kit.flavor_id,
         image_id=kit.image_id,
         networks=[{"uuid": kit.network_id}],
     )
+    return server
 
 
 def test_boot_server_to_active_and_delete(site: Site, boot_kit: BootKit) -> None:
@@ -68,7 +68,7 @@ def test_boot_server_to_active_and_delete(site: Site, boot_kit: BootKit) -> None
         assert server.id in {s.id for s in site.admin.compute.servers(all_projects=True)}
         assert server.id not in {s.id for s in site.admin.compute.servers()}
     finally:
-        quiet(lambda: conn.compute.delete_server(created))
+        quiet(conn.compute.delete_server, created)
     conn.compute.wait_for_delete(created, wait=120)
     with pytest.raises(openstack.exceptions.NotFoundException) as gone:
         conn.compute.get_server(created.id)
@@ -110,6 +110,6 @@ def test_changes_since_lists_changed_and_deleted_servers(boot_kit: BootKit) -> N
         assert bad.value.status_code == 400
     finally:
         for server in boots:
-            quiet(lambda s=server: conn.compute.delete_server(s))
+            quiet(conn.compute.delete_server, server)
         for server in boots:
-            quiet(lambda s=server: conn.compute.wait_for_delete(s, wait=120))
+            quiet(conn.compute.wait_for_delete, server, wait=120)
