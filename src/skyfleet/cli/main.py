@@ -10,6 +10,7 @@ import typer
 from pydantic import ValidationError
 
 from skyfleet.cli import inventory, operations, sites
+from skyfleet.cli import quota as quota_cli
 from skyfleet.cli import sync as sync_cli
 from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
@@ -24,6 +25,8 @@ keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_ar
 app.add_typer(sites.app, name="site")
 app.add_typer(operations.app, name="operation")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(quota_cli.app, name="quota")
+app.add_typer(quota_cli.project_app, name="project")
 app.add_typer(sync_cli.keypair_app, name="keypair")
 app.add_typer(sync_cli.flavor_app, name="flavor")
 app.add_typer(sync_cli.security_group_app, name="security-group")
