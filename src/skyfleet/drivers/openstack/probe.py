@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from keystoneauth1 import discover
 from keystoneauth1 import exceptions as ks_exc
 
 from skyfleet.drivers.base import SERVICE_TYPES, ProbeResult, ServiceProbe
@@ -38,8 +39,25 @@ def describe_error(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
+def _discovery_url(url: str, project_id: str | None) -> str:
+    """The URL that answers version discovery: Cinder's catalog URL ends with the project id,
+    which answers 404 to a GET, so the project part is dropped."""
+    trimmed = url.rstrip("/")
+    if project_id and trimmed.endswith("/" + project_id):
+        return trimmed[: -len(project_id) - 1] + "/"
+    return url
+
+
+def _chosen_version(versions: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The newest CURRENT version (else the newest listed) of a discovery document."""
+    if not versions:
+        return None
+    current = [v for v in versions if str(v.get("status", "")).upper() == "CURRENT"] or versions
+    return max(current, key=lambda v: v["version"])
+
+
 def _probe_service(session: Any, kind: str, aliases: tuple[str, ...], interface: str,
-                   region: str | None, catalog: Any) -> ServiceProbe | None:
+                   region: str | None, catalog: Any, project_id: str | None) -> ServiceProbe | None:
     for alias in aliases:
         urls = catalog.get_urls(service_type=alias, interface=interface, region_name=region)
         if urls:
@@ -48,20 +66,20 @@ def _probe_service(session: Any, kind: str, aliases: tuple[str, ...], interface:
         return None
     started = time.monotonic()
     try:
-        data = session.get_endpoint_data(
-            service_type=alias, interface=interface, region_name=region, discover_versions=True
-        )
+        # One GET of the version document, through keystoneauth's parser. Unlike
+        # get_endpoint_data, Discover raises when the service answers an error.
+        chosen = _chosen_version(discover.Discover(session, _discovery_url(urls[0], project_id)).version_data())
     except Exception as exc:  # any failure of one service makes the site degraded, not offline
         return ServiceProbe(type=kind, endpoint=urls[0], ok=False, error=describe_error(exc),
                             latency_ms=round((time.monotonic() - started) * 1000, 2))
     latency = round((time.monotonic() - started) * 1000, 2)
-    if data is None:
-        return ServiceProbe(type=kind, endpoint=urls[0], ok=False, error="no endpoint data",
+    if chosen is None:
+        return ServiceProbe(type=kind, endpoint=urls[0], ok=False, error="empty version document",
                             latency_ms=latency)
     return ServiceProbe(
-        type=kind, endpoint=data.url or urls[0], ok=True, version=_version(data.api_version),
-        min_microversion=_version(data.min_microversion),
-        max_microversion=_version(data.max_microversion), latency_ms=latency,
+        type=kind, endpoint=urls[0], ok=True, version=_version(chosen.get("version")),
+        min_microversion=_version(chosen.get("min_microversion")),
+        max_microversion=_version(chosen.get("max_microversion")), latency_ms=latency,
     )
 
 
@@ -90,7 +108,7 @@ def probe_site(auth: dict[str, Any], *, timeout: float) -> ProbeResult:
     catalog = access.service_catalog
     services: list[ServiceProbe] = []
     for kind, aliases in SERVICE_TYPES.items():
-        probe = _probe_service(session, kind, aliases, interface, region, catalog)
+        probe = _probe_service(session, kind, aliases, interface, region, catalog, access.project_id)
         if probe is not None:
             services.append(probe)
     zones: list[str] = []
