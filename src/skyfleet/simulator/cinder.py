@@ -107,8 +107,10 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
             response = error(ctx, 404, "The resource could not be found.")
         else:
             handler, params, known = router.match(ctx.method, "/" + parts[3])
+            if handler is None and not known:  # no such URL: the router's plain webob 404
+                return webob_error(ctx, 404, "The resource could not be found.")
             if handler is None:
-                response = error(ctx, 405 if known else 404, "The resource could not be found.")
+                response = error(ctx, 405, "The resource could not be found.")
             else:
                 ctx.params = {**params, "url_project": parts[2]}
                 response = await handler(ctx)
@@ -238,10 +240,14 @@ async def services(ctx: Ctx) -> web.StreamResponse:
 
 @router.route("GET", "/types")
 @router.route("GET", "/types/default")
+@router.route("GET", "/types/{id}")
 async def volume_types(ctx: Ctx) -> web.StreamResponse:
     vtype = {"id": DEFAULT_TYPE_ID, "name": DEFAULT_TYPE, "description": "Default Volume Type", "is_public": True,
              "os-volume-type-access:is_public": True, "extra_specs": {}, "qos_specs_id": None}
-    if ctx.path.rstrip("/").endswith("/default"):
+    wanted = ctx.params.get("id")
+    if wanted is not None and wanted not in (DEFAULT_TYPE_ID, DEFAULT_TYPE):
+        return error(ctx, 404, f"Volume type {wanted} could not be found.")
+    if wanted is not None or ctx.path.rstrip("/").endswith("/default"):
         return json_response({"volume_type": vtype})
     return json_response({"volume_types": [vtype]})
 
@@ -295,6 +301,8 @@ def _listing(ctx: Ctx, kind: str, items: list[Resource], render: Any) -> web.Res
         if key in q:
             items = [i for i in items if str(i.get(key)) == q[key]]
     items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=q.get("sort_dir", "desc") == "desc")
+    if "limit" in q and not q["limit"].lstrip("-").isdigit():
+        return error(ctx, 400, "limit param must be an integer")
     limit = int_param(q.get("limit"))
     page, last, found = paginate(items, limit, q.get("marker"))
     if not found:

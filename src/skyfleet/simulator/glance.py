@@ -28,6 +28,7 @@ from .httpkit import (
 from .state import Resource, iso, new_id
 
 router = Router()
+SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
 PATCH_TYPES = ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch")
 READ_ONLY = {"id", "status", "checksum", "os_hash_algo", "os_hash_value", "size", "virtual_size", "created_at",
              "updated_at", "owner", "self", "file", "schema", "direct_url", "locations", "stores"}
@@ -120,6 +121,11 @@ async def list_images(ctx: Ctx) -> web.StreamResponse:
     if "sort" in q:
         sort_key, _, direction = q["sort"].split(",")[0].partition(":")
         sort_dir = direction or "desc"
+    if sort_key not in SORT_KEYS:
+        return error(ctx, 400, f"Invalid sort key: {sort_key}. It must be one of the following: "
+                               f"{', '.join(SORT_KEYS)}.")
+    if "limit" in q and not q["limit"].lstrip("-").isdigit():
+        return error(ctx, 400, "limit param must be an integer")
     items.sort(key=lambda i: (str(i.get(sort_key) or ""), i["_seq"]), reverse=sort_dir == "desc")
     limit = min(int_param(q.get("limit"), 25) or 25, 1000)
     start = 0

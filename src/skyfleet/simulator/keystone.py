@@ -49,13 +49,33 @@ def discovery(ctx: Ctx) -> web.StreamResponse | None:
     return None
 
 
+FLASK_ERRORS = {404: ("Not Found", "The requested URL was not found on the server. If you entered the URL manually "
+                                   "please check your spelling and try again."),
+                405: ("Method Not Allowed", "The method is not allowed for the requested URL.")}
+
+
+def _flask_error(status: int) -> web.Response:
+    """keystone is a Flask app: URLs it has no route for get werkzeug's HTML page, not a JSON error."""
+    title, text = FLASK_ERRORS[status]
+    body = f"<!doctype html>\n<html lang=en>\n<title>{status} {title}</title>\n<h1>{title}</h1>\n<p>{text}</p>\n"
+    return web.Response(text=body, status=status, content_type="text/html", charset="utf-8")
+
+
 async def handle(ctx: Ctx) -> web.StreamResponse:
+    response = await _route(ctx)
+    response.headers["Vary"] = "X-Auth-Token"
+    if response.status == 401:
+        response.headers["WWW-Authenticate"] = f'Keystone uri="{ctx.base}/v3"'
+    return response
+
+
+async def _route(ctx: Ctx) -> web.StreamResponse:
     handler, params, known = router.match(ctx.method, ctx.path)
     if handler is None:
         handler, params, known2 = keystone_crud.router.match(ctx.method, ctx.path)
         known = known or known2
     if handler is None:
-        return error(ctx, 405 if known else 404, "The request you have made is not supported.")
+        return _flask_error(405 if known else 404)
     ctx.params = params
     if handler not in (issue_token,):
         ctx.token = ctx.site.keystone.token(ctx.request.headers.get("X-Auth-Token"))

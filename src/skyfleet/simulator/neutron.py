@@ -147,6 +147,9 @@ def list_resources(ctx: Ctx, collection: str) -> web.Response:
     sort_key = q.get("sort_key")
     if sort_key:
         items.sort(key=lambda r: (str(r.get(sort_key)), r["id"]), reverse=q.get("sort_dir", "asc") == "desc")
+    if "limit" in q and not q["limit"].isdigit():
+        return error(ctx, 400, f"Bad limit request: Limit must be an integer 0 or greater and not '{q['limit']}'.",
+                     "BadRequest")
     limit = int_param(q.get("limit"))
     page, last, found = paginate(items, limit, q.get("marker"))
     if not found:

@@ -19,9 +19,9 @@ from .state import Resource, Site, iso, new_id
 TYPES = {400: "HTTPBadRequest", 401: "HTTPUnauthorized", 403: "HTTPForbidden", 404: "HTTPNotFound",
          405: "HTTPMethodNotAllowed", 409: "HTTPConflict", 500: "HTTPInternalServerError",
          503: "ServiceUnavailable"}
-QUOTA_DEFAULTS: dict[str, int] = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500, "router": 10,
-                                  "floatingip": 50, "security_group": 10, "security_group_rule": 100,
-                                  "rbac_policy": 10}
+QUOTA_DEFAULTS: dict[str, int] = {"network": 100, "subnet": 100, "subnetpool": -1, "port": 500,
+                                  "router_route": 30, "router": 10, "floatingip": 50, "rbac_policy": 10,
+                                  "security_group": 10, "security_group_rule": 100}
 QUOTA_TABLE = {"network": "networks", "subnet": "subnets", "subnetpool": "subnetpools", "port": "ports",
                "router": "routers", "floatingip": "floatingips", "security_group": "security_groups",
                "security_group_rule": "security_group_rules"}
@@ -58,6 +58,8 @@ def used(site: Site, project_id: str) -> dict[str, int]:
     for key, table in QUOTA_TABLE.items():
         result[key] = sum(1 for r in getattr(neutron, table).values() if r.get("project_id") == project_id)
     result["rbac_policy"] = 0
+    result["router_route"] = sum(len(r.get("routes") or []) for r in neutron.routers.values()
+                                 if r.get("project_id") == project_id)
     return result
 
 

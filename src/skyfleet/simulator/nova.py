@@ -14,7 +14,7 @@ import uuid
 from aiohttp import web
 
 from . import nova_flavors, nova_servers
-from .httpkit import Ctx, Router, json_response
+from .httpkit import Ctx, Router, json_response, webob_error
 from .nova_base import (
     MAX_VERSION,
     MIN_VERSION,
@@ -101,7 +101,8 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
     response: web.StreamResponse | None = negotiate(ctx)
     if response is None:
         response = await _route(ctx)
-    assert response is not None
+        if response is None:  # no such URL: the router's plain webob 404, before any microversion handling
+            return webob_error(ctx, 404, "The resource could not be found.")
     text = version_text(ctx.version)
     response.headers["OpenStack-API-Version"] = f"compute {text}"
     response.headers["X-OpenStack-Nova-API-Version"] = text
@@ -110,9 +111,9 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
     return response
 
 
-async def _route(ctx: Ctx) -> web.StreamResponse:
+async def _route(ctx: Ctx) -> web.StreamResponse | None:
     if not ctx.path.startswith("/v2.1/"):
-        return error(ctx, 404, "The resource could not be found.")
+        return None
     known = False
     for table in ROUTERS:
         handler, params, seen = table.match(ctx.method, ctx.path)
@@ -122,7 +123,7 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
         known = known or seen
     if known:
         return error(ctx, 405, "The method specified is not allowed for this resource.")
-    return error(ctx, 404, "The resource could not be found.")
+    return None
 
 
 # --- quotas and limits -----------------------------------------------------------------------------

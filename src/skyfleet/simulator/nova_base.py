@@ -31,7 +31,9 @@ LEGACY_QUOTAS: dict[str, int] = {  # shown before microversion 2.36
 
 def error(ctx: Ctx, status: int, message: str) -> web.Response:
     name = FAULT_NAMES.get(status, "computeFault")
-    return json_response({name: {"code": status, "message": message}}, status)
+    response = json_response({name: {"code": status, "message": message}}, status)
+    response.headers["Content-Type"] = "application/json; charset=UTF-8"  # webob spells it so
+    return response
 
 
 def not_found(ctx: Ctx, message: str) -> web.Response:

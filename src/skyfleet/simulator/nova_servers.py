@@ -180,6 +180,9 @@ async def list_servers(ctx: Ctx) -> web.StreamResponse:
     key = q.get("sort_key", "created_at")
     field = {"created_at": "_created", "updated_at": "_updated", "display_name": "name"}.get(key, "_created")
     items.sort(key=lambda s: (s[field], s["id"]), reverse=reverse)
+    if "limit" in q and not q["limit"].isdigit():
+        return error(ctx, 400, f"Invalid input for query parameters limit. Value: {q['limit']}. "
+                               f"'{q['limit']}' does not match '^[0-9]*$'")
     limit = int_param(q.get("limit"))
     page, _, found = paginate(items, limit if limit is not None else 1000, q.get("marker"))
     if not found:
