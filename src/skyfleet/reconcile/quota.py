@@ -33,6 +33,7 @@ from skyfleet.reconcile.scheduler import PeriodicJob
 
 OFFLINE = "offline"
 QUOTA_ROUND = "quota-round"
+CHUNK = 100  # projects per task: a site's projects are read by several tasks at once
 
 
 def _sites(session: Session) -> list[Site]:
@@ -51,7 +52,7 @@ def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str,
 
 
 def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
-            user_id: str | None = None, requester: str | None = None) -> Operation | None:
+            user_id: str | None = None, requester: str | None = None, chunk: int = CHUNK) -> Operation | None:
     """Start a ``quota.collect`` operation over the online sites (None: nothing to collect)."""
     chosen = quotas.managed_projects(session, project_ids)
     if not chosen:
@@ -60,10 +61,10 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
     explicit = projects.explicit_mappings(session, project_ids=ids)
     states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=ids).values()
               for s in rows}
-    payloads = {SiteRef(site.id, site.name): {"projects": [_ref(p, site, home_auth_url, explicit,
-                                                                states.get((p.project_id, site.id)))
-                                                           for p in chosen]}
-                for site in _sites(session) if site.availability != OFFLINE}
+    payloads = [task for site in _sites(session) if site.availability != OFFLINE
+                for task in runs.chunked(SiteRef(site.id, site.name), [
+                    _ref(p, site, home_auth_url, explicit, states.get((p.project_id, site.id))) for p in chosen],
+                    chunk)]
     return runs.submit(session, kind="quota.collect", payloads=payloads, user_id=user_id, project_id=requester,
                        summary={"projects": ids[:50], "project_count": len(ids)}, now=now)
 
@@ -119,7 +120,7 @@ def _record_breaches(session: Session, breaches: dict[str, dict[str, Any]], now:
 
 
 def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
-                  project_ids: Sequence[str] | None = None) -> Operation | None:
+                  project_ids: Sequence[str] | None = None, chunk: int = CHUNK) -> Operation | None:
     """Start a ``quota.apply`` operation for every site whose limits must change (None: none must)."""
     planned = plan(session, project_ids=project_ids)
     _record_breaches(session, planned.breaches, now)
@@ -130,22 +131,22 @@ def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
     states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=list(chosen))
               .values() for s in rows}
     sites = {s.id: s for s in _sites(session)}
-    payloads = {}
+    payloads = []
     for site_id, by_project in planned.writes.items():
         site = sites[site_id]
-        payloads[SiteRef(site.id, site.name)] = {"projects": [
+        payloads += runs.chunked(SiteRef(site.id, site.name), [
             {**_ref(chosen[pid], site, home_auth_url, explicit, states.get((pid, site_id))), "limits": limits}
-            for pid, limits in sorted(by_project.items())]}
+            for pid, limits in sorted(by_project.items())], chunk)
     return runs.submit(session, kind="quota.apply", payloads=payloads, user_id=None, project_id=None, now=now,
-                       summary={"sites": len(payloads), "writes": sum(len(v) for v in planned.writes.values())})
+                       summary={"sites": len(planned.writes), "writes": sum(len(v) for v in planned.writes.values())})
 
 
-def round_(session: Session, *, home_auth_url: str, now: datetime) -> dict[str, Any]:
+def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
     """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
     read = runs.ingest(session, now=now)
-    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now)
+    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk)
     busy = runs.open_run(session, kind="quota.collect")
-    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now)
+    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now, chunk=chunk)
     return {"tasks_read": read, "apply": applied.id if applied else None,
             "collect": collected.id if collected else None}
 

@@ -7,7 +7,7 @@ payload differs per task. Results are read back into ``quota_site_states`` by ``
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +21,14 @@ from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.models import QuotaRun
 
 
-def submit(session: Session, *, kind: str, payloads: Mapping[SiteRef, dict[str, Any]], summary: dict[str, Any],
-           user_id: str | None, project_id: str | None, now: datetime) -> Operation:
-    """An operation with one pending task per site, each with its own payload (flushed, not committed)."""
+def chunked(site: SiteRef, projects: list[dict[str, Any]], size: int) -> list[tuple[SiteRef, dict[str, Any]]]:
+    """One task payload per ``size`` projects of a site (several tasks of a site may run at once)."""
+    return [(site, {"projects": projects[i:i + size]}) for i in range(0, len(projects), max(size, 1))]
+
+
+def submit(session: Session, *, kind: str, payloads: Sequence[tuple[SiteRef, dict[str, Any]]],
+           summary: dict[str, Any], user_id: str | None, project_id: str | None, now: datetime) -> Operation:
+    """An operation with pending tasks, each with its own site and payload (flushed, not committed)."""
     operation = Operation(kind=kind, state=RUNNING if payloads else SUCCEEDED, user_id=user_id,
                           project_id=project_id, payload=summary, total=len(payloads), created_at=now,
                           updated_at=now, finished_at=None if payloads else now)
@@ -33,7 +38,7 @@ def submit(session: Session, *, kind: str, payloads: Mapping[SiteRef, dict[str, 
         session.execute(insert(Task), [
             {"id": new_id(), "operation_id": operation.id, "site_id": site.id, "site_name": site.name,
              "kind": kind, "payload": payload, "state": PENDING, "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "updated_at": now} for site, payload in payloads.items()])
+             "created_at": now, "updated_at": now} for site, payload in payloads])
         session.add(QuotaRun(operation_id=operation.id, kind=kind, created_at=now))
     return operation
 
@@ -44,9 +49,10 @@ def ingest(session: Session, *, now: datetime) -> int:
                                 .order_by(QuotaRun.created_at)))
     read = 0
     for run in runs:
-        tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error)
-                                .where(Task.operation_id == run.operation_id)).all()
-        for site_id, state, result, finished_at, error in tasks:
+        tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error,
+                                       Task.payload).where(Task.operation_id == run.operation_id)).all()
+        cache = quotas.load_states(session, site_ids=sorted({t[0] for t in tasks if t[1] not in OPEN_STATES}))
+        for site_id, state, result, finished_at, error, payload in tasks:
             if state in OPEN_STATES:
                 continue
             read += 1
@@ -56,12 +62,13 @@ def ingest(session: Session, *, now: datetime) -> int:
                 at = finished_at or now
                 if run.kind == "quota.collect":
                     quotas.record_observation(session, project_id=project_id, site_id=site_id,
-                                              observed=observed, at=at)
+                                              observed=observed, at=at, cache=cache)
                 elif "applied" in observed:
                     quotas.record_applied(session, project_id=project_id, site_id=site_id,
-                                          limits=observed["applied"], at=at)
+                                          limits=observed["applied"], at=at, cache=cache)
             if state != SUCCEEDED and error:
-                quotas.record_site_error(session, site_id=site_id, payload_projects=None, error=error)
+                quotas.record_site_error(session, site_id=site_id, error=error, payload_projects=[
+                    p["project_id"] for p in (payload or {}).get("projects", [])])
         if all(state not in OPEN_STATES for _, state, *_ in tasks):
             run.ingested_at = now
     session.flush()

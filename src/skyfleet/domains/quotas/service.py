@@ -126,14 +126,31 @@ def site_states(session: Session, *, project_ids: Sequence[str]) -> dict[str, li
     return out
 
 
-def record_observation(session: Session, *, project_id: str, site_id: str, observed: dict[str, Any],
-                       at: datetime) -> None:
-    """Store what a site said (usage, limits, remote id) unless a newer observation is already stored."""
-    row = session.get(QuotaSiteState, (project_id, site_id))
+StateCache = dict[tuple[str, str], QuotaSiteState]
+
+
+def _state(session: Session, cache: StateCache | None, project_id: str, site_id: str) -> QuotaSiteState:
+    key = (project_id, site_id)
+    row = cache.get(key) if cache is not None else session.get(QuotaSiteState, key)
     if row is None:
         row = QuotaSiteState(project_id=project_id, site_id=site_id, usage={}, limits={}, applied={})
         session.add(row)
-    elif row.observed_at is not None and row.observed_at > at:
+        if cache is not None:
+            cache[key] = row
+    return row
+
+
+def load_states(session: Session, *, site_ids: Sequence[str]) -> StateCache:
+    """Every state row of ``site_ids`` in one query (what ``ingest`` updates)."""
+    rows = session.scalars(select(QuotaSiteState).where(QuotaSiteState.site_id.in_(list(site_ids))))
+    return {(r.project_id, r.site_id): r for r in rows}
+
+
+def record_observation(session: Session, *, project_id: str, site_id: str, observed: dict[str, Any],
+                       at: datetime, cache: StateCache | None = None) -> None:
+    """Store what a site said (usage, limits, remote id) unless a newer observation is already stored."""
+    row = _state(session, cache, project_id, site_id)
+    if row.observed_at is not None and row.observed_at > at:
         return
     if observed.get("error"):
         row.last_error = str(observed["error"])[:2000]
@@ -143,14 +160,11 @@ def record_observation(session: Session, *, project_id: str, site_id: str, obser
     row.observed_at, row.last_error = at, None
 
 
-def record_applied(session: Session, *, project_id: str, site_id: str, limits: Limits, at: datetime) -> None:
-    row = session.get(QuotaSiteState, (project_id, site_id))
-    if row is None:
-        row = QuotaSiteState(project_id=project_id, site_id=site_id, usage={}, limits={}, applied={})
-        session.add(row)
+def record_applied(session: Session, *, project_id: str, site_id: str, limits: Limits, at: datetime,
+                   cache: StateCache | None = None) -> None:
+    row = _state(session, cache, project_id, site_id)
     row.applied, row.applied_at = {**row.applied, **limits}, at
     row.limits = {**row.limits, **limits}
-
 
 def record_site_error(session: Session, *, site_id: str, payload_projects: Sequence[str] | None,
                       error: str) -> None:
