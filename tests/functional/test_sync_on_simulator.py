@@ -29,10 +29,11 @@ OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vb29vb29vb29vb29vb29vb29vb29
 
 
 @pytest.fixture
-def fleet(runtime_factory: Callable[..., Runtime]) -> Iterator[tuple[Simulator, Runtime, TestClient, Engine]]:
+def fleet(runtime_factory: Callable[..., Runtime],
+          db_url: str) -> Iterator[tuple[Simulator, Runtime, TestClient, Engine]]:
     sim = Simulator(sites=3)
     sim.start()
-    runtime = runtime_factory()
+    runtime = runtime_factory(db_url)
     register_sites(runtime.factory, runtime.box, sim)
     engine = Engine(runtime.factory, box=runtime.box, config=EngineConfig(site_timeout=5))
     with TestClient(create_app(runtime, start_workers=False)) as client:
