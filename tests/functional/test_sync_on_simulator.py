@@ -219,3 +219,24 @@ def test_bad_input_is_a_4xx_with_the_reason(fleet: Any) -> None:
     assert nowhere.status_code == 400 and "nope" in nowhere.json()["detail"]
     client.post("/v1/keypairs", json={"spec": {"name": "dup", "public_key": PUBLIC_KEY}})
     assert client.post("/v1/keypairs", json={"spec": {"name": "dup", "public_key": PUBLIC_KEY}}).status_code == 409
+
+
+def test_a_deregistered_site_drops_its_binding_and_an_unmanaged_one_is_left_alone(fleet: Any) -> None:
+    sim, runtime, client, engine = fleet
+    a, b, c = sim.site_names()
+    client.post("/v1/keypairs", json={"spec": {"name": "gone", "public_key": PUBLIC_KEY},
+                                      "placement": {"sites": [a, b, c]}})
+    run(runtime, engine)
+    assert client.delete(f"/v1/sites/{a}").status_code == 204
+    with transaction(runtime.factory) as session:
+        session.execute(update(Site).where(Site.name == b).values(managed=False))
+    assert run_sync_audit(runtime.factory) == 1
+    audit_op = client.get("/v1/keypairs/gone").json()["operation_id"]
+    assert [t["site_name"] for t in client.get(f"/v1/operations/{audit_op}").json()["tasks"]] == [c]
+    run(runtime, engine)
+    assert statuses(client, "/v1/keypairs/gone") == {b: "in-sync", c: "in-sync"}
+    client.delete("/v1/keypairs/gone")
+    run(runtime, engine)
+    assert statuses(client, "/v1/keypairs/gone") == {b: "in-sync"}  # b is not touched while unmanaged
+    assert any(n == "gone" for (_, n) in keypairs(sim, b))
+    assert not any(n == "gone" for (_, n) in keypairs(sim, c))

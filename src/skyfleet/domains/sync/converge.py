@@ -90,8 +90,10 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
         _cancel_open(session, bindings, now=now)
     open_ids = _open_tasks(session, bindings)
     placed = {} if resource.state == DELETING else {s.id: s for s in placed_sites(session, resource.placement)}
+    managed = _forget_gone_sites(session, resource, bindings)
     ensure = [s for s in placed.values() if not _busy(bindings.get(s.id), open_ids)]
-    remove = [b for sid, b in bindings.items() if sid not in placed and not _busy(b, open_ids)]
+    remove = [b for sid, b in bindings.items()
+              if sid not in placed and sid in managed and not _busy(b, open_ids)]
     targets = [operations.SiteRef(s.id, s.name) for s in ensure] + \
         [operations.SiteRef(b.site_id, b.site_name) for b in remove]
     if not targets:
@@ -110,6 +112,19 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
             "delete", "pending", now
     resource.operation_id, resource.updated_at = operation.id, now
     return operation
+
+
+def _forget_gone_sites(session: Session, resource: SyncResource, bindings: dict[str, SyncBinding]) -> set[str]:
+    """Drop the bindings of deregistered sites; the ids of the bound sites still managed (an unmanaged
+    site's binding is left as it is: Skyfleet does not touch that site)."""
+    if not bindings:
+        return set()
+    known = dict(session.execute(select(Site.id, Site.managed).where(Site.id.in_(list(bindings)))).all())
+    for site_id in [sid for sid in bindings if sid not in known]:
+        session.delete(bindings.pop(site_id))
+    if resource.state == DELETING and not bindings:
+        session.delete(resource)
+    return {sid for sid, managed in known.items() if managed}
 
 
 def _specialise(session: Session, operation_id: str, resource: SyncResource, bindings: dict[str, SyncBinding],

@@ -88,15 +88,17 @@ def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 
 
-def placed_sites(session: Session, placement: dict[str, Any]) -> list[Site]:
-    """The managed sites a placement selects now; :class:`Invalid` for an unknown site name."""
+def placed_sites(session: Session, placement: dict[str, Any], *, strict: bool = False) -> list[Site]:
+    """The managed sites a placement selects now; an unknown site name is :class:`Invalid` when
+    ``strict`` (a request), else skipped (a site deregistered since the resource was declared)."""
     if placement.get("sites") is not None:
         found = []
         for ref in dict.fromkeys(placement["sites"]):
             try:
                 found.append(sites.get_site(session, ref))
             except NotFound:
-                raise Invalid(f"placement.sites: no site {ref!r}") from None
+                if strict:
+                    raise Invalid(f"placement.sites: no site {ref!r}") from None
         return [s for s in found if s.managed]
     filters = sites.SiteFilter(selector=parse_selector(placement.get("selector") or ""),
                                group=placement.get("group"), managed=True)
@@ -104,7 +106,7 @@ def placed_sites(session: Session, placement: dict[str, Any]) -> list[Site]:
 
 
 def validate_placement(session: Session, placement: Placement) -> None:
-    placed_sites(session, placement.model_dump(exclude_none=True))
+    placed_sites(session, placement.model_dump(exclude_none=True), strict=True)
 
 
 def update(session: Session, *, resource: SyncResource, data: ResourceUpdate, spec: dict[str, Any] | None,
