@@ -178,7 +178,11 @@ def main() -> None:
         finally:
             for proc in procs + sims:
                 proc.terminate()
-                proc.wait(30)
+            for proc in procs + sims:
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
             with psycopg.connect(PG, autocommit=True) as conn:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 

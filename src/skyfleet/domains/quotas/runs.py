@@ -45,8 +45,9 @@ def submit(session: Session, *, kind: str, payloads: Sequence[tuple[SiteRef, dic
 
 def ingest(session: Session, *, now: datetime) -> int:
     """Read finished quota tasks into the site states; a run is done once its operation is. Returns tasks read."""
+    # Runs locked in creation order: a second round waits for the first and then finds them read.
     runs = list(session.scalars(select(QuotaRun).where(QuotaRun.ingested_at.is_(None))
-                                .order_by(QuotaRun.created_at)))
+                                .order_by(QuotaRun.created_at).with_for_update()))
     read = 0
     for run in runs:
         tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error,
