@@ -139,14 +139,16 @@ def test_5xx_and_401_faults_retry_then_converge(fleet: Any) -> None:
     sim.set_faults(a, error_rate=1.0)
     sim.set_faults(b, auth_fail=True)
     client.post("/v1/keypairs", json={"spec": {"name": "faulty", "public_key": PUBLIC_KEY}})
+    client.post("/v1/security-groups", json={"spec": {"name": "faulty"}})
     engine.run_until_idle()
-    seen = client.get("/v1/keypairs/faulty").json()["bindings"]
-    by_site = {x["site_name"]: x for x in seen}
-    assert by_site[a]["status"] == "pending" and by_site[a]["error"]
-    assert by_site[b]["status"] == "pending"
+    for path in ("/v1/keypairs/faulty", "/v1/security-groups/faulty"):
+        by_site = {x["site_name"]: x for x in client.get(path).json()["bindings"]}
+        assert by_site[a]["status"] == "pending" and "HTTP 5" in by_site[a]["error"], by_site[a]
+        assert by_site[b]["status"] == "pending" and by_site[b]["error"], by_site[b]
     sim.clear_faults()
     run(runtime, engine)
     assert set(statuses(client, "/v1/keypairs/faulty").values()) == {"in-sync"}
+    assert set(statuses(client, "/v1/security-groups/faulty").values()) == {"in-sync"}
 
 
 def test_keypair_copy_belongs_to_the_callers_mapped_user(fleet: Any) -> None:

@@ -41,7 +41,7 @@ def _flavor(ctx: SiteContext, _p: ReadPayload, name: str) -> dict[str, Any] | No
 
 
 def _group(ctx: SiteContext, p: ReadPayload, name: str) -> dict[str, Any] | None:
-    project_id = resolve(ctx, "projects", p.project) or ctx.connection().current_project_id
+    project_id = resolve(ctx, "projects", p.project) or syncapi.current_ids(ctx.connection())[1]
     g = syncapi.find_security_group(ctx.connection(), name, str(project_id))
     if g is None:
         return None

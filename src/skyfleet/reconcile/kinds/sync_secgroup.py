@@ -74,7 +74,7 @@ def desired_rules(ctx: SiteContext, p: SecurityGroupSync, project_id: str, own_i
 
 
 def observe(ctx: SiteContext, p: SecurityGroupSync) -> dict[str, Any]:
-    project_id = resolve(ctx, "projects", p.project) or ctx.connection().current_project_id
+    project_id = resolve(ctx, "projects", p.project) or syncapi.current_ids(ctx.connection())[1]
     found = syncapi.find_security_group(ctx.connection(), p.name, str(project_id))
     seen: dict[str, Any] = {"found": found, "action": p.action, "project_id": project_id,
                             "may_delete": p.owned or p.purge}
