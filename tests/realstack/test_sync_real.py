@@ -135,3 +135,32 @@ def test_keypair_flavor_security_groups_converge_and_drift_is_repaired(
             leftover = conn.compute.find_flavor(flavor)
             if leftover is not None:
                 conn.compute.delete_flavor(leftover, ignore_missing=True)
+
+
+def test_kingbird_os_sync_copies_a_flavor_from_site1_to_site2(
+        fleet: tuple[TestClient, Runtime, Engine], clouds: dict[str, Any]) -> None:
+    client, rt, engine = fleet
+    name = f"sf.copy.{uuid.uuid4().hex[:8]}"
+    one, two = sdk(clouds["site1"]), sdk(clouds["site2"])
+    try:
+        made = one.compute.create_flavor(name=name, vcpus=1, ram=128, disk=1)
+        one.compute.create_flavor_extra_specs(made, {"hw:cpu_policy": "shared"})
+        url = f"/v1.0/{one.current_project_id}/os-sync"
+        job = client.post(url, json={"resource_set": {"resource_type": "flavor", "resources": [name],
+                                                      "source": "site1", "target": ["site2"]}}).json()
+        job_id = job["job_status"]["id"]
+        rows: list[dict[str, Any]] = []
+        for _ in range(4):
+            converge(rt, engine)
+            rows = client.get(f"{url}/{job_id}").json()["job_set"]
+            if rows and rows[0]["sync_status"] != "IN_PROGRESS":
+                break
+        assert [(r["target_region"], r["sync_status"]) for r in rows] == [("site2", "SUCCESS")], rows
+        copied = two.compute.find_flavor(name, ignore_missing=False, get_extra_specs=True)
+        assert (copied.vcpus, copied.ram, copied.extra_specs) == (1, 128, {"hw:cpu_policy": "shared"})
+        assert client.delete(f"{url}/{job_id}").status_code == 200
+    finally:
+        for conn in (one, two):
+            found = conn.compute.find_flavor(name)
+            if found is not None:
+                conn.compute.delete_flavor(found, ignore_missing=True)
