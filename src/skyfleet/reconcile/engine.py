@@ -109,6 +109,12 @@ class Engine:
             SECRETS.add(auth.get(key))
         return Work(leased, auth)
 
+    def give_back(self, work: Work, *, delay: float) -> bool:
+        """Return a leased task untried, due again in ``delay`` seconds (the attempt is not counted)."""
+        now = self.clock.now()
+        with transaction(self.factory) as session:
+            return leases.release(session, leased=work.leased, at=now + timedelta(seconds=delay), now=now)
+
     def renew(self, owners: list[str]) -> int:
         with transaction(self.factory) as session:
             return leases.renew(session, owners=owners, now=self.clock.now(),

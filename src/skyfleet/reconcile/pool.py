@@ -29,6 +29,7 @@ class WorkerPool:
         self._stop = threading.Event()
         self._lock = threading.Lock()
         self._held: Counter[str] = Counter()  # lease token -> tasks in flight under it
+        self._running: set[str] = set()  # task ids executing in this process
         self._threads: list[threading.Thread] = []
         self.completed = 0
 
@@ -64,6 +65,7 @@ class WorkerPool:
                 self._held[work.leased.owner] -= 1
                 if self._held[work.leased.owner] <= 0:
                     del self._held[work.leased.owner]
+                self._running.discard(work.leased.task_id)
                 self.completed += 1
             self._wake.set()
 
@@ -72,12 +74,26 @@ class WorkerPool:
         if free <= 0:
             return 0
         batch = self.engine.lease(min(free, self.batch))
+        duplicates: list[Work] = []
         with self._lock:
+            fresh = []
             for work in batch:
+                if work.leased.task_id in self._running:
+                    duplicates.append(work)
+                    continue
+                self._running.add(work.leased.task_id)
                 self._held[work.leased.owner] += 1
-        for work in batch:
+                fresh.append(work)
+        for work in duplicates:
+            # Our own lease on this task expired while a thread here still runs it (a stalled heartbeat):
+            # never run it twice at once; the running attempt's result is fenced off and the task comes
+            # back later, when observing the site shows what that attempt did.
+            log.warning("task %s is still running here after its lease expired; giving it back",
+                        work.leased.task_id)
+            self.engine.give_back(work, delay=self.engine.config.lease_seconds)
+        for work in fresh:
             self._executor.submit(self._run, work)
-        return len(batch)
+        return len(fresh)
 
     def _dispatch_loop(self) -> None:
         pause = 0.5
