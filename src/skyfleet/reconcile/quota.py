@@ -73,6 +73,9 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
 class Planned:
     writes: dict[str, dict[str, dict[str, int]]]  # site id -> project id -> limits to write
     breaches: dict[str, dict[str, Any]]  # project id -> resource -> {limit, usage}
+    projects: dict[str, QuotaProject]
+    states: dict[tuple[str, str], QuotaSiteState]  # (project id, site id) -> state
+    sites: dict[str, Site]
 
 
 def _current(state: QuotaSiteState) -> dict[str, int]:
@@ -86,9 +89,11 @@ def plan(session: Session, *, project_ids: Sequence[str] | None = None) -> Plann
     chosen = quotas.managed_projects(session, project_ids)
     sites = {s.id: s for s in _sites(session)}
     states = quotas.site_states(session, project_ids=[p.project_id for p in chosen])
-    out = Planned(writes={}, breaches={})
+    out = Planned(writes={}, breaches={}, projects={p.project_id: p for p in chosen}, sites=sites,
+                  states={(s.project_id, s.site_id): s for rows in states.values() for s in rows})
+    classes = quotas.class_limits(session)
     for project in chosen:
-        limits = quotas.effective_limits(session, project)
+        limits = quotas.stacked_limits(classes, project)
         observed = [s for s in states[project.project_id] if s.observed_at is not None and s.site_id in sites]
         usage = {s.site_id: {k: int(v) for k, v in s.usage.items()} for s in observed}
         held = {s.site_id: _current(s) for s in observed if sites[s.site_id].availability == OFFLINE}
@@ -126,11 +131,8 @@ def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
     _record_breaches(session, planned.breaches, now)
     if not planned.writes:
         return None
-    chosen = {p.project_id: p for p in quotas.managed_projects(session, project_ids)}
+    chosen, states, sites = planned.projects, planned.states, planned.sites
     explicit = projects.explicit_mappings(session, project_ids=list(chosen))
-    states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=list(chosen))
-              .values() for s in rows}
-    sites = {s.id: s for s in _sites(session)}
     payloads = []
     for site_id, by_project in planned.writes.items():
         site = sites[site_id]

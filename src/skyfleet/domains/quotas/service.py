@@ -70,6 +70,22 @@ def effective_limits(session: Session, row: QuotaProject | None) -> Limits:
     return limits
 
 
+def class_limits(session: Session) -> dict[str, Limits]:
+    """Every class's own limits, with ``default`` already stacked on the built-in defaults (one query)."""
+    rows = {row.name: dict(row.limits) for row in session.scalars(select(QuotaClass))}
+    rows[DEFAULT_CLASS] = {**BUILTIN_DEFAULTS, **rows.get(DEFAULT_CLASS, {})}
+    return rows
+
+
+def stacked_limits(classes: dict[str, Limits], row: QuotaProject) -> Limits:
+    """``effective_limits`` from preloaded ``class_limits`` (no query per project)."""
+    limits = dict(classes[DEFAULT_CLASS])
+    if row.quota_class and row.quota_class != DEFAULT_CLASS:
+        limits.update(classes.get(row.quota_class, {}))
+    limits.update(row.overrides)
+    return limits
+
+
 def to_out(session: Session, project_id: str, row: QuotaProject | None) -> QuotaOut:
     return QuotaOut(
         project_id=project_id, project_name=row.project_name if row else None,
