@@ -4,13 +4,14 @@
 #   2. bring the sites up (idempotent: sites already running are reused),
 #   3. run the contract suite: pytest -m contract tests/contract, SKYFLEET_CONTRACT_TARGET=real,
 #   4. run the tests marked `realstack` (Skyfleet itself against the real sites), if any,
-#   5. stop what this run started. Sites that were already up are left running,
-#      and REALSTACK_KEEP=1 leaves everything running.
+#   5. stop the sites and infra - unless REALSTACK_KEEP=1, or they were already running
+#      when this run began (someone else's: left as found; REALSTACK_KEEP=0 stops them anyway).
 #
 # usage: contract.sh [extra pytest args for step 3...]
 # Env:
 #   REALSTACK_SITES   up.sh specs (default "site1:20000 site2:21000")
-#   REALSTACK_KEEP=1  leave the sites running afterwards
+#   REALSTACK_KEEP    1: leave the sites running; 0: always stop them; unset: stop them
+#                     unless they were already running before this run
 #   SKYFLEET_PYTEST   pytest command (default: <repo>/.venv/bin/pytest, else python3 -m pytest)
 # Exit code: non-zero if the sites did not come up or any pytest run failed.
 set -euo pipefail
@@ -39,10 +40,15 @@ for f in "$RS_INFRA/run/mysql.pid" "$RS_INFRA/run/rabbitmq.pid"; do pid_alive "$
 for c in "${CLOUDS[@]}"; do
   [[ -f $RS_SITES/$c/.ready ]] && "$HERE/status.sh" "$c" > /dev/null 2>&1 || already_up=0
 done
-if [[ ${REALSTACK_KEEP:-0} != 1 ]] && ((!already_up)); then
+keep=${REALSTACK_KEEP:-}
+if [[ -z $keep ]]; then
+  keep=$already_up
+  if ((already_up)); then
+    log "sites ${CLOUDS[*]} were already running: they stay up afterwards (REALSTACK_KEEP=0 stops them)"
+  fi
+fi
+if [[ $keep != 1 ]]; then
   trap 'log "stopping sites and infra (REALSTACK_KEEP=1 keeps them)"; "$HERE/stop.sh" all || true' EXIT
-elif ((already_up)); then
-  log "sites ${CLOUDS[*]} were already running: they stay up afterwards"
 fi
 
 if ! "$HERE/up.sh" "${SPECS[@]}"; then
