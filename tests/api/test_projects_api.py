@@ -75,3 +75,20 @@ def test_bad_input_is_4xx(client: TestClient, as_user: Callable[[Principal], Non
     assert client.post("/v1/sites?probe=false", json=site_body("s1")).status_code == 201
     assert client.put("/v1/projects/p1/mappings/s1", json={"remote_project_id": "a b"}).status_code == 422
     assert client.put("/v1/projects/p1/mappings/s1", json={}).status_code == 422
+
+
+def test_resolve_follows_the_rule_in_order(runtime: Runtime, client: TestClient,
+                                           as_user: Callable[[Principal], None]) -> None:
+    home = "http://home.example.test:5000/v3"
+    for name, url in (("shared", "http://home.example.test:5000"), ("alone", None)):
+        assert client.post("/v1/sites?probe=false", json=site_body(name, url=url)).status_code == 201
+    with transaction(runtime.factory) as session:
+        shared, alone = get_site(session, "shared"), get_site(session, "alone")
+        assert projects.resolve(session, project_id="p1", site=shared, home_auth_url=home) == \
+            projects.Resolution("p1", projects.SHARED)
+        assert projects.resolve(session, project_id="p1", site=alone, home_auth_url=home) == \
+            projects.Resolution(None, projects.BY_NAME)
+        projects.set_mapping(session, project_id="p1", site_id=shared.id, remote_project_id="x-9")
+        assert projects.resolve(session, project_id="p1", site=shared, home_auth_url=home) == \
+            projects.Resolution("x-9", projects.EXPLICIT)
+        assert projects.explicit_mappings(session, project_ids=["p1", "p2"]) == {("p1", shared.id): "x-9"}

@@ -42,9 +42,8 @@ def _sites(session: Session) -> list[Site]:
 
 def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str, str], str],
          state: QuotaSiteState | None) -> dict[str, Any]:
-    remote = explicit.get((project.project_id, site.id))
-    if remote is None and projects.shares_home_keystone(site, home):
-        remote = project.project_id
+    remote = projects.rule(project_id=project.project_id, site=site, home_auth_url=home,
+                           explicit=explicit.get((project.project_id, site.id))).remote_project_id
     if remote is None and state is not None:
         remote = state.remote_project_id  # found by name before
     return {"project_id": project.project_id, "remote_project_id": remote,

@@ -60,14 +60,19 @@ class Resolution:
     source: str
 
 
-def resolve(session: Session, *, project_id: str, site: Site, home_auth_url: str) -> Resolution:
-    """Apply the rule as far as it can go without calling the site."""
-    remote = explicit_mapping(session, project_id=project_id, site_id=site.id)
-    if remote is not None:
-        return Resolution(remote, EXPLICIT)
+def rule(*, project_id: str, site: Site, home_auth_url: str, explicit: str | None) -> Resolution:
+    """The rule, given the explicit mapping already read (callers that resolve many projects batch it)."""
+    if explicit is not None:
+        return Resolution(explicit, EXPLICIT)
     if shares_home_keystone(site, home_auth_url):
         return Resolution(project_id, SHARED)
     return Resolution(None, BY_NAME)
+
+
+def resolve(session: Session, *, project_id: str, site: Site, home_auth_url: str) -> Resolution:
+    """Apply the rule as far as it can go without calling the site."""
+    return rule(project_id=project_id, site=site, home_auth_url=home_auth_url,
+                explicit=explicit_mapping(session, project_id=project_id, site_id=site.id))
 
 
 def set_mapping(session: Session, *, project_id: str, site_id: str, remote_project_id: str,
