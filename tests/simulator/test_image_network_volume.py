@@ -93,6 +93,11 @@ def test_default_security_group_and_rules(demo: Any) -> None:
     rule = demo.network.create_security_group_rule(security_group_id=web.id, direction="ingress", protocol="tcp",
                                                    port_range_min=443, port_range_max=443,
                                                    remote_ip_prefix="0.0.0.0/0", ethertype="IPv4")
+    # neutron's own rules have a null description, API-made ones an empty string
+    assert {r["description"] for r in group.security_group_rules} == {None}
+    assert [r.description for r in demo.network.security_group_rules(security_group_id=web.id)
+            if r.direction == "egress"] == [None, None]
+    assert rule.description == ""
     with pytest.raises(openstack.exceptions.ConflictException):
         demo.network.create_security_group_rule(security_group_id=web.id, direction="ingress", protocol="tcp",
                                                 port_range_min=443, port_range_max=443,

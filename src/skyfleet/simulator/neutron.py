@@ -369,7 +369,7 @@ async def create_rule(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Response
     rule = new_rule(group, direction, body.get("ethertype", "IPv4"), remote_group=body.get("remote_group_id"),
                     protocol=str(protocol) if protocol is not None else None,
                     port_min=body.get("port_range_min"), port_max=body.get("port_range_max"),
-                    remote_ip_prefix=body.get("remote_ip_prefix"), description=body.get("description", ""))
+                    remote_ip_prefix=body.get("remote_ip_prefix"), description=str(body.get("description") or ""))
     keys = ("direction", "ethertype", "protocol", "port_range_min", "port_range_max", "normalized_cidr",
             "remote_group_id")
     for other in neutron.security_group_rules.values():

@@ -198,7 +198,8 @@ def release_ports(site: Site, device_id: str) -> None:
 
 def new_rule(group: Resource, direction: str, ethertype: str, *, remote_group: str | None = None,
              protocol: str | None = None, port_min: int | None = None, port_max: int | None = None,
-             remote_ip_prefix: str | None = None, description: str = "") -> Resource:
+             remote_ip_prefix: str | None = None, description: str | None = None) -> Resource:
+    """A rule; neutron's own rules (a new group's) have a null description, API-made ones "" at least."""
     now = iso(time.time())
     prefix = remote_ip_prefix
     return {"id": new_id(), "security_group_id": group["id"], "direction": direction, "ethertype": ethertype,
