@@ -133,3 +133,27 @@ def test_kingbird_os_sync_checks_the_project(api: TestClient) -> None:
     same = api.post("/v1.0/p-demo/os-sync", json={"resource_set": {**body["resource_set"], "target": ["edge-1"]}},
                     headers=as_("bob"))
     assert same.status_code == 400 and "also a target" in same.json()["detail"]
+
+
+def test_an_explicit_project_mapping_is_used_in_that_site(api: TestClient, rt: Runtime) -> None:
+    from skyfleet.domains.projects import service as projects
+    from skyfleet.domains.sites.models import Site
+
+    with transaction(rt.factory) as session:
+        edge = session.scalars(select(Site).where(Site.name == "edge-1")).one()
+        projects.set_mapping(session, project_id="p-demo", site_id=edge.id, remote_project_id="remote-demo")
+    sg = api.post("/v1/security-groups", json={"spec": {"name": "mapped"}}, headers=as_("bob")).json()
+    flavor = api.post("/v1/flavors", json={"spec": {"name": "priv", "vcpus": 1, "ram": 64, "is_public": False,
+                                                    "access": [{"id": "p-demo"}, {"name": "ops"}]}},
+                      headers=as_("admin")).json()
+    with transaction(rt.factory) as session:
+        def payloads(op: str) -> dict[str, dict[str, object]]:
+            return {t.site_name: t.payload for t in session.scalars(select(Task).where(Task.operation_id == op))}
+
+        groups = payloads(sg["operation_id"])
+        assert groups["edge-1"]["project"] == {"id": "remote-demo", "name": None}
+        assert groups["core-1"]["project"] == {"id": "p-demo", "name": "demo"}
+        access = payloads(flavor["operation_id"])
+        assert access["edge-1"]["access"][0] == {"id": "remote-demo", "name": None}
+        assert access["core-1"]["access"][0]["id"] == "p-demo"
+        assert access["edge-1"]["access"][1]["name"] == "ops"

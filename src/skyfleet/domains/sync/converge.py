@@ -8,6 +8,7 @@ Both run inside the caller's transaction (a request, or one drift-audit pass).
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.domains.operations import service as operations
 from skyfleet.domains.operations.models import CANCELLED, FAILED, OPEN_STATES, SUCCEEDED, Operation, Task
+from skyfleet.domains.projects import service as projects
 from skyfleet.domains.sites.models import Site
 from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
 from skyfleet.domains.sync.schemas import BindingOut, ResourceOut
@@ -129,17 +131,46 @@ def _forget_gone_sites(session: Session, resource: SyncResource, bindings: dict[
 
 def _specialise(session: Session, operation_id: str, resource: SyncResource, bindings: dict[str, SyncBinding],
                 removing: set[str]) -> None:
-    """Per-site payloads: ``owned`` where Skyfleet created the copy, ``action=delete`` where it leaves."""
+    """Per-site payloads: ``owned`` where Skyfleet created the copy, ``action=delete`` where it leaves,
+    and the site's own project id where an admin recorded an explicit project mapping."""
     base = _payload(resource, "ensure")
-    for action in ("ensure", "delete"):
-        for owned in (True, False):
-            sites_ = [sid for sid, b in bindings.items()
-                      if b.owned == owned and (sid in removing) == (action == "delete")]
-            if not sites_ or (action == "ensure" and not owned):
-                continue
-            session.execute(update(Task).where(Task.operation_id == operation_id, Task.site_id.in_(sites_))
-                            .values(payload={**base, "action": action, "owned": owned})
-                            .execution_options(synchronize_session=False))
+    mapped = _explicit_projects(session, base)
+    site_ids = set(bindings) | {sid for _, sid in mapped}
+    groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
+    for sid in site_ids:
+        binding = bindings.get(sid)
+        payload = {**base, "action": "delete" if sid in removing else "ensure",
+                   "owned": bool(binding and binding.owned)}
+        payload = _map_projects(payload, {p: r for (p, s), r in mapped.items() if s == sid})
+        if payload == {**base, "owned": False}:
+            continue  # what submit already wrote
+        key = json.dumps(payload, sort_keys=True)
+        groups.setdefault(key, (payload, []))[1].append(sid)
+    for payload, sites_ in groups.values():
+        session.execute(update(Task).where(Task.operation_id == operation_id, Task.site_id.in_(sites_))
+                        .values(payload=payload).execution_options(synchronize_session=False))
+
+
+def _project_ids(payload: dict[str, Any]) -> list[str]:
+    refs = [payload.get("project") or {}, *(payload.get("access") or [])]
+    return [str(ref["id"]) for ref in refs if ref.get("id")]
+
+
+def _explicit_projects(session: Session, payload: dict[str, Any]) -> dict[tuple[str, str], str]:
+    return projects.explicit_mappings(session, project_ids=_project_ids(payload))
+
+
+def _map_projects(payload: dict[str, Any], remote: dict[str, str]) -> dict[str, Any]:
+    """``payload`` with each global project id that has an explicit mapping on this site replaced."""
+    if not remote:
+        return payload
+    out = dict(payload)
+    if out.get("project") and out["project"].get("id") in remote:
+        out["project"] = {"id": remote[out["project"]["id"]], "name": None}
+    if out.get("access"):
+        out["access"] = [{"id": remote[a["id"]], "name": None} if a.get("id") in remote else a
+                         for a in out["access"]]
+    return out
 
 
 def _new_binding(session: Session, resource: SyncResource, site: Site, now: datetime) -> SyncBinding:
