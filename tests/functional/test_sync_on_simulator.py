@@ -131,6 +131,8 @@ def test_drift_repaired_offline_site_catches_up_new_site_joins(fleet: Any) -> No
     assert final == {name: "in-sync" for name in sim.site_names()}
     for site in (a, b, new):
         assert any(n == "drift" for (_, n) in keypairs(sim, site))
+    repaired = client.get("/v1/events", params={"kind": "sync.drift_repaired"}).json()["events"]
+    assert [e["site_name"] for e in repaired] == [a]  # b and the new site were created, not repaired
 
 
 def test_5xx_and_401_faults_retry_then_converge(fleet: Any) -> None:

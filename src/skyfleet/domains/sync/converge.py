@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from skyfleet.domains.events import service as events
 from skyfleet.domains.operations import service as operations
 from skyfleet.domains.operations.models import CANCELLED, FAILED, OPEN_STATES, SUCCEEDED, Operation, Task
 from skyfleet.domains.projects import service as projects
@@ -43,16 +44,35 @@ def fold(session: Session, resource: SyncResource, *, now: datetime) -> dict[str
         if task.state in OPEN_STATES:
             binding.status, binding.last_error = "pending", task.last_error
             continue
+        if task.finished_at is not None and binding.updated_at >= task.finished_at:
+            continue  # this outcome was folded already
         result = task.result or {}
         if task.state == SUCCEEDED and result.get("status") in GONE and binding.action == "delete":
             session.delete(binding)
             del bindings[site_id]
             continue
+        generation = int((task.payload or {}).get("generation") or 0)
+        if task.state == SUCCEEDED and result.get("changed") and binding.action == "ensure" \
+                and generation == binding.generation:
+            _drift_event(session, resource, binding, result, now)  # this spec was applied before: it drifted
         _fold_one(binding, task, result)
-        binding.updated_at = now
+        if task.state == SUCCEEDED:
+            binding.generation = generation
+        binding.updated_at = max(now, task.finished_at or now)
     if resource.state == DELETING and not bindings:
         session.delete(resource)
     return bindings
+
+
+def _drift_event(session: Session, resource: SyncResource, binding: SyncBinding, result: dict[str, Any],
+                 now: datetime) -> None:
+    """A site that was in sync needed a change: something drifted there and was repaired."""
+    project = None if resource.scope.startswith("copy:") else resource.scope or None
+    events.record(session, kind="sync.drift_repaired", severity="warning", site_id=binding.site_id,
+                  site_name=binding.site_name, project_id=project,
+                  at=now, message=f"{resource.kind} {resource.name!r} drifted in {binding.site_name} and was "
+                  f"repaired ({result.get('detail') or 'recreated'})",
+                  details={"resource_id": resource.id, "kind": resource.kind, "action": binding.action})
 
 
 def _fold_one(binding: SyncBinding, task: Task, result: dict[str, Any]) -> None:
@@ -69,7 +89,8 @@ def _fold_one(binding: SyncBinding, task: Task, result: dict[str, Any]) -> None:
 def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
     spec, owner, options = dict(resource.spec), resource.owner, resource.options
     payload: dict[str, Any] = {**spec, "action": action, "resource_id": resource.id,
-                               "force": bool(options.get("force")), "purge": bool(options.get("purge"))}
+                               "force": bool(options.get("force")), "purge": bool(options.get("purge")),
+                               "generation": resource.generation}
     if resource.kind == "flavor":
         payload["replace"] = bool(options.get("replace"))
     if resource.kind == "keypair" and options.get("owner", "caller") == "caller" and owner.get("real_user"):
@@ -107,8 +128,8 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
     task_of = dict(session.execute(select(Task.site_id, Task.id).where(Task.operation_id == operation.id)).all())
     for site in ensure:
         binding = bindings.get(site.id) or _new_binding(session, resource, site, now)
-        binding.task_id, binding.action, binding.status = task_of[site.id], "ensure", "pending"
-        binding.generation, binding.updated_at = resource.generation, now
+        binding.task_id, binding.action, binding.status, binding.updated_at = task_of[site.id], "ensure", \
+            "pending", now
     for binding in remove:
         binding.task_id, binding.action, binding.status, binding.updated_at = task_of[binding.site_id], \
             "delete", "pending", now

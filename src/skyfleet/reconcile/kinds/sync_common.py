@@ -37,6 +37,7 @@ class SyncPayload(BaseModel):
     owned: bool = False  # Skyfleet created the copy in this site (per-site value)
     force: bool = False  # take over a different pre-existing resource of the same name
     purge: bool = False  # delete even what Skyfleet did not create
+    generation: int = 0  # the desired resource's version this task applies
 
 
 def resolve(ctx: SiteContext, collection: str, ref: IdentityRef | None) -> str | None:
