@@ -65,12 +65,12 @@ EOF
 fi
 
 # ------------------------------------------------------------------ waits
-for i in $(seq 1 120); do
+for _ in $(seq 1 120); do
   mysql_root -e 'select 1' > /dev/null 2>&1 && break
   sleep 0.5
 done
 mysql_root -e 'select 1' > /dev/null || die "MariaDB did not come up, see $RS_INFRA/log/"
-for i in $(seq 1 120); do
+for _ in $(seq 1 120); do
   rabbitmqctl_rs -q await_startup > /dev/null 2>&1 && break
   sleep 1
 done
