@@ -24,6 +24,7 @@ from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
 from fanout import KEY, register, start_simulator
+
 from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.base import utcnow

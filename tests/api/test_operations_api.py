@@ -7,8 +7,6 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.engine_support import PUBLIC_KEY
-from tests.support import site_body
 
 from skyfleet.api.auth import Principal
 from skyfleet.api.deps import get_principal
@@ -18,6 +16,8 @@ from skyfleet.db.engine import transaction
 from skyfleet.domains.operations import service as operations
 from skyfleet.domains.operations.models import Task
 from skyfleet.domains.sites.service import get_site
+from tests.engine_support import PUBLIC_KEY
+from tests.support import site_body
 
 ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin", roles=("admin",),
                   is_admin=True)

@@ -6,7 +6,6 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.support import site_body
 
 from skyfleet.api.auth import Principal
 from skyfleet.api.deps import get_principal
@@ -14,6 +13,7 @@ from skyfleet.api.runtime import Runtime
 from skyfleet.db.engine import transaction
 from skyfleet.domains.projects import service as projects
 from skyfleet.domains.sites.service import get_site
+from tests.support import site_body
 
 ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin",
                   roles=("admin",), is_admin=True)

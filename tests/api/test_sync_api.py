@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import select
-from tests.conftest import make_settings
-from tests.engine_support import PUBLIC_KEY
-from tests.support import FakeProber, site_body
 
 from skyfleet.api.app import create_app
 from skyfleet.api.auth import Principal
@@ -19,6 +16,9 @@ from skyfleet.api.runtime import Runtime, build_runtime
 from skyfleet.db.engine import transaction
 from skyfleet.domains.operations.models import Task
 from skyfleet.errors import Unauthorized
+from tests.conftest import make_settings
+from tests.engine_support import PUBLIC_KEY
+from tests.support import FakeProber, site_body
 
 ADMIN = Principal(user_id="u1", user_name="alice", project_id="p-admin", project_name="admin",
                   roles=("admin",), is_admin=True)

@@ -7,7 +7,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from tests.conftest import make_settings
 from typer.testing import CliRunner
 
 from skyfleet.api.runtime import Runtime
@@ -16,6 +15,7 @@ from skyfleet.db.engine import transaction
 from skyfleet.domains.sites.models import Site
 from skyfleet.secrets import SecretBox, load_keys
 from skyfleet.simulator import Simulator
+from tests.conftest import make_settings
 
 runner = CliRunner()
 
@@ -93,9 +93,9 @@ def test_config_check_masks_secrets(monkeypatch: pytest.MonkeyPatch, tmp_path: P
 def test_keys_rotate_reencrypts_stored_credentials(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
                                                    runtime_factory: Callable[..., Runtime], sim: Simulator) -> None:
     from fastapi.testclient import TestClient
-    from tests.functional.conftest import site_auth
 
     from skyfleet.api.app import create_app
+    from tests.functional.conftest import site_auth
 
     rt = runtime_factory(None, None)
     with TestClient(create_app(rt, start_workers=False)) as client:

@@ -8,11 +8,11 @@ from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
-from tests.engine_support import PUBLIC_KEY, register_sites
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
+from tests.engine_support import PUBLIC_KEY, register_sites
 
 
 def wait_finished(client: TestClient, operation_id: str, timeout: float = 30) -> dict[str, Any]:

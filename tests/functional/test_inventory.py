@@ -13,7 +13,6 @@ from typing import Any
 import openstack
 import pytest
 from fastapi.testclient import TestClient
-from tests.engine_support import register_sites
 
 from skyfleet.api.app import create_app
 from skyfleet.api.auth import Principal
@@ -21,6 +20,7 @@ from skyfleet.api.deps import get_principal
 from skyfleet.api.runtime import Runtime
 from skyfleet.reconcile.inventory import RefreshReport, refresh_fleet
 from skyfleet.simulator import Simulator
+from tests.engine_support import register_sites
 
 SITES = ["site-0001", "site-0002", "site-0003"]
 

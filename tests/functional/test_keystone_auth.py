@@ -9,11 +9,11 @@ import pytest
 from fastapi.testclient import TestClient
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
-from tests.functional.conftest import site_auth
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
+from tests.functional.conftest import site_auth
 
 
 def token_for(sim: Simulator, site: str, user: str) -> str:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.engine_support import PUBLIC_KEY, register_sites
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
+from tests.engine_support import PUBLIC_KEY, register_sites
 
 URL = "/v1.0/admin-project/os-sync/"
 

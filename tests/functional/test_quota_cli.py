@@ -5,12 +5,12 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from tests.engine_support import register_sites
 from typer.testing import CliRunner
 
 from skyfleet.api.runtime import Runtime
 from skyfleet.cli.main import app, hoist_global_options
 from skyfleet.simulator import Simulator
+from tests.engine_support import register_sites
 
 runner = CliRunner()
 

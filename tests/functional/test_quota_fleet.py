@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from tests.engine_support import register_sites
 
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
@@ -16,6 +15,7 @@ from skyfleet.domains.quotas.schemas import QuotaUpdate
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
+from tests.engine_support import register_sites
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from tests.engine_support import register_sites
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
@@ -20,6 +19,7 @@ from skyfleet.domains.sites.models import Site
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
+from tests.engine_support import register_sites
 
 SITES = ("site-0001", "site-0002", "site-0003")
 

@@ -6,11 +6,11 @@ from collections.abc import Callable, Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from tests.functional.conftest import site_auth
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
+from tests.functional.conftest import site_auth
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from tests.engine_support import PUBLIC_KEY, register_sites
 from typer.testing import CliRunner
 
 from skyfleet.api.runtime import Runtime
 from skyfleet.cli.main import app, hoist_global_options
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
+from tests.engine_support import PUBLIC_KEY, register_sites
 
 runner = CliRunner()
 

@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
-from tests.engine_support import PUBLIC_KEY, register_sites
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
@@ -24,6 +23,7 @@ from skyfleet.domains.sync.schemas import ResourceCreate
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.reconcile.sync_audit import run_sync_audit
 from skyfleet.simulator import Simulator
+from tests.engine_support import PUBLIC_KEY, register_sites
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vb29vb29vb29vb29vb29vb29vb29vb29vb29vb29v other"
 

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from fastapi.testclient import TestClient
-from tests.conftest import make_settings
-from tests.engine_support import PUBLIC_KEY, register_sites, set_availability, tasks_of, wait_until
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime, build_runtime
 from skyfleet.simulator import Simulator
+from tests.conftest import make_settings
+from tests.engine_support import PUBLIC_KEY, register_sites, set_availability, tasks_of, wait_until
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 BROKER = os.environ.get("SKYFLEET_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")

@@ -11,8 +11,6 @@ import pytest
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
 from sqlalchemy.orm import Session, sessionmaker
-from tests.engine_support import operation_state, set_availability, submit, tasks_of
-from tests.support import site_body
 
 from skyfleet.config import RetryPolicy
 from skyfleet.db import migrate
@@ -26,6 +24,8 @@ from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.reconcile.kinds import REGISTRY, SiteContext, TaskKind, register
 from skyfleet.reconcile.policy import FakeClock
 from skyfleet.secrets import SecretBox
+from tests.engine_support import operation_state, set_availability, submit, tasks_of
+from tests.support import site_body
 
 
 class Script:
