@@ -140,9 +140,16 @@ class Simulator:
         """Requests `site` received with `method` whose path starts with `path_prefix`."""
         return sum(n for (m, p), n in self.counters(site).items() if m == method and p.startswith(path_prefix))
 
+    def answered(self, site: str, method: str, path_prefix: str = "", *, statuses: range = range(200, 300)) -> int:
+        """Requests of `site` with `method` under `path_prefix` that were answered with one of `statuses`
+        (2xx by default): a write that took effect, as opposed to one refused or cut off."""
+        return sum(n for (m, p, status), n in (self.fleet.get(site).outcomes or {}).items()
+                   if m == method and p.startswith(path_prefix) and status in statuses)
+
     def reset_counters(self, site: str | None = None) -> None:
         for entry in [self.fleet.get(site)] if site else list(self.fleet.sites.values()):
             entry.counters = None
+            entry.outcomes = None
 
     def state(self, site: str) -> Site:
         """The live state of `site` (.keystone, .nova, .glance, .neutron, .cinder) for tests to poke."""

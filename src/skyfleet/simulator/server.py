@@ -65,15 +65,18 @@ class SimServer:
             if request.transport is not None:
                 request.transport.abort()
             raise asyncio.CancelledError  # nothing is written back; the client sees a dropped connection
-        site.count(request.method, path[len(name) + 1 :])
+        site_path = path[len(name) + 1 :]
+        site.count(request.method, site_path)
         service: Service = SERVICE_MODULES[segment]
         ctx = Ctx(request, site, f"{self.fleet.base_url}/{name}/{segment}",
                   "/" + (parts[3] if len(parts) > 3 else ""), faults=faults)
+        response: web.StreamResponse | None = None
         if faults is not None:
-            early = await self._apply_faults(site, ctx, service, faults)
-            if early is not None:
-                return early
-        return await self._dispatch(ctx, service)
+            response = await self._apply_faults(site, ctx, service, faults)
+        if response is None:
+            response = await self._dispatch(ctx, service)
+        site.answered(request.method, site_path, response.status)
+        return response
 
     async def _apply_faults(self, site: Site, ctx: Ctx, service: Service, faults: Faults
                             ) -> web.StreamResponse | None:

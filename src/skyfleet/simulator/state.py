@@ -208,8 +208,22 @@ class CinderState:
 class Site:
     """One simulated OpenStack site (a region). Service state is created on first use."""
 
-    __slots__ = ("_cinder", "_glance", "_keystone", "_neutron", "_nova", "boot_delay", "counters",
-                 "default_faults", "faults", "group", "keystone_leader", "name", "region")
+    __slots__ = (
+        "_cinder",
+        "_glance",
+        "_keystone",
+        "_neutron",
+        "_nova",
+        "boot_delay",
+        "counters",
+        "default_faults",
+        "faults",
+        "group",
+        "keystone_leader",
+        "name",
+        "outcomes",
+        "region",
+    )
 
     def __init__(self, name: str, region: str = "RegionOne", *, keystone_leader: Site | None = None,
                  boot_delay: float = 0.0, default_faults: Faults | None = None) -> None:
@@ -220,6 +234,7 @@ class Site:
         self.default_faults = default_faults
         self.faults: Faults | None = default_faults.copy() if default_faults else None
         self.counters: Counter[tuple[str, str]] | None = None
+        self.outcomes: Counter[tuple[str, str, int]] | None = None  # (method, path, status) answered
         self.group: list[Site] | None = None  # on a keystone leader: every region it serves
         self._keystone: KeystoneState | None = None
         self._nova: NovaState | None = None
@@ -262,6 +277,11 @@ class Site:
         if self.counters is None:
             self.counters = Counter()
         self.counters[(method, path)] += 1
+
+    def answered(self, method: str, path: str, status: int) -> None:
+        if self.outcomes is None:
+            self.outcomes = Counter()
+        self.outcomes[(method, path, status)] += 1
 
 
 class Fleet:
