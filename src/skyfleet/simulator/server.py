@@ -40,6 +40,9 @@ SERVICE_MODULES: dict[str, Any] = {
 }
 
 
+CLIENT_GONE = 499  # the client went away before an answer: the request was never applied
+
+
 class SimServer:
     """Dispatches requests to sites; one instance per running simulator."""
 
@@ -71,10 +74,14 @@ class SimServer:
         ctx = Ctx(request, site, f"{self.fleet.base_url}/{name}/{segment}",
                   "/" + (parts[3] if len(parts) > 3 else ""), faults=faults)
         response: web.StreamResponse | None = None
-        if faults is not None:
-            response = await self._apply_faults(site, ctx, service, faults)
-        if response is None:
-            response = await self._dispatch(ctx, service)
+        try:
+            if faults is not None:
+                response = await self._apply_faults(site, ctx, service, faults)
+            if response is None:
+                response = await self._dispatch(ctx, service)
+        except (asyncio.CancelledError, ConnectionResetError):
+            site.answered(request.method, site_path, CLIENT_GONE)  # cut off before it was applied
+            raise
         site.answered(request.method, site_path, response.status)
         return response
 
