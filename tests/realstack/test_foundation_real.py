@@ -6,13 +6,10 @@ come from ``OS_CLIENT_CONFIG_FILE`` (default /opt/realstack/clouds.yaml).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
@@ -21,15 +18,6 @@ from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 
 pytestmark = pytest.mark.realstack
-
-
-@pytest.fixture(scope="module")
-def clouds() -> dict[str, Any]:
-    path = Path(os.environ.get("OS_CLIENT_CONFIG_FILE", "/opt/realstack/clouds.yaml"))
-    if not path.exists():
-        pytest.fail(f"real sites are not up: {path} is missing (run testbed/realstack/up.sh)")
-    found: dict[str, Any] = yaml.safe_load(path.read_text())["clouds"]
-    return found
 
 
 def auth_of(cloud: dict[str, Any]) -> dict[str, Any]:

@@ -7,15 +7,12 @@ Run by testbed/realstack/contract.sh (marker ``realstack``); clouds from ``OS_CL
 from __future__ import annotations
 
 import io
-import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openstack
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 
 from skyfleet.api.app import create_app
@@ -26,14 +23,11 @@ from skyfleet.domains.sites.schemas import SiteCreate
 from skyfleet.reconcile.inventory import refresh_fleet
 
 pytestmark = pytest.mark.realstack
-CLOUDS = Path(os.environ.get("OS_CLIENT_CONFIG_FILE", "/opt/realstack/clouds.yaml"))
 
 
 @pytest.fixture(scope="module")
-def site2() -> dict[str, Any]:
-    if not CLOUDS.exists():
-        pytest.fail(f"real sites are not up: {CLOUDS} is missing (run testbed/realstack/up.sh)")
-    cloud: dict[str, Any] = yaml.safe_load(CLOUDS.read_text())["clouds"]["site2"]
+def site2(clouds: dict[str, Any]) -> dict[str, Any]:
+    cloud: dict[str, Any] = clouds["site2"]
     return cloud
 
 

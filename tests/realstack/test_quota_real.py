@@ -7,15 +7,12 @@ test creates a uniquely named project on both sites and removes everything it ma
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openstack
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from openstack import exceptions as sdk_exc
 
@@ -28,15 +25,6 @@ from skyfleet.reconcile.engine import Engine, EngineConfig
 
 pytestmark = pytest.mark.realstack
 SITES = ("site1", "site2")
-
-
-@pytest.fixture(scope="module")
-def clouds() -> dict[str, Any]:
-    path = Path(os.environ.get("OS_CLIENT_CONFIG_FILE", "/opt/realstack/clouds.yaml"))
-    if not path.exists():
-        pytest.fail(f"real sites are not up: {path} is missing (run testbed/realstack/up.sh)")
-    found: dict[str, Any] = yaml.safe_load(path.read_text())["clouds"]
-    return found
 
 
 def connect(cloud: dict[str, Any], project_id: str | None = None) -> openstack.connection.Connection:

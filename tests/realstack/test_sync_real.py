@@ -7,15 +7,12 @@ Run by testbed/realstack/contract.sh (marker ``realstack``); clouds from ``OS_CL
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import openstack
 import pytest
-import yaml
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
@@ -31,15 +28,6 @@ pytestmark = pytest.mark.realstack
 PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFb8Xh0Ud6oGTc6a7h8bXr0S7kUd3DLBHvH8cS8nq0yq "
               "skyfleet-realstack")
 SITES = ("site1", "site2")
-
-
-@pytest.fixture(scope="module")
-def clouds() -> dict[str, Any]:
-    path = Path(os.environ.get("OS_CLIENT_CONFIG_FILE", "/opt/realstack/clouds.yaml"))
-    if not path.exists():
-        pytest.fail(f"real sites are not up: {path} is missing (run testbed/realstack/up.sh)")
-    found: dict[str, Any] = yaml.safe_load(path.read_text())["clouds"]
-    return found
 
 
 def sdk(cloud: dict[str, Any]) -> Any:
