@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -20,31 +19,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-import yaml
+
+sys.path.insert(0, str(Path(__file__).parent))
+from fanout import start_simulator
 
 from skyfleet.api.runtime import build_runtime
 from skyfleet.config import Settings
 from skyfleet.db.engine import transaction
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import SiteAuth, SiteCreate
-
-
-def start_simulator(
-    count: int, latency_ms: float, port: int, workdir: Path
-) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
-    clouds_file = workdir / f"clouds-{count}.yaml"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "skyfleet.simulator.cli", "--sites", str(count), "--port", str(port),
-         "--latency-ms", str(latency_ms), "--clouds-yaml", str(clouds_file)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 120
-    while not clouds_file.exists() or not clouds_file.stat().st_size:
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError("simulator did not start")
-        time.sleep(0.2)
-    time.sleep(0.5)
-    return proc, yaml.safe_load(clouds_file.read_text())["clouds"]
 
 
 def auth_of(cloud: dict[str, Any]) -> dict[str, Any]:
@@ -90,7 +73,6 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--sequential-sites", type=int, default=100)
-    parser.add_argument("--port", type=int, default=18900)
     args = parser.parse_args()
     me = psutil.Process(os.getpid())
     print(f"health audit benchmark: latency {args.latency_ms:.0f} ms per request, "
@@ -99,7 +81,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for size in [int(s) for s in args.sizes.split(",")]:
-            proc, clouds = start_simulator(size, args.latency_ms, args.port, workdir)
+            (workdir / f"sim-{size}").mkdir()
+            proc, clouds = start_simulator(size, args.latency_ms, workdir / f"sim-{size}")
             try:
                 if size == min(int(s) for s in args.sizes.split(",")):
                     subset = dict(list(clouds.items())[: args.sequential_sites])
