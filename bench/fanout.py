@@ -133,8 +133,9 @@ def distributed(clouds: dict[str, Any], workers: int, concurrency: int, workdir:
         env = {**os.environ, "SKYFLEET_DATABASE_URL": url, "SKYFLEET_SECRET_KEYS": KEY, "SKYFLEET_BROKER_URL": BROKER,
                "SKYFLEET_DATA_DIR": str(workdir), "SKYFLEET_AUDIT_INTERVAL": "3600"}
         for _ in range(workers):
-            procs.append(subprocess.Popen([str(Path(sys.executable).parent / "skyfleet"), "worker", "--concurrency",
-                                           str(concurrency)], env=env, stdout=subprocess.DEVNULL,
+            # --no-periodic: measure the fan-out alone, not the inventory/quota/audit jobs a fresh fleet starts
+            procs.append(subprocess.Popen([str(Path(sys.executable).parent / "skyfleet"), "worker", "--no-periodic",
+                                           "--concurrency", str(concurrency)], env=env, stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
         time.sleep(4)  # workers start, migrate (no-op) and bind their wake-up queues
         notifier = Notifier(BROKER)

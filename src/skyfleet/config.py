@@ -71,6 +71,9 @@ class Settings(BaseSettings):
     audit_concurrency: int = Field(64, ge=1, le=4096, description="Sites probed at once by one process.")
     offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
     workers_enabled: bool = Field(True, description="Run the periodic workers inside `skyfleet serve`.")
+    periodic_jobs: bool = Field(
+        True, description="Run the claimed periodic jobs (audits, refreshes, quota rounds) in this process; "
+        "off for processes dedicated to tasks.")
 
     # --- inventory (the global view) -----------------------------------------------------------------
     inventory_interval: float = Field(30.0, gt=0, description="Seconds between incremental inventory refreshes.")

@@ -51,8 +51,9 @@ class Runtime:
                 *inventory_jobs(self.settings, self.factory, self.box),
                 *quota_jobs(self.settings, self.factory, self.wake),
                 PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now)]
-        self.scheduler = Scheduler(self.factory, jobs)
-        self.scheduler.start()
+        if self.settings.periodic_jobs:
+            self.scheduler = Scheduler(self.factory, jobs)
+            self.scheduler.start()
         self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency)
         self.runner.start()
 

@@ -82,9 +82,12 @@ def worker(
     db: Annotated[str | None, typer.Option("--db", help="Database URL (PostgreSQL in production)")] = None,
     broker: Annotated[str | None, typer.Option(help="Broker URL that wakes workers (amqp:// or redis://)")]
     = None,
+    no_periodic: Annotated[bool, typer.Option("--no-periodic", help="Only tasks: leave the periodic jobs "
+                                              "(audits, refreshes, quota rounds) to other processes")] = False,
 ) -> None:
     """Run reconcile workers only (no API): lease tasks from the database and converge sites."""
-    settings = load_settings(database_url=db, broker_url=broker, auth_mode="noauth")
+    settings = load_settings(database_url=db, broker_url=broker, auth_mode="noauth",
+                             periodic_jobs=False if no_periodic else None)
     from skyfleet.cli.worker import run_worker
 
     run_worker(settings, concurrency=concurrency)
