@@ -15,6 +15,7 @@ from pydantic import SecretStr
 
 from skyfleet import logs
 from skyfleet.api.runtime import build_runtime
+from skyfleet.cli.demo_seed import seed_fleet
 from skyfleet.cli.output import console
 from skyfleet.config import Settings
 from skyfleet.db.engine import transaction
@@ -62,6 +63,7 @@ def run_demo(*, site_count: int, port: int, sim_port: int, data_dir: Path, audit
         home_auth_url=home["auth"]["auth_url"], home_username=home["auth"]["username"],
         home_password=SecretStr(home["auth"]["password"]), home_project_name=home["auth"]["project_name"],
     )
+    booted = seed_fleet([simulator.cloud(name, user="demo") for name in names])
     runtime = build_runtime(settings)
     with transaction(runtime.factory) as session:
         for index, name in enumerate(names):
@@ -73,6 +75,7 @@ def run_demo(*, site_count: int, port: int, sim_port: int, data_dir: Path, audit
                 sites.create_site(session, box=runtime.box, data=wanted)
     console.print(f"[bold]Skyfleet demo[/bold]: {len(names)} simulated sites at {base_url} "
                   f"(admin: {base_url}/_sim/sites)", soft_wrap=True)
+    console.print(f"the demo tenant (project demo) runs {booted} servers across the fleet", soft_wrap=True)
     console.print(f"API: http://127.0.0.1:{port}  docs: http://127.0.0.1:{port}/docs", soft_wrap=True)
     console.print(f"CLI: export OS_CLIENT_CONFIG_FILE={clouds_file.resolve()} OS_CLOUD=skyfleet-admin; "
                   ".venv/bin/skyfleet site list", soft_wrap=True)
