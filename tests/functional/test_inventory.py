@@ -207,3 +207,35 @@ def test_cli_lists_and_summarises(sim: Simulator, runtime_factory: Callable[...,
     assert code == 1 and "unknown inventory kind" in out
     code, out = cli(url, "inventory", "refresh", "--full")
     assert code == 0 and "inventory-full-refresh" in out
+
+
+def test_tenant_sees_its_project_on_sites_that_share_nothing(sim: Simulator,
+                                                            fleet: tuple[Runtime, TestClient]) -> None:
+    """site-0002 has its own Keystone: the demo project there has another id, joined by the mapping."""
+    from skyfleet.db.engine import transaction
+    from skyfleet.domains.projects import service as projects
+    from skyfleet.domains.sites import service as sites
+
+    runtime, client = fleet
+    home, other = connect(sim, "site-0001"), connect(sim, "site-0002")
+    boot(home, "home-vm")
+    boot(other, "away-vm")
+    boot(connect(sim, "site-0003"), "unmapped-vm")
+    refresh(runtime)
+    home_project, other_project = home.current_project_id, other.current_project_id
+    assert home_project != other_project
+    tenant = Principal(user_id="u", user_name="demo", project_id=home_project, project_name="demo",
+                       roles=("member",))
+    client.app.dependency_overrides[get_principal] = lambda: tenant  # type: ignore[attr-defined]
+    try:
+        assert {"home-vm"} <= {r["name"] for r in items(client, "servers")}
+        assert "away-vm" not in {r["name"] for r in items(client, "servers")}
+        with transaction(runtime.factory) as session:
+            site_id = sites.get_site(session, "site-0002").id
+            projects.set_mapping(session, project_id=home_project, site_id=site_id,
+                                 remote_project_id=other_project)
+        names = {r["name"] for r in items(client, "servers")}
+        assert {"home-vm", "away-vm"} <= names and "unmapped-vm" not in names
+        assert sum(client.get("/v1/inventory/summary").json()["totals"]["servers"].values()) >= 2
+    finally:
+        client.app.dependency_overrides.clear()  # type: ignore[attr-defined]

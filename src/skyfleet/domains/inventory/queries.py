@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import false, func, or_, select, tuple_
 from sqlalchemy.orm import Session
 
 from skyfleet.domains.inventory.models import InventoryItem, InventorySync
+from skyfleet.domains.projects.models import ProjectMapping
+from skyfleet.domains.quotas.models import QuotaSiteState
 from skyfleet.domains.selectors import Requirement
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
@@ -41,7 +43,21 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def _filtered(query: Any, filters: ItemFilter) -> Any:
+def project_clause(session: Session, project_id: str) -> Any:
+    """Rows of global project ``project_id`` on every site: the same id (sites sharing the home
+    Keystone), or the id it maps to in a site that shares nothing — an explicit mapping, or the
+    project found by name there (remembered by the quota collection)."""
+    pairs = {(r.site_id, r.remote_project_id) for r in session.execute(
+        select(ProjectMapping.site_id, ProjectMapping.remote_project_id)
+        .where(ProjectMapping.project_id == project_id))}
+    pairs |= {(r.site_id, r.remote_project_id) for r in session.execute(
+        select(QuotaSiteState.site_id, QuotaSiteState.remote_project_id)
+        .where(QuotaSiteState.project_id == project_id, QuotaSiteState.remote_project_id.is_not(None)))}
+    mapped = tuple_(InventoryItem.site_id, InventoryItem.project_id).in_(sorted(pairs)) if pairs else false()
+    return or_(InventoryItem.project_id == project_id, mapped)
+
+
+def _filtered(session: Session, query: Any, filters: ItemFilter) -> Any:
     query = query.where(InventoryItem.kind == filters.kind)
     if filters.site_ids:
         query = query.where(InventoryItem.site_id.in_(filters.site_ids))
@@ -49,7 +65,7 @@ def _filtered(query: Any, filters: ItemFilter) -> Any:
         query = query.where(InventoryItem.site_id.in_(
             sites.site_query(sites.SiteFilter(selector=filters.selector)).with_only_columns(Site.id)))
     if filters.project_id is not None:
-        query = query.where(InventoryItem.project_id == filters.project_id)
+        query = query.where(project_clause(session, filters.project_id))
     if filters.status:
         query = query.where(InventoryItem.status.in_(filters.status))
     if filters.name:
@@ -85,7 +101,7 @@ def list_items(session: Session, *, filters: ItemFilter, sort: str, limit: int,
     query = (select(InventoryItem, Site.name, Site.availability, observed)
              .join(Site, Site.id == InventoryItem.site_id)
              .outerjoin(InventorySync, InventorySync.site_id == InventoryItem.site_id))
-    query = _filtered(query, filters)
+    query = _filtered(session, query, filters)
     order = [column.desc() if descending else column.asc(), InventoryItem.id.asc()]
     rows = [Row(r[0], r[1], r[2], r[3]) for r in session.execute(
         query.order_by(*order).offset(offset).limit(limit + 1))]
@@ -96,7 +112,7 @@ def counts(session: Session, *, project_id: str | None) -> list[tuple[str, str, 
     """(site id, kind, status, count) over the whole inventory (a tenant's projects only)."""
     query = select(InventoryItem.site_id, InventoryItem.kind, InventoryItem.status, func.count())
     if project_id is not None:
-        query = query.where(InventoryItem.project_id == project_id)
+        query = query.where(project_clause(session, project_id))
     query = query.group_by(InventoryItem.site_id, InventoryItem.kind, InventoryItem.status)
     return [(r[0], r[1], r[2], int(r[3])) for r in session.execute(query)]
 
