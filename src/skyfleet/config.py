@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     audit_interval: float = Field(60.0, gt=0, description="Seconds between two health audits.")
     audit_concurrency: int = Field(64, ge=1, le=4096, description="Sites probed at once by one process.")
     offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
+    audit_shards: int = Field(
+        1, ge=1, le=1024, description="Split each health audit into this many shards, each claimed on its own, "
+        "so that several processes share one cycle (1 = one process audits every site).")
     workers_enabled: bool = Field(True, description="Run the periodic workers inside `skyfleet serve`.")
     periodic_jobs: bool = Field(
         True, description="Run the claimed periodic jobs (audits, refreshes, quota rounds) in this process; "

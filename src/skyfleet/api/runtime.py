@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
@@ -34,10 +35,19 @@ class Runtime:
     scheduler: Scheduler | None = field(default=None)
     runner: EngineRunner | None = field(default=None)
 
-    def audit_now(self) -> object:
+    def audit_now(self, shard: tuple[int, int] | None = None) -> object:
         s = self.settings
         return run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
-                         offline_after=s.offline_after_misses, prober=self.prober)
+                         offline_after=s.offline_after_misses, prober=self.prober, shard=shard)
+
+    def audit_jobs(self) -> list[PeriodicJob]:
+        """The health audit as one periodic job, or as ``audit_shards`` jobs claimed separately so that
+        several processes share one cycle."""
+        count = self.settings.audit_shards
+        if count == 1:
+            return [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now)]
+        return [PeriodicJob(f"{HEALTH_AUDIT}/{i}", self.settings.audit_interval,
+                            functools.partial(self.audit_now, (i, count))) for i in range(count)]
 
     def sync_audit_now(self) -> int:
         """Drift audit of desired keypairs, flavors and security groups; wakes the workers."""
@@ -47,7 +57,7 @@ class Runtime:
         return started
 
     def start_workers(self, *, concurrency: int | None = None) -> None:
-        jobs = [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now),
+        jobs = [*self.audit_jobs(),
                 *inventory_jobs(self.settings, self.factory, self.box),
                 *quota_jobs(self.settings, self.factory, self.wake),
                 PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+import zlib
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
@@ -62,16 +63,25 @@ def _apply(factory: sessionmaker[Session], batch: list[tuple[str, ProbeResult]],
                 log.info("site %s is now %s", site.name, changed)
 
 
+def in_shard(site_id: str, shard: tuple[int, int] | None) -> bool:
+    """Whether ``site_id`` belongs to shard (index, count); a stable hash, the same in every process."""
+    if shard is None:
+        return True
+    index, count = shard
+    return zlib.crc32(site_id.encode()) % count == index
+
+
 def run_audit(
     factory: sessionmaker[Session], *, box: SecretBox, concurrency: int, timeout: float,
-    offline_after: int, prober: Prober | None = None,
+    offline_after: int, prober: Prober | None = None, shard: tuple[int, int] | None = None,
 ) -> AuditReport:
-    """One audit cycle over every managed site."""
+    """One audit cycle over every managed site (or over one shard of them)."""
     probe: Prober = prober or (lambda auth: probe_site(auth, timeout=timeout))
     started = time.monotonic()
     with transaction(factory) as session:
         targets = [(s.id, s.name, s.auth_encrypted) for s in session.execute(
-            select(Site.id, Site.name, Site.auth_encrypted).where(Site.managed.is_(True)))]
+            select(Site.id, Site.name, Site.auth_encrypted).where(Site.managed.is_(True)))
+            if in_shard(s.id, shard)]
     report = AuditReport(sites=len(targets))
     if not targets:
         return report
