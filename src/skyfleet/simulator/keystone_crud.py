@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -117,21 +118,31 @@ async def list_projects(ctx: Ctx) -> web.StreamResponse:
                     ("name", "domain_id", "enabled", "parent_id", "is_domain"))
 
 
+def _name_in_domain(ctx: Ctx, body: dict[str, Any], kind: str, lookup: Callable[[str, str], Any]
+                    ) -> tuple[str, str] | web.StreamResponse:
+    """The new project's or user's (name, domain id), or Keystone's 400/404/409 answer."""
+    name = body.get("name")
+    if not isinstance(name, str) or not name:
+        return error(ctx, 400, "Invalid input for field 'name': None is not of type 'string'")
+    domain_id = body.get("domain_id") or "default"
+    if domain_id not in ctx.site.keystone.domains:
+        return not_found(ctx, "domain", domain_id)
+    if lookup(name, domain_id):
+        return error(ctx, 409, f"Conflict occurred attempting to store {kind} - Duplicate entry found with "
+                               f"name {name} at domain ID {domain_id}.")
+    return name, domain_id
+
+
 @router.route("POST", "/v3/projects")
 async def create_project(ctx: Ctx) -> web.StreamResponse:
     if not ctx.is_admin:
         return forbidden(ctx, "create_project")
     ks = ctx.site.keystone
     body = await ctx.body("project")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        return error(ctx, 400, "Invalid input for field 'name': None is not of type 'string'")
-    domain_id = body.get("domain_id") or "default"
-    if domain_id not in ks.domains:
-        return not_found(ctx, "domain", domain_id)
-    if ks.project_by_name(name, domain_id):
-        return error(ctx, 409, "Conflict occurred attempting to store project - Duplicate entry found with "
-                               f"name {name} at domain ID {domain_id}.")
+    checked = _name_in_domain(ctx, body, "project", ks.project_by_name)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    name, domain_id = checked
     pid = ks.add_project(name, body.get("description", ""), domain_id)
     project = ks.projects[pid]
     project["enabled"] = bool(body.get("enabled", True))
@@ -180,15 +191,10 @@ async def create_user(ctx: Ctx) -> web.StreamResponse:
         return forbidden(ctx, "create_user")
     ks = ctx.site.keystone
     body = await ctx.body("user")
-    name = body.get("name")
-    if not isinstance(name, str) or not name:
-        return error(ctx, 400, "Invalid input for field 'name': None is not of type 'string'")
-    domain_id = body.get("domain_id") or "default"
-    if domain_id not in ks.domains:
-        return not_found(ctx, "domain", domain_id)
-    if ks.user_by_name(name, domain_id):
-        return error(ctx, 409, "Conflict occurred attempting to store user - Duplicate entry found with "
-                               f"name {name} at domain ID {domain_id}.")
+    checked = _name_in_domain(ctx, body, "user", ks.user_by_name)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    name, domain_id = checked
     uid = ks.add_user(name, body.get("password"), body.get("default_project_id"), domain_id)
     user = ks.users[uid]
     user["enabled"] = bool(body.get("enabled", True))
