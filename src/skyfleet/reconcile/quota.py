@@ -142,6 +142,19 @@ def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
                        summary={"sites": len(planned.writes), "writes": sum(len(v) for v in planned.writes.values())})
 
 
+def sync_project(session: Session, *, project_id: str, home_auth_url: str, user_id: str | None,
+                 now: datetime) -> dict[str, str | None]:
+    """Rebalance one project now: write the limits its last observations call for, and collect again.
+    Returns the ids of the two operations (None where nothing was needed)."""
+    quotas.get_managed(session, project_id=project_id)
+    runs.ingest(session, now=now)
+    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, project_ids=[project_id])
+    collected = collect(session, home_auth_url=home_auth_url, now=now, project_ids=[project_id],
+                        user_id=user_id, requester=project_id)
+    return {"apply_operation": applied.id if applied else None,
+            "collect_operation": collected.id if collected else None}
+
+
 def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
     """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
     read = runs.ingest(session, now=now)

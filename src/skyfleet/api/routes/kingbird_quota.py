@@ -16,7 +16,6 @@ from skyfleet.api.deps import PrincipalDep, RuntimeDep
 from skyfleet.api.routes.projects import check_project_access
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
-from skyfleet.domains.quotas import runs
 from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.schemas import QuotaUpdate, check_limits
 from skyfleet.domains.quotas.usage import usage_report
@@ -86,18 +85,12 @@ def detail(tenant: str, target: str, runtime: RuntimeDep, principal: PrincipalDe
 
 
 @router.put("/os-quota-sets/{target}/sync")
-def sync(tenant: str, target: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def sync(tenant: str, target: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, str | None]:
     _tenant(principal, tenant)
     check_project_access(principal, target)
-    home, now = runtime.settings.home_auth_url, utcnow()
     with transaction(runtime.factory) as session:
-        quotas.get_managed(session, project_id=target)
-        runs.ingest(session, now=now)
-        applied = rounds.rebalance_now(session, home_auth_url=home, now=now, project_ids=[target])
-        collected = rounds.collect(session, home_auth_url=home, now=now, project_ids=[target],
-                                   user_id=principal.user_id, requester=target)
-        out = {"apply_operation": applied.id if applied else None,
-               "collect_operation": collected.id if collected else None}
+        out = rounds.sync_project(session, project_id=target, home_auth_url=runtime.settings.home_auth_url,
+                                  user_id=principal.user_id, now=utcnow())
     runtime.wake()
     return out
 

@@ -7,8 +7,6 @@ the periodic quota round).
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, status
 
 from skyfleet.api.auth import require_admin
@@ -16,7 +14,6 @@ from skyfleet.api.deps import PrincipalDep, RuntimeDep
 from skyfleet.api.routes.projects import check_project_access
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
-from skyfleet.domains.quotas import runs
 from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.schemas import ClassList, ClassOut, ClassUpdate, Limits, QuotaOut, QuotaUpdate, UsageOut
 from skyfleet.domains.quotas.usage import usage_report
@@ -100,17 +97,11 @@ def get_usage(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> 
 
 
 @router.post("/v1/quotas/{project_id}/sync", status_code=status.HTTP_202_ACCEPTED)
-def sync_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+def sync_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, str | None]:
     """Rebalance one project now: write the limits its last observations call for, and collect again."""
     check_project_access(principal, project_id)
-    home, now = runtime.settings.home_auth_url, utcnow()
     with transaction(runtime.factory) as session:
-        quotas.get_managed(session, project_id=project_id)
-        runs.ingest(session, now=now)
-        applied = rounds.rebalance_now(session, home_auth_url=home, now=now, project_ids=[project_id])
-        collected = rounds.collect(session, home_auth_url=home, now=now, project_ids=[project_id],
-                                   user_id=principal.user_id, requester=project_id)
-        out = {"apply_operation": applied.id if applied else None,
-               "collect_operation": collected.id if collected else None}
+        out = rounds.sync_project(session, project_id=project_id, home_auth_url=runtime.settings.home_auth_url,
+                                  user_id=principal.user_id, now=utcnow())
     runtime.wake()
     return out
