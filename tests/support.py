@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from skyfleet.api.auth import Principal
 from skyfleet.drivers.base import ProbeResult, ServiceProbe
 
 
@@ -42,3 +43,9 @@ def site_body(name: str, *, url: str | None = None, password: str = "s3cret-pass
     }
     body.update(extra)
     return body
+
+
+# Callers for API tests that switch who is asking (see the `as_user` fixture in tests/api/conftest.py).
+ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin", roles=("admin",),
+                  is_admin=True)
+TENANT = Principal(user_id="t", user_name="tenant", project_id="p1", project_name="p1", roles=("member",))

@@ -3,13 +3,9 @@ see what (tenants their own project's operations, admins all)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
 from fastapi.testclient import TestClient
 
 from skyfleet.api.auth import Principal
-from skyfleet.api.deps import get_principal
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
@@ -17,22 +13,9 @@ from skyfleet.domains.operations import service as operations
 from skyfleet.domains.operations.models import Task
 from skyfleet.domains.sites.service import get_site
 from tests.engine_support import PUBLIC_KEY
-from tests.support import site_body
+from tests.support import ADMIN, TENANT, site_body
 
-ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin", roles=("admin",),
-                  is_admin=True)
-TENANT = Principal(user_id="t", user_name="tenant", project_id="p1", project_name="p1", roles=("member",))
 OTHER = Principal(user_id="o", user_name="other", project_id="p2", project_name="p2", roles=("member",))
-
-
-@pytest.fixture
-def as_user(client: TestClient) -> Iterator[object]:
-    def switch(principal: Principal) -> None:
-        client.app.dependency_overrides[get_principal] = lambda: principal  # type: ignore[attr-defined]
-
-    switch(ADMIN)
-    yield switch
-    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
 
 
 def add_sites(client: TestClient, *names: str) -> None:

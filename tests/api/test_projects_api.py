@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
-import pytest
 from fastapi.testclient import TestClient
 
 from skyfleet.api.auth import Principal
-from skyfleet.api.deps import get_principal
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.engine import transaction
 from skyfleet.domains.projects import service as projects
 from skyfleet.domains.sites.service import get_site
-from tests.support import site_body
-
-ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin",
-                  roles=("admin",), is_admin=True)
-TENANT = Principal(user_id="t", user_name="tenant", project_id="p1", project_name="p1", roles=("member",))
-
-
-@pytest.fixture
-def as_user(client: TestClient) -> Iterator[Callable[[Principal], None]]:
-    def switch(principal: Principal) -> None:
-        client.app.dependency_overrides[get_principal] = lambda: principal  # type: ignore[attr-defined]
-
-    switch(ADMIN)
-    yield switch
-    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+from tests.support import TENANT, site_body
 
 
 def test_rule_explicit_then_by_name(client: TestClient, as_user: Callable[[Principal], None],

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import pytest
 from fastapi.testclient import TestClient
 
 from skyfleet.api.auth import Principal
-from skyfleet.api.deps import get_principal
-
-ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin",
-                  roles=("admin",), is_admin=True)
-TENANT = Principal(user_id="t", user_name="tenant", project_id="p1", project_name="p1", roles=("member",))
-
-
-@pytest.fixture
-def as_user(client: TestClient) -> Iterator[Callable[[Principal], None]]:
-    def switch(principal: Principal) -> None:
-        client.app.dependency_overrides[get_principal] = lambda: principal  # type: ignore[attr-defined]
-
-    switch(ADMIN)
-    yield switch
-    client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+from tests.support import TENANT
 
 
 def test_defaults_class_and_overrides_stack(client: TestClient, as_user: Callable[[Principal], None]) -> None:
