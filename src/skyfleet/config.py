@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     quota_interval: float = Field(
         60.0, gt=0, description="Seconds between two quota rounds (read usage back, write site limits, collect)."
     )
+    quota_full_read_interval: float = Field(
+        3600.0, gt=0, description="A round reads only the projects a site says may have changed; every project is "
+        "also read in full once per this many seconds (spread over the rounds), which bounds how long a change the "
+        "hints cannot see (a deleted volume, a limit changed on the site) stays unseen."
+    )
 
     # --- reconcile engine (tasks fanned out to sites) ----------------------------------------------
     engine_concurrency: int = Field(64, ge=1, le=4096, description="Tasks one process runs at once.")

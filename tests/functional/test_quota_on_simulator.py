@@ -3,7 +3,6 @@ below usage, and the overshoot Kingbird allowed, all through the API."""
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,6 +18,7 @@ from skyfleet.domains.sites.models import Site
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
+from skyfleet.simulator.nova_servers import place_server, remove_server
 from tests.engine_support import register_sites
 
 SITES = ("site-0001", "site-0002", "site-0003")
@@ -30,12 +30,12 @@ def demo_id(sim: Simulator, site: str) -> str:
 
 def set_cores(sim: Simulator, site: str, cores: int) -> None:
     """Usage behind Skyfleet's back: the demo project runs servers totalling ``cores`` vCPUs."""
-    servers = sim.state(site).nova.servers
+    state = sim.state(site)
     pid = demo_id(sim, site)
-    for key in [k for k, s in servers.items() if s.get("tenant_id") == pid]:
-        del servers[key]
+    for key in [k for k, s in state.nova.servers.items() if s.get("tenant_id") == pid]:
+        remove_server(state, key)
     if cores:
-        servers[str(uuid.uuid4())] = {"tenant_id": pid, "_vcpus": cores, "_ram": 512 * cores, "id": "x"}
+        place_server(state, pid, vcpus=cores, ram=512 * cores)
 
 
 def nova_limit(sim: Simulator, site: str, key: str = "cores") -> int | None:

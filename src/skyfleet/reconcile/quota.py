@@ -10,6 +10,7 @@ collection happens on the first round after they come back (or join).
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -33,7 +34,8 @@ from skyfleet.reconcile.scheduler import PeriodicJob
 
 OFFLINE = "offline"
 QUOTA_ROUND = "quota-round"
-CHUNK = 100  # projects per task: a site's projects are read by several tasks at once
+CHUNK = 100  # projects per apply task: a site's writes are spread over several tasks
+FULL_READ_INTERVAL = 3600.0  # seconds: the longest a change the hints miss stays unseen
 
 
 def _sites(session: Session) -> list[Site]:
@@ -50,22 +52,54 @@ def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str,
             "project_name": project.project_name, "domain_name": project.domain_name}
 
 
+def full_read_due(state: QuotaSiteState | None, *, now: datetime, interval: float) -> bool:
+    """Whether a project must be read in full on a site whatever the change hints say: never read in
+    full, an error last time, or its periodic full read is due. The period is spread over
+    [interval/2, interval] by a hash of the pair, so the full reads of a fleet do not all fall in
+    one round."""
+    if state is None or state.observed_at is None or state.full_read_at is None or state.last_error:
+        return True
+    spread = zlib.crc32(f"{state.project_id}/{state.site_id}".encode()) / 0xFFFFFFFF
+    return (now - state.full_read_at).total_seconds() >= interval * (0.5 + 0.5 * spread)
+
+
+def _collect_ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str, str], str],
+                 state: QuotaSiteState | None, *, hinted: bool, now: datetime, interval: float) -> dict[str, Any]:
+    ref = _ref(project, site, home, explicit, state)
+    if not hinted:
+        return ref
+    moved = state is not None and ref["remote_project_id"] not in (None, state.remote_project_id)
+    full = moved or full_read_due(state, now=now, interval=interval)
+    return {**ref, "full": full, "network_digest": state.network_digest if state is not None else None}
+
+
 def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
-            user_id: str | None = None, requester: str | None = None, chunk: int = CHUNK) -> Operation | None:
-    """Start a ``quota.collect`` operation over the online sites (None: nothing to collect)."""
+            user_id: str | None = None, requester: str | None = None,
+            full_read_interval: float = FULL_READ_INTERVAL) -> Operation | None:
+    """Start a ``quota.collect`` operation over the online sites, one task per site (None: nothing to
+    collect). A collection of every project uses the change hints; one of chosen projects reads them
+    in full."""
     chosen = quotas.managed_projects(session, project_ids)
     if not chosen:
         return None
     ids = [p.project_id for p in chosen]
+    hinted = project_ids is None
     explicit = projects.explicit_mappings(session, project_ids=ids)
     states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=ids).values()
               for s in rows}
-    payloads = [task for site in _sites(session) if site.availability != OFFLINE
-                for task in runs.chunked(SiteRef(site.id, site.name), [
-                    _ref(p, site, home_auth_url, explicit, states.get((p.project_id, site.id))) for p in chosen],
-                    chunk)]
+    marks = quotas.cursors(session) if hinted else {}
+    payloads: list[tuple[SiteRef, dict[str, Any]]] = []
+    for site in _sites(session):
+        if site.availability == OFFLINE:
+            continue
+        refs = [_collect_ref(p, site, home_auth_url, explicit, states.get((p.project_id, site.id)), hinted=hinted,
+                             now=now, interval=full_read_interval) for p in chosen]
+        payload: dict[str, Any] = {"projects": refs}
+        if hinted:
+            payload["cursors"] = marks.get(site.id, {})
+        payloads.append((SiteRef(site.id, site.name), payload))
     return runs.submit(session, kind="quota.collect", payloads=payloads, user_id=user_id, project_id=requester,
-                       summary={"projects": ids[:50], "project_count": len(ids)}, now=now)
+                       summary={"projects": ids[:50], "project_count": len(ids), "hinted": hinted}, now=now)
 
 
 @dataclass
@@ -155,12 +189,14 @@ def sync_project(session: Session, *, project_id: str, home_auth_url: str, user_
             "collect_operation": collected.id if collected else None}
 
 
-def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK) -> dict[str, Any]:
+def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK,
+           full_read_interval: float = FULL_READ_INTERVAL) -> dict[str, Any]:
     """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
     read = runs.ingest(session, now=now)
     applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk)
     busy = runs.open_run(session, kind="quota.collect")
-    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now, chunk=chunk)
+    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now,
+                                          full_read_interval=full_read_interval)
     return {"tasks_read": read, "apply": applied.id if applied else None,
             "collect": collected.id if collected else None}
 
@@ -170,7 +206,8 @@ def quota_jobs(settings: Settings, factory: sessionmaker[Session], wake: Callabl
 
     def run() -> dict[str, Any]:
         with transaction(factory) as session:
-            out = round_(session, home_auth_url=settings.home_auth_url, now=utcnow())
+            out = round_(session, home_auth_url=settings.home_auth_url, now=utcnow(),
+                         full_read_interval=settings.quota_full_read_interval)
         if out["apply"] or out["collect"]:
             wake()
         return out

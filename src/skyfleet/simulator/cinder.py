@@ -7,6 +7,7 @@ openstacksdk's block-storage calls with cinder's shapes, including its 413 over-
 
 from __future__ import annotations
 
+import operator
 import re
 import time
 import uuid
@@ -15,7 +16,7 @@ from typing import Any
 from aiohttp import web
 
 from .httpkit import Ctx, Router, empty, int_param, json_response, paginate, redirect, webob_error
-from .state import Resource, iso
+from .state import Resource, iso, parse_iso
 
 router = Router()
 MIN_VERSION, MAX_VERSION = (3, 0), (3, 71)
@@ -285,6 +286,11 @@ def volume_view(ctx: Ctx, vol: Resource, *, detail: bool = True) -> Resource:
     return view
 
 
+# Time comparison filters of volume listings (microversion 3.60): ``updated_at=gte:<ISO 8601>``.
+TIME_OPERATORS: dict[str, Any] = {"gt": operator.gt, "gte": operator.ge, "eq": operator.eq, "neq": operator.ne,
+                                  "lt": operator.lt, "lte": operator.le}
+
+
 def _scoped(ctx: Ctx, items: list[Resource]) -> list[Resource]:
     q = ctx.query
     all_tenants = ctx.is_admin and q.get("all_tenants", "0").lower() not in ("0", "false", "")
@@ -300,6 +306,15 @@ def _listing(ctx: Ctx, kind: str, items: list[Resource], render: Any) -> web.Res
     for key in ("name", "status", "volume_id", "bootable"):
         if key in q:
             items = [i for i in items if str(i.get(key)) == q[key]]
+    for key in ("created_at", "updated_at"):
+        if key in q and kind == "volumes" and ctx.at_least(3, 60):
+            op, _, text = q[key].partition(":")
+            if op not in TIME_OPERATORS:
+                op, text = "eq", q[key]
+            since = parse_iso(text)
+            if since is None or op not in TIME_OPERATORS:
+                return error(ctx, 400, f"Invalid input received: Invalid {key} filter value {q[key]!r}.")
+            items = [i for i in items if i.get(key) and TIME_OPERATORS[op](parse_iso(i[key]) or 0.0, since)]
     items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=q.get("sort_dir", "desc") == "desc")
     if "limit" in q and not q["limit"].lstrip("-").isdigit():
         return error(ctx, 400, "limit param must be an integer")

@@ -18,7 +18,8 @@ from aiohttp import web
 from . import neutron_base
 from .httpkit import Ctx, Router, empty, int_param, json_response, paginate
 from .nova_base import check_quota, error, flavor_link, not_found, visible_flavor
-from .state import Resource, iso, parse_iso
+from .nova_flavors import new_flavor
+from .state import NovaState, Resource, Site, iso, parse_iso
 
 router = Router()
 POWER = {"ACTIVE": 1, "BUILD": 0, "SHUTOFF": 4, "ERROR": 0, "DELETED": 0, "PAUSED": 3, "SUSPENDED": 4}
@@ -247,24 +248,9 @@ async def create_server(ctx: Ctx) -> web.StreamResponse:
     over = check_quota(ctx, ctx.project_id, {"instances": 1, "cores": flavor["vcpus"], "ram": flavor["ram"]})
     if over is not None:
         return over
-    sid = str(uuid.uuid4())
-    now = time.time()
-    groups = [g.get("name", "default") for g in body.get("security_groups") or [{"name": "default"}]]
-    server: Resource = {
-        "id": sid, "name": name, "status": "BUILD", "tenant_id": ctx.project_id, "user_id": ctx.user_id,
-        "metadata": {str(k): str(v) for k, v in (body.get("metadata") or {}).items()},
-        "key_name": key_name, "accessIPv4": body.get("accessIPv4", ""), "accessIPv6": body.get("accessIPv6", ""),
-        "_flavor": flavor, "_vcpus": flavor["vcpus"], "_ram": flavor["ram"],
-        "_image": "" if boot_from_volume else image_ref, "_created": now, "_updated": now,
-        "_active_at": now + ctx.site.boot_delay, "_az": body.get("availability_zone") or "nova",
-        "_pinned_az": body.get("availability_zone"), "_task_state": "scheduling", "_vm_state": "building",
-        "_host_id": secrets.token_hex(28),
-        "_instance_name": f"instance-{len(nova.servers) + len(nova.deleted) + 1:08x}",
-        "_reservation": f"r-{secrets.token_hex(4)}", "_hostname": re.sub(r"[^a-z0-9-]", "-", name.lower())[:63],
-        "_user_data": body.get("user_data"), "_locked": False, "_locked_reason": None,
-        "_description": body.get("description"), "_tags": list(body.get("tags") or []), "_volumes": [],
-        "_security_groups": groups, "_launched": None, "_terminated": None,
-    }
+    server = server_record(nova, name=name, project_id=ctx.project_id, user_id=ctx.user_id, flavor=flavor,
+                           image="" if boot_from_volume else image_ref, body=body, boot_delay=ctx.site.boot_delay)
+    sid, groups = server["id"], server["_security_groups"]
     for entry in networks:
         if "port" in entry:
             port = ctx.site.neutron.ports[entry["port"]]
@@ -306,12 +292,51 @@ async def server_item(ctx: Ctx) -> web.StreamResponse:
     return json_response({"server": server_view(ctx, server)})
 
 
-def delete_server(ctx: Ctx, server: Resource) -> None:
-    nova = ctx.site.nova
+def server_record(nova: NovaState, *, name: str, project_id: str, user_id: str, flavor: Resource, image: str,
+                  body: Resource, boot_delay: float) -> Resource:
+    """A new server of ``project_id`` (status BUILD until ``boot_delay`` has passed)."""
+    sid = str(uuid.uuid4())
     now = time.time()
-    nova.servers.pop(server["id"], None)
+    groups = [g.get("name", "default") for g in body.get("security_groups") or [{"name": "default"}]]
+    return {
+        "id": sid, "name": name, "status": "BUILD", "tenant_id": project_id, "user_id": user_id,
+        "metadata": {str(k): str(v) for k, v in (body.get("metadata") or {}).items()},
+        "key_name": body.get("key_name"), "accessIPv4": body.get("accessIPv4", ""),
+        "accessIPv6": body.get("accessIPv6", ""),
+        "_flavor": flavor, "_vcpus": flavor["vcpus"], "_ram": flavor["ram"],
+        "_image": image, "_created": now, "_updated": now,
+        "_active_at": now + boot_delay, "_az": body.get("availability_zone") or "nova",
+        "_pinned_az": body.get("availability_zone"), "_task_state": "scheduling", "_vm_state": "building",
+        "_host_id": secrets.token_hex(28),
+        "_instance_name": f"instance-{len(nova.servers) + len(nova.deleted) + 1:08x}",
+        "_reservation": f"r-{secrets.token_hex(4)}", "_hostname": re.sub(r"[^a-z0-9-]", "-", name.lower())[:63],
+        "_user_data": body.get("user_data"), "_locked": False, "_locked_reason": None,
+        "_description": body.get("description"), "_tags": list(body.get("tags") or []), "_volumes": [],
+        "_security_groups": groups, "_launched": None, "_terminated": None,
+    }
+
+
+def place_server(site: Site, project_id: str, *, vcpus: int, ram: int, name: str = "placed") -> Resource:
+    """A running server of ``project_id`` placed straight into the site's state (usage that appears
+    behind Skyfleet's back, for tests and demos): no network, no quota check."""
+    flavor = new_flavor(f"placed-{vcpus}-{ram}", f"placed-{vcpus}-{ram}", vcpus, ram, 0)
+    server = server_record(site.nova, name=name, project_id=project_id, user_id="", flavor=flavor, image="",
+                           body={}, boot_delay=0.0)
+    site.nova.servers[server["id"]] = tick(server)
+    return server
+
+
+def remove_server(site: Site, server_id: str) -> None:
+    """Delete a server behind Skyfleet's back (it shows as DELETED in ``changes-since`` listings)."""
+    server = site.nova.servers.pop(server_id)
+    now = time.time()
     server.update(status="DELETED", _vm_state="deleted", _task_state=None, _updated=now, _terminated=now)
-    nova.deleted[server["id"]] = server
+    site.nova.deleted[server_id] = server
+
+
+def delete_server(ctx: Ctx, server: Resource) -> None:
+    if server["id"] in ctx.site.nova.servers:
+        remove_server(ctx.site, server["id"])
     if ctx.site._neutron is not None:
         neutron_base.release_ports(ctx.site, server["id"])
 

@@ -3,7 +3,8 @@ and the collection operations still to be read back.
 
 Why it exists: the global limit is intent; what each site uses and allows is observed inventory with
 its time of observation; what Skyfleet last wrote to each site is remembered so unchanged limits are
-not written again and an offline site's limit is held in the math.
+not written again and an offline site's limit is held in the math. The cursors and digests let a
+round read only what may have changed.
 """
 
 from __future__ import annotations
@@ -61,6 +62,18 @@ class QuotaSiteState(Base):
     observed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     applied_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
+    network_digest: Mapped[str | None] = mapped_column(String(32))  # Neutron counts at the last check
+    full_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # every service read
+
+
+class QuotaSiteCursor(Base):
+    """Per site and service, the site's time from which the next round asks what changed."""
+
+    __tablename__ = "quota_site_cursors"
+
+    site_id: Mapped[str] = mapped_column(String(36), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    cursors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
 class QuotaRun(Base):

@@ -52,21 +52,25 @@ def ingest(session: Session, *, now: datetime) -> int:
     for run in runs:
         tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error,
                                        Task.payload).where(Task.operation_id == run.operation_id)).all()
-        cache = quotas.load_states(session, site_ids=sorted({t[0] for t in tasks if t[1] not in OPEN_STATES}))
-        for site_id, state, result, finished_at, error, payload in tasks:
-            if state in OPEN_STATES:
-                continue
+        done = [t for t in tasks if t[1] not in OPEN_STATES]
+        named = sorted({p for t in done for p in ((t[2] or {}).get("projects") or {}) if not p.startswith("_")})
+        cache = quotas.load_states(session, site_ids=sorted({t[0] for t in done}), project_ids=named)
+        for site_id, state, result, finished_at, error, payload in done:
             read += 1
+            at = finished_at or now
             for project_id, observed in ((result or {}).get("projects") or {}).items():
                 if project_id.startswith("_"):
                     continue
-                at = finished_at or now
                 if run.kind == "quota.collect":
                     quotas.record_observation(session, project_id=project_id, site_id=site_id,
                                               observed=observed, at=at, cache=cache)
                 elif "applied" in observed:
                     quotas.record_applied(session, project_id=project_id, site_id=site_id,
                                           limits=observed["applied"], at=at, cache=cache)
+            if run.kind == "quota.collect" and state == SUCCEEDED:
+                quotas.mark_checked(session, site_id=site_id, project_ids=(result or {}).get("unchanged", []), at=at)
+                if (result or {}).get("cursors"):
+                    quotas.set_cursors(session, site_id=site_id, values=result["cursors"], at=at)
             if state != SUCCEEDED and error:
                 quotas.record_site_error(session, site_id=site_id, error=error, payload_projects=[
                     p["project_id"] for p in (payload or {}).get("projects", [])])

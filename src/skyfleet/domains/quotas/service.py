@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from skyfleet.db.base import utcnow
-from skyfleet.domains.quotas.models import QuotaClass, QuotaProject, QuotaSiteState
+from skyfleet.domains.quotas.models import QuotaClass, QuotaProject, QuotaSiteCursor, QuotaSiteState
 from skyfleet.domains.quotas.schemas import BUILTIN_DEFAULTS, ClassOut, Limits, QuotaOut, QuotaUpdate
 from skyfleet.errors import Invalid, NotFound
 
@@ -156,24 +156,57 @@ def _state(session: Session, cache: StateCache | None, project_id: str, site_id:
     return row
 
 
-def load_states(session: Session, *, site_ids: Sequence[str]) -> StateCache:
-    """Every state row of ``site_ids`` in one query (what ``ingest`` updates)."""
-    rows = session.scalars(select(QuotaSiteState).where(QuotaSiteState.site_id.in_(list(site_ids))))
-    return {(r.project_id, r.site_id): r for r in rows}
+def load_states(session: Session, *, site_ids: Sequence[str], project_ids: Sequence[str] | None = None) -> StateCache:
+    """The state rows of ``site_ids`` (only ``project_ids`` if given) in one query (what ``ingest`` updates)."""
+    query = select(QuotaSiteState).where(QuotaSiteState.site_id.in_(list(site_ids)))
+    if project_ids is not None:
+        query = query.where(QuotaSiteState.project_id.in_(list(project_ids)))
+    return {(r.project_id, r.site_id): r for r in session.scalars(query)}
 
 
 def record_observation(session: Session, *, project_id: str, site_id: str, observed: dict[str, Any],
                        at: datetime, cache: StateCache | None = None) -> None:
-    """Store what a site said (usage, limits, remote id) unless a newer observation is already stored."""
+    """Store what a site said (usage, limits, remote id) unless a newer observation is already stored.
+
+    The services read are merged into what was known (a round reads only what may have changed); a
+    service that failed leaves ``last_error`` set, so the next round reads the project in full."""
     row = _state(session, cache, project_id, site_id)
     if row.observed_at is not None and row.observed_at > at:
         return
     if observed.get("error"):
         row.last_error = str(observed["error"])[:2000]
         return
+    errors = observed.get("errors") or {}
     row.remote_project_id = observed.get("remote_project_id") or row.remote_project_id
-    row.usage, row.limits = dict(observed.get("usage", {})), dict(observed.get("limits", {}))
-    row.observed_at, row.last_error = at, None
+    row.usage = {**(row.usage or {}), **observed.get("usage", {})}
+    row.limits = {**(row.limits or {}), **observed.get("limits", {})}
+    if observed.get("network_digest") is not None:
+        row.network_digest = str(observed["network_digest"])
+    if observed.get("full") and not errors:
+        row.full_read_at = at
+    row.observed_at = at
+    row.last_error = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))[:2000] if errors else None
+
+
+def mark_checked(session: Session, *, site_id: str, project_ids: Sequence[str], at: datetime) -> None:
+    """The site said nothing changed for ``project_ids``: their usage is known as of ``at`` (one UPDATE)."""
+    if project_ids:
+        session.execute(update(QuotaSiteState).where(
+            QuotaSiteState.site_id == site_id, QuotaSiteState.project_id.in_(list(project_ids)),
+            QuotaSiteState.observed_at < at).values(observed_at=at).execution_options(synchronize_session=False))
+
+
+def cursors(session: Session) -> dict[str, dict[str, str]]:
+    """Per site, the site times from which the next round asks what changed."""
+    return {row.site_id: dict(row.cursors) for row in session.scalars(select(QuotaSiteCursor))}
+
+
+def set_cursors(session: Session, *, site_id: str, values: dict[str, str], at: datetime) -> None:
+    row = session.get(QuotaSiteCursor, site_id)
+    if row is None:
+        session.add(QuotaSiteCursor(site_id=site_id, cursors=dict(values), updated_at=at))
+    elif row.updated_at <= at:
+        row.cursors, row.updated_at = {**row.cursors, **values}, at
 
 
 def record_applied(session: Session, *, project_id: str, site_id: str, limits: Limits, at: datetime,

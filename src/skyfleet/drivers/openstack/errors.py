@@ -27,7 +27,7 @@ def is_temporary_status(status: int, message: str) -> bool:
     return status in (403, 413) and any(word in message.lower() for word in QUOTA_WORDS)
 
 
-def _from_status(status: int, message: str) -> SiteError:
+def from_status(status: int, message: str) -> SiteError:
     text = f"HTTP {status}: {message}"[:1000]
     if is_temporary_status(status, message):
         return TemporarySiteError(text, status=status)
@@ -39,9 +39,9 @@ def translate(exc: BaseException) -> SiteError:
     if isinstance(exc, SiteError):
         return exc
     if isinstance(exc, sdk_exc.HttpException) and exc.status_code is not None:
-        return _from_status(int(exc.status_code), str(exc.details or exc.message or type(exc).__name__))
+        return from_status(int(exc.status_code), str(exc.details or exc.message or type(exc).__name__))
     if isinstance(exc, ks_exc.HttpError):
-        return _from_status(int(exc.http_status or 500), str(exc.message or type(exc).__name__))
+        return from_status(int(exc.http_status or 500), str(exc.message or type(exc).__name__))
     if isinstance(exc, ks_exc.EndpointNotFound | sdk_exc.EndpointNotFound):
         return PermanentSiteError(f"service not in the site's catalog: {exc}"[:1000])
     if isinstance(exc, ks_exc.ConnectTimeout | ks_exc.RequestTimeout | TimeoutError):

@@ -13,7 +13,7 @@ from typing import Any
 from keystoneauth1 import adapter as ks_adapter
 from openstack import connection as sdk_connection
 
-from skyfleet.drivers.openstack.errors import _from_status, site_call
+from skyfleet.drivers.openstack.errors import from_status, site_call
 
 Json = dict[str, Any]
 KEYPAIR_USER_MICROVERSION = "2.10"
@@ -29,7 +29,7 @@ def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, 
     if response.status_code == 404 and missing_ok:
         return None
     if response.status_code >= 400:
-        raise _from_status(response.status_code, response.text[:500])
+        raise from_status(response.status_code, response.text[:500])
     if not response.content:
         return {}
     try:

@@ -6,17 +6,29 @@ same-named domain, looked up once per task for all its projects. ``quota.collect
 (diff is always None; the observations are the task's result). ``quota.apply`` writes absolute
 limits, so running it twice leaves the same state. A project missing on the site is reported in the
 result, never fatal for the other projects of the task.
+
+A round's collection (``cursors`` given) first asks the site what changed since the previous one
+(a few listings per site, however many projects it holds) and reads the quota documents only of
+projects that may have changed, are new, had an error, or are due their periodic full read
+(``full``). The site's own clock, less a margin, becomes the next cursor; a collection for chosen
+projects (``cursors`` None) reads them all and moves no cursor.
 """
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skyfleet.drivers.openstack.quota import SERVICES, Endpoint, find_project, read_quota, write_limits
+from skyfleet.drivers.openstack.quota import SERVICES, Endpoint, QuotaReading, find_project
+from skyfleet.drivers.openstack.quota_batch import Hints, change_hints, digest, read_many, write_many
 from skyfleet.errors import PermanentSiteError
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
+
+CURSOR_MARGIN = timedelta(seconds=60)  # changes committed late, or clocks that tick apart, are still seen
+HINTED = ("compute", "volume")  # services whose hint is a list of changed projects (network: counts)
 
 
 class ProjectRef(BaseModel):
@@ -27,6 +39,8 @@ class ProjectRef(BaseModel):
     project_name: str | None = None
     domain_name: str = "Default"
     limits: dict[str, int] = Field(default_factory=dict)
+    full: bool = True  # read every service whatever the hints say
+    network_digest: str | None = None  # the project's Neutron counts at its last check
 
 
 class QuotaPayload(BaseModel):
@@ -34,6 +48,7 @@ class QuotaPayload(BaseModel):
 
     projects: list[ProjectRef] = Field(max_length=100_000)
     services: list[str] = Field(default_factory=lambda: list(SERVICES))
+    cursors: dict[str, str] | None = None  # site time of the previous round's collection; None: no hints
 
 
 def _where(ctx: SiteContext) -> Endpoint:
@@ -59,26 +74,79 @@ def _missing(ref: ProjectRef) -> str:
             else "no mapping and no project name to look up")
 
 
+def _hints(ctx: SiteContext, payload: QuotaPayload) -> tuple[Hints | None, dict[str, str]]:
+    """The change hints and the next cursors (empty when the payload asks for no hints)."""
+    if payload.cursors is None:
+        return None, {}
+    asked = datetime.now(UTC)
+    since: dict[str, str | None] = {s: payload.cursors.get(s) for s in HINTED if s in payload.services}
+    if "network" in payload.services:
+        since["network"] = None
+    hints = change_hints(ctx.session(), _where(ctx), since)
+    clock = asked
+    if hints.clock:
+        try:
+            clock = parsedate_to_datetime(hints.clock).astimezone(UTC)
+        except (TypeError, ValueError):
+            clock = asked
+    cursor = (clock - CURSOR_MARGIN).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return hints, {s: cursor for s in HINTED if s in payload.services}
+
+
+def _to_read(ref: ProjectRef, remote: str, services: list[str], hints: Hints | None) -> list[str]:
+    if hints is None or ref.full:
+        return list(services)
+    out = []
+    for service in services:
+        if service == "network":
+            if not hints.network_counted or hints.network_digests.get(remote, digest({})) != ref.network_digest:
+                out.append(service)
+        else:
+            changed = hints.changed.get(service)
+            if changed is None or remote in changed:
+                out.append(service)
+    return out
+
+
 def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
     ids = resolve(ctx, payload.projects)
+    hints, cursors = _hints(ctx, payload)
+    wanted: dict[tuple[str, str], str] = {}  # (remote id, service) -> global project id
     out: dict[str, Any] = {}
+    unchanged: list[str] = []
     for ref in payload.projects:
         remote = ids[ref.project_id]
         if remote is None:
             out[ref.project_id] = {"error": _missing(ref)}
             continue
-        usage: dict[str, int] = {}
-        limits: dict[str, int] = {}
-        for service in payload.services:
-            try:
-                reading = read_quota(ctx.session(), project_id=remote, service=service, where=_where(ctx))
-            except PermanentSiteError as exc:  # e.g. the service is absent: the other services still count
-                out.setdefault("_warnings", {})[f"{ref.project_id}/{service}"] = exc.message[:300]
-                continue
-            usage.update(reading.usage)
-            limits.update(reading.limits)
-        out[ref.project_id] = {"remote_project_id": remote, "usage": usage, "limits": limits}
-    return out
+        services = _to_read(ref, remote, payload.services, hints)
+        if not services:
+            unchanged.append(ref.project_id)
+        for service in services:
+            wanted[(remote, service)] = ref.project_id
+    readings = read_many(ctx.session(), _where(ctx), list(wanted)) if wanted else {}
+    for (remote, service), project_id in wanted.items():
+        entry = out.setdefault(project_id, {"remote_project_id": remote, "usage": {}, "limits": {}, "read": []})
+        reading = readings[(remote, service)]
+        if isinstance(reading, PermanentSiteError):  # e.g. the service is absent: the others still count
+            entry.setdefault("errors", {})[service] = reading.message[:300]
+            continue
+        assert isinstance(reading, QuotaReading)
+        entry["usage"].update(reading.usage)
+        entry["limits"].update(reading.limits)
+        entry["read"].append(service)
+    if hints is not None and hints.network_counted:
+        for ref in payload.projects:
+            remote = ids[ref.project_id]
+            if remote is not None and ref.project_id in out and "error" not in out[ref.project_id]:
+                out[ref.project_id]["network_digest"] = hints.network_digests.get(remote, digest({}))
+    full = {ref.project_id for ref in payload.projects if ref.full or hints is None}
+    for project_id in full & set(out):
+        out[project_id]["full"] = True
+    result: dict[str, Any] = {"projects": out, "unchanged": unchanged, "read_calls": len(wanted)}
+    if cursors:
+        result["cursors"] = cursors
+    return result
 
 
 def no_change(_payload: QuotaPayload, _observed: dict[str, Any]) -> Plan | None:
@@ -86,7 +154,7 @@ def no_change(_payload: QuotaPayload, _observed: dict[str, Any]) -> Plan | None:
 
 
 def observations(observed: dict[str, Any]) -> dict[str, Any]:
-    return {"projects": observed}
+    return observed
 
 
 def observe_targets(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
@@ -102,6 +170,7 @@ def plan_writes(payload: QuotaPayload, observed: dict[str, Any]) -> Plan | None:
 def apply_writes(ctx: SiteContext, payload: QuotaPayload, plan: Plan) -> dict[str, Any]:
     done: dict[str, Any] = {}
     refs = {ref.project_id: ref for ref in payload.projects}
+    writes: dict[tuple[str, str], dict[str, int]] = {}
     for write in plan["writes"]:
         if write["remote"] is None:
             done[write["project_id"]] = {"error": _missing(refs[write["project_id"]])}
@@ -109,9 +178,17 @@ def apply_writes(ctx: SiteContext, payload: QuotaPayload, plan: Plan) -> dict[st
         for service, keys in SERVICES.items():
             values = {k: v for k, v in write["limits"].items() if k in keys}
             if values:
-                write_limits(ctx.session(), project_id=write["remote"], service=service, limits=values,
-                             where=_where(ctx))
-        done[write["project_id"]] = {"remote_project_id": write["remote"], "applied": write["limits"]}
+                writes[(write["remote"], service)] = values
+    results = write_many(ctx.session(), _where(ctx), writes) if writes else {}
+    failed = {remote: f"{service}: {result.message[:300]}" for (remote, service), result in results.items()
+              if isinstance(result, PermanentSiteError)}
+    for write in plan["writes"]:
+        if write["remote"] is None:
+            continue
+        if write["remote"] in failed:
+            done[write["project_id"]] = {"error": failed[write["remote"]]}
+        else:
+            done[write["project_id"]] = {"remote_project_id": write["remote"], "applied": write["limits"]}
     return {"projects": done}
 
 
