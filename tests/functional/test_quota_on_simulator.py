@@ -3,20 +3,25 @@ below usage, and the overshoot Kingbird allowed, all through the API."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
+import openstack
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.quotas.models import QuotaSiteState
 from skyfleet.domains.sites.models import Site
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
+from skyfleet.reconcile.kinds import quota as quota_kind
 from skyfleet.simulator import Simulator
 from skyfleet.simulator.nova_servers import place_server, remove_server
 from tests.engine_support import register_sites
@@ -160,8 +165,6 @@ def test_sync_on_demand_and_tenant_scope(sim: Simulator, fleet: Fleet) -> None:
 
 def test_periodic_round_in_embedded_workers(sim: Simulator, runtime_factory: Callable[..., Runtime]) -> None:
     """`skyfleet serve` alone (periodic quota round + in-process workers) converges the site limits."""
-    import time
-
     runtime = runtime_factory(quota_interval=0.3, engine_poll_interval=0.2, audit_interval=3600)
     register_sites(runtime.factory, runtime.box, sim, SITES)
     for site in SITES:
@@ -173,3 +176,73 @@ def test_periodic_round_in_embedded_workers(sim: Simulator, runtime_factory: Cal
         while time.monotonic() < deadline and [nova_limit(sim, s) for s in SITES] != [3, 3, 3]:
             time.sleep(0.1)
     assert [nova_limit(sim, s) for s in SITES] == [3, 3, 3]
+
+
+def quota_reads(sim: Simulator, site: str) -> dict[str, int]:
+    """Quota documents read on ``site`` per service since the counters were reset."""
+    out = {"compute": 0, "volume": 0, "network": 0}
+    for (method, path), n in sim.counters(site).items():
+        if method == "GET" and ("os-quota-sets/" in path or "/v2.0/quotas/" in path):
+            out[path.split("/")[1]] += n
+    return out
+
+
+NONE_READ = {"compute": 0, "volume": 0, "network": 0}
+
+
+def test_rounds_read_only_what_a_site_says_changed(sim: Simulator, fleet: Fleet,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """After a first full read, a round asks each site what changed (a few listings) and reads the
+    quota documents of the changed projects only, per service."""
+    monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))  # the Date header's second is the margin
+    fleet.round()
+    time.sleep(1.1)
+    sim.reset_counters()
+    fleet.round()
+    assert {s: quota_reads(sim, s) for s in SITES} == dict.fromkeys(SITES, NONE_READ)
+    assert all(sim.count(s, "GET", "/compute/v2.1/servers/detail") == 2 for s in SITES)  # the hints, per round
+    assert all(sim.count(s, "GET", "/network/v2.0/ports") == 2 for s in SITES)
+
+    set_cores(sim, "site-0002", 4)  # a server appears
+    pid = demo_id(sim, "site-0003")
+    made = openstack.connect(**sim.cloud("site-0003", user="demo")).network.create_network(name="hinted")
+    time.sleep(1.1)
+    sim.reset_counters()
+    fleet.round()
+    reads = {s: quota_reads(sim, s) for s in SITES}
+    assert reads["site-0001"] == NONE_READ
+    assert reads["site-0002"]["compute"] >= 1 and reads["site-0002"]["volume"] == reads["site-0002"]["network"] == 0
+    assert reads["site-0003"]["network"] >= 1 and reads["site-0003"]["compute"] == reads["site-0003"]["volume"] == 0
+    usage = {s["site_name"]: s["usage"] for s in fleet.client.get("/v1/quotas/g-demo/usage").json()["sites"]}
+    assert usage["site-0002"]["cores"] == 4 and usage["site-0003"]["network"] == 1
+    assert sim.state("site-0003").neutron.networks[made.id]["project_id"] == pid
+
+    remove_server(sim.state("site-0002"), next(iter(sim.state("site-0002").nova.servers)))  # and goes away
+    fleet.round()
+    usage = {s["site_name"]: s["usage"] for s in fleet.client.get("/v1/quotas/g-demo/usage").json()["sites"]}
+    assert usage["site-0002"]["cores"] == 0
+
+
+def test_a_project_due_its_full_read_is_read_whatever_the_hints(sim: Simulator, fleet: Fleet,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """A change the hints cannot see (a limit set on the site itself) is found by the periodic full read."""
+    monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
+    fleet.round()
+    sim.state("site-0001").nova.quotas.setdefault(demo_id(sim, "site-0001"), {})["cores"] = 77  # behind our back
+    with transaction(fleet.runtime.factory) as session:
+        session.execute(update(QuotaSiteState).where(QuotaSiteState.site_id == site_id(fleet, "site-0001"))
+                        .values(full_read_at=utcnow() - timedelta(days=1)))
+    time.sleep(1.1)
+    sim.reset_counters()
+    with transaction(fleet.runtime.factory) as session:
+        rounds.round_(session, home_auth_url="", now=utcnow())
+    fleet.engine.run_until_idle()
+    assert quota_reads(sim, "site-0001") == {"compute": 1, "volume": 1, "network": 1}
+    assert quota_reads(sim, "site-0002") == NONE_READ
+    fleet.round()  # read back, then the limit Skyfleet wants is written again
+    assert nova_limit(sim, "site-0001") == 10
+
+
+def site_id(fleet: Fleet, name: str) -> str:
+    with transaction(fleet.runtime.factory) as session:
+        return str(session.scalar(select(Site.id).where(Site.name == name)))

@@ -106,3 +106,25 @@ def test_plan_project_holds_offline_sites_and_shares_the_rest() -> None:
     assert plan["a"]["cores"] + plan["b"]["cores"] == 20 - 6
     assert plan["a"]["cores"] >= 4 and plan["b"]["cores"] >= 2
     assert plan["a"]["instances"] == -1
+
+
+def test_full_reads_are_due_once_per_interval_spread_over_its_second_half() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from skyfleet.domains.quotas.models import QuotaSiteState
+    from skyfleet.reconcile.quota import full_read_due
+
+    now = datetime(2026, 11, 22, tzinfo=UTC)
+
+    def state(project: str, age: float | None, error: str | None = None) -> QuotaSiteState:
+        read = None if age is None else now - timedelta(seconds=age)
+        return QuotaSiteState(project_id=project, site_id="s", observed_at=now, full_read_at=read, last_error=error)
+
+    assert full_read_due(None, now=now, interval=3600)
+    assert full_read_due(state("p", None), now=now, interval=3600)
+    assert full_read_due(state("p", 1, error="HTTP 503"), now=now, interval=3600)
+    projects = [f"p{i}" for i in range(400)]
+    assert not any(full_read_due(state(p, 1799), now=now, interval=3600) for p in projects)
+    assert all(full_read_due(state(p, 3600), now=now, interval=3600) for p in projects)
+    halfway = sum(full_read_due(state(p, 2700), now=now, interval=3600) for p in projects)
+    assert 100 < halfway < 300  # spread: about half of the pairs are due three quarters of the way

@@ -99,7 +99,7 @@ class Calls:
     def url(self, service: str, path: str) -> str:
         base = self.target.urls.get(service)
         if base is None:
-            raise PermanentSiteError(f"service not in the site's catalog: {CATALOG_TYPES[service]}")
+            raise PermanentSiteError(f"service not in the site's catalog: {CATALOG_TYPES.get(service, service)}")
         return path if path.startswith("http") else base + path
 
     async def call(self, method: str, service: str, path: str, *, body: Any = None,
