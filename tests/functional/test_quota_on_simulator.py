@@ -246,3 +246,31 @@ def test_a_project_due_its_full_read_is_read_whatever_the_hints(sim: Simulator, 
 def site_id(fleet: Fleet, name: str) -> str:
     with transaction(fleet.runtime.factory) as session:
         return str(session.scalar(select(Site.id).where(Site.name == name)))
+
+
+def marked(fleet: Fleet) -> set[str]:
+    with transaction(fleet.runtime.factory) as session:
+        return set(rounds.plan(session, only_marked=True).projects)
+
+
+def test_a_round_plans_only_projects_whose_inputs_changed(sim: Simulator, fleet: Fleet,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
+    assert fleet.client.put("/v1/quotas/g-other", json={"limits": {"cores": 5}}).status_code == 200
+    fleet.round()
+    assert marked(fleet) == set()
+    set_cores(sim, "site-0001", 2)
+    time.sleep(1.1)
+    with transaction(fleet.runtime.factory) as session:
+        rounds.round_(session, home_auth_url="", now=utcnow())
+    fleet.engine.run_until_idle()
+    with transaction(fleet.runtime.factory) as session:
+        rounds.runs.ingest(session, now=utcnow())
+    assert marked(fleet) == {"g-demo"}  # its usage moved; g-other's did not
+    fleet.round()
+    assert marked(fleet) == set() and sum(nova_limit(sim, s) or 0 for s in SITES) == 30
+    assert (nova_limit(sim, "site-0001") or 0) >= 2 + 28 // 3  # usage plus an even share of the headroom
+    fleet.client.put("/v1/quotas/g-other", json={"limits": {"cores": 6}})
+    assert marked(fleet) == {"g-other"}  # a changed global limit
+    fleet.client.put("/v1/quotas/defaults", json={"limits": {"ram": 99999}})
+    assert marked(fleet) == {"g-demo", "g-other"}  # changed defaults concern everyone

@@ -268,3 +268,16 @@ def test_image_virtual_size_like_glance_inspector(psim: Simulator) -> None:
     header = b"QFI\xfb" + b"\0" * 20 + (10 * 2**30).to_bytes(8, "big") + b"\0" * 100
     qcow = conn.image.create_image(name="vs-qcow", data=header, disk_format="qcow2", container_format="bare")
     assert conn.image.get_image(qcow).virtual_size == 10 * 2**30
+
+
+def test_placed_servers_count_in_usage_and_show_in_changes_since(psim: Simulator) -> None:
+    url = f"{psim.base_url}/_sim/sites/site-0002/servers"
+    assert requests.post(url, json={"project_id": "p-placed", "vcpus": 0}, timeout=5).status_code == 400
+    assert requests.post(url, json={"vcpus": 2}, timeout=5).status_code == 400
+    made = requests.post(url, json={"project_id": "p-placed", "vcpus": 3, "ram": 1024}, timeout=5)
+    assert made.status_code == 201
+    conn = connect(psim, "site-0002")
+    detail = conn.compute.get("/os-quota-sets/p-placed/detail").json()["quota_set"]
+    assert detail["cores"]["in_use"] == 3 and detail["ram"]["in_use"] == 1024 and detail["instances"]["in_use"] == 1
+    changed = conn.compute.get("/servers/detail?all_tenants=1&changes-since=2000-01-01T00:00:00Z").json()["servers"]
+    assert made.json()["id"] in {s["id"] for s in changed}

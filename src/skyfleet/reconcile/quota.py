@@ -10,11 +10,12 @@ collection happens on the first round after they come back (or join).
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -35,7 +36,8 @@ from skyfleet.reconcile.scheduler import PeriodicJob
 OFFLINE = "offline"
 QUOTA_ROUND = "quota-round"
 CHUNK = 100  # projects per apply task: a site's writes are spread over several tasks
-FULL_READ_INTERVAL = 3600.0  # seconds: the longest a change the hints miss stays unseen
+FULL_READ_INTERVAL = 3600.0
+FLEET_MARK = "fleet"  # seconds: the longest a change the hints miss stays unseen
 
 
 def _sites(session: Session) -> list[Site]:
@@ -43,7 +45,7 @@ def _sites(session: Session) -> list[Site]:
 
 
 def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str, str], str],
-         state: QuotaSiteState | None) -> dict[str, Any]:
+         state: ReadMarks | None) -> dict[str, Any]:
     remote = projects.rule(project_id=project.project_id, site=site, home_auth_url=home,
                            explicit=explicit.get((project.project_id, site.id))).remote_project_id
     if remote is None and state is not None:
@@ -52,7 +54,19 @@ def _ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str,
             "project_name": project.project_name, "domain_name": project.domain_name}
 
 
-def full_read_due(state: QuotaSiteState | None, *, now: datetime, interval: float) -> bool:
+class ReadMarks(Protocol):
+    """What a collection needs of a pair's last observation (a state row, or just these columns)."""
+
+    project_id: str
+    site_id: str
+    remote_project_id: str | None
+    observed_at: datetime | None
+    full_read_at: datetime | None
+    last_error: str | None
+    network_digest: str | None
+
+
+def full_read_due(state: ReadMarks | None, *, now: datetime, interval: float) -> bool:
     """Whether a project must be read in full on a site whatever the change hints say: never read in
     full, an error last time, or its periodic full read is due. The period is spread over
     [interval/2, interval] by a hash of the pair, so the full reads of a fleet do not all fall in
@@ -64,7 +78,7 @@ def full_read_due(state: QuotaSiteState | None, *, now: datetime, interval: floa
 
 
 def _collect_ref(project: QuotaProject, site: Site, home: str, explicit: dict[tuple[str, str], str],
-                 state: QuotaSiteState | None, *, hinted: bool, now: datetime, interval: float) -> dict[str, Any]:
+                 state: ReadMarks | None, *, hinted: bool, now: datetime, interval: float) -> dict[str, Any]:
     ref = _ref(project, site, home, explicit, state)
     if not hinted:
         return ref
@@ -85,8 +99,7 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
     ids = [p.project_id for p in chosen]
     hinted = project_ids is None
     explicit = projects.explicit_mappings(session, project_ids=ids)
-    states = {(s.project_id, s.site_id): s for rows in quotas.site_states(session, project_ids=ids).values()
-              for s in rows}
+    states = quotas.read_marks(session, project_ids=ids)
     marks = quotas.cursors(session) if hinted else {}
     payloads: list[tuple[SiteRef, dict[str, Any]]] = []
     for site in _sites(session):
@@ -117,9 +130,10 @@ def _current(state: QuotaSiteState) -> dict[str, int]:
     return dict(state.limits)
 
 
-def plan(session: Session, *, project_ids: Sequence[str] | None = None) -> Planned:
-    """The limits to write (only those that differ from what the site has) and the global breaches."""
-    chosen = quotas.managed_projects(session, project_ids)
+def plan(session: Session, *, project_ids: Sequence[str] | None = None, only_marked: bool = False) -> Planned:
+    """The limits to write (only those that differ from what the site has) and the global breaches, of
+    ``project_ids`` (None: every project; with ``only_marked``, those whose inputs changed)."""
+    chosen = quotas.managed_projects(session, project_ids, only_marked=only_marked)
     sites = {s.id: s for s in _sites(session)}
     states = quotas.site_states(session, project_ids=[p.project_id for p in chosen])
     out = Planned(writes={}, breaches={}, projects={p.project_id: p for p in chosen}, sites=sites,
@@ -145,6 +159,8 @@ def plan(session: Session, *, project_ids: Sequence[str] | None = None) -> Plann
 
 
 def _record_breaches(session: Session, breaches: dict[str, dict[str, Any]], now: datetime) -> None:
+    if not breaches:
+        return
     for project in quotas.managed_projects(session, list(breaches)):
         over = breaches[project.project_id]
         new = sorted(set(over) - set(project.breached))
@@ -157,10 +173,12 @@ def _record_breaches(session: Session, breaches: dict[str, dict[str, Any]], now:
             project.breached = over
 
 
-def rebalance_now(session: Session, *, home_auth_url: str, now: datetime,
-                  project_ids: Sequence[str] | None = None, chunk: int = CHUNK) -> Operation | None:
+def rebalance_now(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
+                  chunk: int = CHUNK, only_marked: bool = False) -> Operation | None:
     """Start a ``quota.apply`` operation for every site whose limits must change (None: none must)."""
-    planned = plan(session, project_ids=project_ids)
+    planned = plan(session, project_ids=project_ids, only_marked=only_marked)
+    for project in planned.projects.values():
+        project.needs_plan = False
     _record_breaches(session, planned.breaches, now)
     if not planned.writes:
         return None
@@ -189,11 +207,26 @@ def sync_project(session: Session, *, project_id: str, home_auth_url: str, user_
             "collect_operation": collected.id if collected else None}
 
 
+def _plan_everything(session: Session, *, now: datetime, interval: float) -> bool:
+    """Whether this round plans every project, not only those whose usage, limits or writes changed:
+    when a site joined, left, went offline or came back (held limits move the others' shares), and
+    once per ``interval`` anyway."""
+    fleet = "|".join(f"{s.id}:{s.availability == OFFLINE}" for s in _sites(session))
+    digest = hashlib.sha256(fleet.encode()).hexdigest()
+    last = quotas.get_mark(session, FLEET_MARK)
+    planned_all = datetime.fromisoformat(last["planned_all_at"]) if last.get("planned_all_at") else None
+    everything = last.get("sites") != digest or planned_all is None or (now - planned_all).total_seconds() >= interval
+    if everything:
+        quotas.set_mark(session, FLEET_MARK, {"sites": digest, "planned_all_at": now.isoformat()}, now)
+    return everything
+
+
 def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK,
            full_read_interval: float = FULL_READ_INTERVAL) -> dict[str, Any]:
     """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
     read = runs.ingest(session, now=now)
-    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk)
+    everything = _plan_everything(session, now=now, interval=full_read_interval)
+    applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk, only_marked=not everything)
     busy = runs.open_run(session, kind="quota.collect")
     collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now,
                                           full_read_interval=full_read_interval)

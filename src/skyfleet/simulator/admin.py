@@ -13,6 +13,7 @@ from aiohttp import web
 
 from .clouds import cloud, clouds_yaml
 from .faults import Faults
+from .nova_servers import place_server
 from .state import Fleet, Site, clear_faults, set_faults
 
 
@@ -64,6 +65,17 @@ async def handle(fleet: Fleet, request: web.BaseRequest, path: str) -> web.Strea
     return _problem(404, f"no admin route for {method} /_sim{path}")
 
 
+def _place(site: Site, body: Any) -> dict[str, Any]:
+    """A running server placed straight into a project's usage (no quota check, no network)."""
+    if not isinstance(body, dict) or not isinstance(body.get("project_id"), str) or not body["project_id"]:
+        raise ValueError("a server needs a project_id (string)")
+    vcpus, ram = body.get("vcpus", 1), body.get("ram", 512)
+    if not isinstance(vcpus, int) or not isinstance(ram, int) or vcpus < 1 or ram < 1:
+        raise ValueError("vcpus and ram must be positive integers")
+    server = place_server(site, body["project_id"], vcpus=vcpus, ram=ram, name=str(body.get("name", "placed")))
+    return {"id": server["id"], "project_id": body["project_id"], "vcpus": vcpus, "ram": ram}
+
+
 async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: list[str]) -> web.Response:
     site = fleet.get(name)
     method = request.method
@@ -84,6 +96,8 @@ async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: 
         if method == "DELETE":
             site.counters = None
             return web.Response(status=204)
+    if rest == ["servers"] and method == "POST":
+        return _json(_place(site, json.loads(await request.read() or b"{}")), 201)
     if rest == ["cloud"] and method == "GET":
         return _json(cloud(fleet, name, user=request.query.get("user", "admin")))
     return _problem(404, f"no admin route for {method} /_sim/sites/{name}/{'/'.join(rest)}")

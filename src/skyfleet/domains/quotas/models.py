@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, String, Text
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from skyfleet.db.base import Base, UTCDateTime, utcnow
@@ -43,6 +43,7 @@ class QuotaProject(Base):
     weights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     breached: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    needs_plan: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
@@ -73,6 +74,16 @@ class QuotaSiteCursor(Base):
 
     site_id: Mapped[str] = mapped_column(String(36), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     cursors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class QuotaMark(Base):
+    """A fleet-wide fact a round compares with the last one (e.g. which sites were online)."""
+
+    __tablename__ = "quota_marks"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 

@@ -1,5 +1,8 @@
 """Submit quota operations whose tasks each carry their own site's payload, and read them back.
 
+Reading back also marks the projects whose rebalance must be planned again: usage or limits that
+changed, a write that failed.
+
 Why it exists: ``operations.submit`` gives every task the same payload, but a quota task lists its
 site's projects with the ids and limits of that site. Same rows, same states, same engine; only the
 payload differs per task. Results are read back into ``quota_site_states`` by ``ingest``.
@@ -49,6 +52,7 @@ def ingest(session: Session, *, now: datetime) -> int:
     runs = list(session.scalars(select(QuotaRun).where(QuotaRun.ingested_at.is_(None))
                                 .order_by(QuotaRun.created_at).with_for_update()))
     read = 0
+    replan: set[str] = set()
     for run in runs:
         tasks = session.execute(select(Task.site_id, Task.state, Task.result, Task.finished_at, Task.last_error,
                                        Task.payload).where(Task.operation_id == run.operation_id)).all()
@@ -62,11 +66,16 @@ def ingest(session: Session, *, now: datetime) -> int:
                 if project_id.startswith("_"):
                     continue
                 if run.kind == "quota.collect":
-                    quotas.record_observation(session, project_id=project_id, site_id=site_id,
-                                              observed=observed, at=at, cache=cache)
+                    if quotas.record_observation(session, project_id=project_id, site_id=site_id,
+                                                 observed=observed, at=at, cache=cache):
+                        replan.add(project_id)
                 elif "applied" in observed:
                     quotas.record_applied(session, project_id=project_id, site_id=site_id,
                                           limits=observed["applied"], at=at, cache=cache)
+                else:  # the write failed: plan it again next round
+                    replan.add(project_id)
+            if run.kind == "quota.apply" and state != SUCCEEDED:
+                replan.update(p["project_id"] for p in (payload or {}).get("projects", []))
             if run.kind == "quota.collect" and state == SUCCEEDED:
                 quotas.mark_checked(session, site_id=site_id, project_ids=(result or {}).get("unchanged", []), at=at)
                 if (result or {}).get("cursors"):
@@ -76,6 +85,7 @@ def ingest(session: Session, *, now: datetime) -> int:
                     p["project_id"] for p in (payload or {}).get("projects", [])])
         if all(state not in OPEN_STATES for _, state, *_ in tasks):
             run.ingested_at = now
+    quotas.mark_for_plan(session, project_ids=sorted(replan))
     session.flush()
     return read
 

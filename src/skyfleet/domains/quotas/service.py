@@ -15,7 +15,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
 
 from skyfleet.db.base import utcnow
-from skyfleet.domains.quotas.models import QuotaClass, QuotaProject, QuotaSiteCursor, QuotaSiteState
+from skyfleet.domains.quotas.models import QuotaClass, QuotaMark, QuotaProject, QuotaSiteCursor, QuotaSiteState
 from skyfleet.domains.quotas.schemas import BUILTIN_DEFAULTS, ClassOut, Limits, QuotaOut, QuotaUpdate
 from skyfleet.errors import Invalid, NotFound
 
@@ -49,6 +49,7 @@ def set_class(session: Session, *, name: str, limits: Limits, now: datetime | No
         row = QuotaClass(name=name, limits={}, created_at=now, updated_at=now)
         session.add(row)
     row.limits, row.updated_at = {**row.limits, **limits}, now
+    mark_for_plan(session, project_ids=None)
     session.flush()
     return get_class(session, name)
 
@@ -57,6 +58,7 @@ def delete_class(session: Session, *, name: str) -> None:
     if session.get(QuotaClass, name) is None:
         raise NotFound(f"no quota class {name!r}")
     session.execute(delete(QuotaClass).where(QuotaClass.name == name))
+    mark_for_plan(session, project_ids=None)
 
 
 def effective_limits(session: Session, row: QuotaProject | None) -> Limits:
@@ -110,6 +112,7 @@ def set_quota(session: Session, *, project_id: str, data: QuotaUpdate, now: date
                            weights={}, overrides={}, breached={}, created_at=now, updated_at=now)
         session.add(row)
     row.overrides = {**row.overrides, **data.limits}
+    row.needs_plan = True
     for attr in ("quota_class", "mode", "policy", "weights", "project_name", "domain_name"):
         value = getattr(data, attr)
         if value is not None:
@@ -127,8 +130,11 @@ def delete_quota(session: Session, *, project_id: str) -> None:
     session.delete(row)
 
 
-def managed_projects(session: Session, project_ids: Sequence[str] | None = None) -> list[QuotaProject]:
+def managed_projects(session: Session, project_ids: Sequence[str] | None = None, *,
+                     only_marked: bool = False) -> list[QuotaProject]:
     query = select(QuotaProject).order_by(QuotaProject.project_id)
+    if only_marked:
+        query = query.where(QuotaProject.needs_plan.is_(True))
     if project_ids is not None:
         query = query.where(QuotaProject.project_id.in_(project_ids))
     return list(session.scalars(query))
@@ -165,27 +171,64 @@ def load_states(session: Session, *, site_ids: Sequence[str], project_ids: Seque
 
 
 def record_observation(session: Session, *, project_id: str, site_id: str, observed: dict[str, Any],
-                       at: datetime, cache: StateCache | None = None) -> None:
+                       at: datetime, cache: StateCache | None = None) -> bool:
     """Store what a site said (usage, limits, remote id) unless a newer observation is already stored.
 
     The services read are merged into what was known (a round reads only what may have changed); a
-    service that failed leaves ``last_error`` set, so the next round reads the project in full."""
+    service that failed leaves ``last_error`` set, so the next round reads the project in full.
+    Returns whether the usage or the limits changed (the project's rebalance must be planned again)."""
     row = _state(session, cache, project_id, site_id)
     if row.observed_at is not None and row.observed_at > at:
-        return
+        return False
     if observed.get("error"):
         row.last_error = str(observed["error"])[:2000]
-        return
+        return False
     errors = observed.get("errors") or {}
     row.remote_project_id = observed.get("remote_project_id") or row.remote_project_id
-    row.usage = {**(row.usage or {}), **observed.get("usage", {})}
-    row.limits = {**(row.limits or {}), **observed.get("limits", {})}
+    usage = {**(row.usage or {}), **observed.get("usage", {})}
+    limits = {**(row.limits or {}), **observed.get("limits", {})}
+    changed = row.observed_at is None or usage != row.usage or limits != row.limits
+    if changed:
+        row.usage, row.limits = usage, limits
     if observed.get("network_digest") is not None:
         row.network_digest = str(observed["network_digest"])
     if observed.get("full") and not errors:
         row.full_read_at = at
     row.observed_at = at
     row.last_error = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))[:2000] if errors else None
+    return changed
+
+
+def mark_for_plan(session: Session, *, project_ids: Sequence[str] | None) -> None:
+    """The rebalance of these projects (None: every project) must be planned again (one UPDATE)."""
+    query = update(QuotaProject).values(needs_plan=True).execution_options(synchronize_session=False)
+    if project_ids is not None:
+        if not project_ids:
+            return
+        query = query.where(QuotaProject.project_id.in_(list(project_ids)))
+    session.execute(query)
+
+
+def read_marks(session: Session, *, project_ids: Sequence[str]) -> dict[tuple[str, str], Any]:
+    """Per (project, site), what a collection needs to know of the last one, without the JSON columns."""
+    columns = (QuotaSiteState.project_id, QuotaSiteState.site_id, QuotaSiteState.remote_project_id,
+               QuotaSiteState.observed_at, QuotaSiteState.full_read_at, QuotaSiteState.last_error,
+               QuotaSiteState.network_digest)
+    rows = session.execute(select(*columns).where(QuotaSiteState.project_id.in_(list(project_ids))))
+    return {(r.project_id, r.site_id): r for r in rows}
+
+
+def get_mark(session: Session, name: str) -> dict[str, Any]:
+    row = session.get(QuotaMark, name)
+    return dict(row.value) if row else {}
+
+
+def set_mark(session: Session, name: str, value: dict[str, Any], at: datetime) -> None:
+    row = session.get(QuotaMark, name)
+    if row is None:
+        session.add(QuotaMark(name=name, value=value, updated_at=at))
+    else:
+        row.value, row.updated_at = value, at
 
 
 def mark_checked(session: Session, *, site_id: str, project_ids: Sequence[str], at: datetime) -> None:

@@ -1,5 +1,6 @@
 """Quota change hints: per-site cursors, and per project and site the Neutron counts digest and the
-time of the last full read.
+time of the last full read; per project whether its rebalance must be planned again, and the
+fleet-wide marks that say when every project must be.
 
 Revision ID: 0006_quota_hints
 Revises: 0005_quota
@@ -29,9 +30,20 @@ def upgrade() -> None:
     with op.batch_alter_table("quota_site_states") as batch:
         batch.add_column(sa.Column("network_digest", sa.String(32), nullable=True))
         batch.add_column(sa.Column("full_read_at", UTCDateTime(), nullable=True))
+    with op.batch_alter_table("quota_projects") as batch:
+        batch.add_column(sa.Column("needs_plan", sa.Boolean(), nullable=False, server_default=sa.true()))
+    op.create_table(
+        "quota_marks",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.JSON(), nullable=False),
+        sa.Column("updated_at", UTCDateTime(), nullable=False),
+    )
 
 
 def downgrade() -> None:
+    op.drop_table("quota_marks")
+    with op.batch_alter_table("quota_projects") as batch:
+        batch.drop_column("needs_plan")
     with op.batch_alter_table("quota_site_states") as batch:
         batch.drop_column("full_read_at")
         batch.drop_column("network_digest")
