@@ -195,6 +195,7 @@ def test_rounds_read_only_what_a_site_says_changed(sim: Simulator, fleet: Fleet,
     """After a first full read, a round asks each site what changed (a few listings) and reads the
     quota documents of the changed projects only, per service."""
     monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))  # the Date header's second is the margin
+    time.sleep(1.1)  # the fixture's own changes are older than any cursor
     fleet.round()
     time.sleep(1.1)
     sim.reset_counters()
@@ -227,6 +228,7 @@ def test_a_project_due_its_full_read_is_read_whatever_the_hints(sim: Simulator, 
                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     """A change the hints cannot see (a limit set on the site itself) is found by the periodic full read."""
     monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
+    time.sleep(1.1)
     fleet.round()
     sim.state("site-0001").nova.quotas.setdefault(demo_id(sim, "site-0001"), {})["cores"] = 77  # behind our back
     with transaction(fleet.runtime.factory) as session:
@@ -256,6 +258,7 @@ def marked(fleet: Fleet) -> set[str]:
 def test_a_round_plans_only_projects_whose_inputs_changed(sim: Simulator, fleet: Fleet,
                                                            monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
+    time.sleep(1.1)
     assert fleet.client.put("/v1/quotas/g-other", json={"limits": {"cores": 5}}).status_code == 200
     fleet.round()
     assert marked(fleet) == set()
