@@ -1,7 +1,8 @@
 """Benchmark: global quota rounds of many projects over many simulated sites.
 
     .venv/bin/python bench/quota.py [--projects 1000] [--sites 100] [--sim-procs 2] [--workers 2]
-                                    [--concurrency 32] [--latency-ms 0] [--chunk 100] [--churn 10]
+                                    [--concurrency 8] [--latency-ms 0] [--chunk 1000] [--churn 10]
+                                    [--profile]
 
 Sites run in --sim-procs simulator processes; Skyfleet uses PostgreSQL (127.0.0.1:5432) and
 --workers `skyfleet worker --no-periodic` processes woken through RabbitMQ (the scale-out
@@ -196,10 +197,10 @@ def main() -> None:
     parser.add_argument("--sites", type=int, default=100)
     parser.add_argument("--sim-procs", type=int, default=2)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--latency-ms", type=float, default=0)
-    parser.add_argument("--chunk", type=int, default=100)
-    parser.add_argument("--profile", action="store_true", help="Print where the steady round's planning goes")
+    parser.add_argument("--chunk", type=int, default=1000)
+    parser.add_argument("--profile", action="store_true", help="Print where the last rounds' planning goes")
     parser.add_argument("--churn", type=int, default=10, help="Projects whose usage changes before the last phase")
     args = parser.parse_args()
     name = f"skyfleet_bench_{uuid.uuid4().hex[:8]}"
@@ -235,11 +236,11 @@ def main() -> None:
             time.sleep(1.1)  # the cursors are the sites' clocks to the second
             PROFILING.extend([True] if args.profile else [])
             phase("3. steady round: nothing changed", factory, notifier, clouds, args.chunk)
-            PROFILING.clear()
             churn(clouds, args.projects, args.churn)
             time.sleep(1.1)
             phase(f"4. churn: {args.churn} projects changed, read + rebalance", factory, notifier, clouds,
                   args.chunk, rounds_=2)
+            PROFILING.clear()
             with transaction(factory) as session:
                 rows = session.scalar(select(QuotaSiteState.project_id).limit(1))
             if args.profile:

@@ -199,8 +199,11 @@ def test_rounds_read_only_what_a_site_says_changed(sim: Simulator, fleet: Fleet,
     fleet.round()
     time.sleep(1.1)
     sim.reset_counters()
+    before = {s["site_name"]: s["observed_at"] for s in fleet.client.get("/v1/quotas/g-demo/usage").json()["sites"]}
     fleet.round()
     assert {s: quota_reads(sim, s) for s in SITES} == dict.fromkeys(SITES, NONE_READ)
+    after = {s["site_name"]: s["observed_at"] for s in fleet.client.get("/v1/quotas/g-demo/usage").json()["sites"]}
+    assert all(after[s] > before[s] for s in SITES)  # known unchanged as of the sites' last answer
     assert all(sim.count(s, "GET", "/compute/v2.1/servers/detail") == 2 for s in SITES)  # the hints, per round
     assert all(sim.count(s, "GET", "/network/v2.0/ports") == 2 for s in SITES)
 

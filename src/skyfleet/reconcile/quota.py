@@ -35,7 +35,7 @@ from skyfleet.reconcile.scheduler import PeriodicJob
 
 OFFLINE = "offline"
 QUOTA_ROUND = "quota-round"
-CHUNK = 100  # projects per apply task: a site's writes are spread over several tasks
+CHUNK = 1000  # projects per apply task (its writes go out concurrently); more projects: more tasks
 FULL_READ_INTERVAL = 3600.0
 FLEET_MARK = "fleet"  # seconds: the longest a change the hints miss stays unseen
 

@@ -68,12 +68,14 @@ class QuotaSiteState(Base):
 
 
 class QuotaSiteCursor(Base):
-    """Per site and service, the site's time from which the next round asks what changed."""
+    """Per site and service, the site's time from which the next round asks what changed; and when the
+    site last said what changed (every project it did not name is known unchanged as of then)."""
 
     __tablename__ = "quota_site_cursors"
 
     site_id: Mapped[str] = mapped_column(String(36), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
     cursors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 

@@ -58,10 +58,12 @@ def ingest(session: Session, *, now: datetime) -> int:
                                        Task.payload).where(Task.operation_id == run.operation_id)).all()
         done = [t for t in tasks if t[1] not in OPEN_STATES]
         named = sorted({p for t in done for p in ((t[2] or {}).get("projects") or {}) if not p.startswith("_")})
-        cache = quotas.load_states(session, site_ids=sorted({t[0] for t in done}), project_ids=named)
+        cache = quotas.load_states(session, site_ids=sorted({t[0] for t in done}),
+                                   project_ids=named) if run.kind == "quota.collect" else {}
         for site_id, state, result, finished_at, error, payload in done:
             read += 1
             at = finished_at or now
+            applied: dict[str, dict[str, int]] = {}
             for project_id, observed in ((result or {}).get("projects") or {}).items():
                 if project_id.startswith("_"):
                     continue
@@ -70,16 +72,14 @@ def ingest(session: Session, *, now: datetime) -> int:
                                                  observed=observed, at=at, cache=cache):
                         replan.add(project_id)
                 elif "applied" in observed:
-                    quotas.record_applied(session, project_id=project_id, site_id=site_id,
-                                          limits=observed["applied"], at=at, cache=cache)
+                    applied[project_id] = observed["applied"]
                 else:  # the write failed: plan it again next round
                     replan.add(project_id)
+            quotas.record_applied(session, site_id=site_id, applied=applied, at=at)
             if run.kind == "quota.apply" and state != SUCCEEDED:
                 replan.update(p["project_id"] for p in (payload or {}).get("projects", []))
-            if run.kind == "quota.collect" and state == SUCCEEDED:
-                quotas.mark_checked(session, site_id=site_id, project_ids=(result or {}).get("unchanged", []), at=at)
-                if (result or {}).get("cursors"):
-                    quotas.set_cursors(session, site_id=site_id, values=result["cursors"], at=at)
+            if run.kind == "quota.collect" and state == SUCCEEDED and (result or {}).get("cursors"):
+                quotas.set_cursors(session, site_id=site_id, values=result["cursors"], at=at)
             if state != SUCCEEDED and error:
                 quotas.record_site_error(session, site_id=site_id, error=error, payload_projects=[
                     p["project_id"] for p in (payload or {}).get("projects", [])])

@@ -231,32 +231,48 @@ def set_mark(session: Session, name: str, value: dict[str, Any], at: datetime) -
         row.value, row.updated_at = value, at
 
 
-def mark_checked(session: Session, *, site_id: str, project_ids: Sequence[str], at: datetime) -> None:
-    """The site said nothing changed for ``project_ids``: their usage is known as of ``at`` (one UPDATE)."""
-    if project_ids:
-        session.execute(update(QuotaSiteState).where(
-            QuotaSiteState.site_id == site_id, QuotaSiteState.project_id.in_(list(project_ids)),
-            QuotaSiteState.observed_at < at).values(observed_at=at).execution_options(synchronize_session=False))
-
-
 def cursors(session: Session) -> dict[str, dict[str, str]]:
     """Per site, the site times from which the next round asks what changed."""
     return {row.site_id: dict(row.cursors) for row in session.scalars(select(QuotaSiteCursor))}
 
 
 def set_cursors(session: Session, *, site_id: str, values: dict[str, str], at: datetime) -> None:
+    """A hinted collection of the site finished at ``at``: its new cursors, and every project it did
+    not read is known unchanged as of ``at`` (one row per site, not one per project)."""
     row = session.get(QuotaSiteCursor, site_id)
     if row is None:
-        session.add(QuotaSiteCursor(site_id=site_id, cursors=dict(values), updated_at=at))
+        session.add(QuotaSiteCursor(site_id=site_id, cursors=dict(values), checked_at=at, updated_at=at))
     elif row.updated_at <= at:
-        row.cursors, row.updated_at = {**row.cursors, **values}, at
+        row.cursors, row.checked_at, row.updated_at = {**row.cursors, **values}, at, at
 
 
-def record_applied(session: Session, *, project_id: str, site_id: str, limits: Limits, at: datetime,
-                   cache: StateCache | None = None) -> None:
-    row = _state(session, cache, project_id, site_id)
-    row.applied, row.applied_at = {**row.applied, **limits}, at
-    row.limits = {**row.limits, **limits}
+def freshness(state: QuotaSiteState, checked_at: datetime | None) -> datetime | None:
+    """As of when a pair's usage is known: its last read, or the site's last check that found it unchanged."""
+    if state.observed_at is None or state.last_error or checked_at is None:
+        return state.observed_at
+    return max(state.observed_at, checked_at)
+
+
+def record_applied(session: Session, *, site_id: str, applied: dict[str, Limits], at: datetime) -> None:
+    """What a ``quota.apply`` task wrote on one site, per project: merged into the state rows with
+    one SELECT and one executemany UPDATE (a first rebalance writes every project of every site)."""
+    if not applied:
+        return
+    session.flush()
+    rows = session.execute(select(QuotaSiteState.project_id, QuotaSiteState.applied, QuotaSiteState.limits)
+                           .where(QuotaSiteState.site_id == site_id,
+                                  QuotaSiteState.project_id.in_(list(applied)))).all()
+    known = {r.project_id: r for r in rows}
+    updates = [{"project_id": pid, "site_id": site_id, "applied_at": at,
+                "applied": {**(known[pid].applied or {}), **limits}, "limits": {**(known[pid].limits or {}), **limits}}
+               for pid, limits in applied.items() if pid in known]
+    if updates:
+        session.execute(update(QuotaSiteState), updates)
+    for pid in sorted(set(applied) - set(known)):
+        session.add(QuotaSiteState(project_id=pid, site_id=site_id, usage={}, limits=dict(applied[pid]),
+                                   applied=dict(applied[pid]), applied_at=at))
+    session.expire_all()  # rows loaded before hold the old values
+
 
 def record_site_error(session: Session, *, site_id: str, payload_projects: Sequence[str] | None,
                       error: str) -> None:

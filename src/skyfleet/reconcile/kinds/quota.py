@@ -143,7 +143,7 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
     full = {ref.project_id for ref in payload.projects if ref.full or hints is None}
     for project_id in full & set(out):
         out[project_id]["full"] = True
-    result: dict[str, Any] = {"projects": out, "unchanged": unchanged, "read_calls": len(wanted)}
+    result: dict[str, Any] = {"projects": out, "unchanged": len(unchanged), "read_calls": len(wanted)}
     if cursors:
         result["cursors"] = cursors
     return result

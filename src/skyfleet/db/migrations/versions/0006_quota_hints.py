@@ -25,6 +25,7 @@ def upgrade() -> None:
         "quota_site_cursors",
         sa.Column("site_id", sa.String(36), sa.ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True),
         sa.Column("cursors", sa.JSON(), nullable=False),
+        sa.Column("checked_at", UTCDateTime(), nullable=True),
         sa.Column("updated_at", UTCDateTime(), nullable=False),
     )
     with op.batch_alter_table("quota_site_states") as batch:
