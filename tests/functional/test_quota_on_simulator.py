@@ -282,3 +282,28 @@ def test_a_round_plans_only_projects_whose_inputs_changed(sim: Simulator, fleet:
     assert marked(fleet) == {"g-other"}  # a changed global limit
     fleet.client.put("/v1/quotas/defaults", json={"limits": {"ram": 99999}})
     assert marked(fleet) == {"g-demo", "g-other"}  # changed defaults concern everyone
+
+
+def test_a_site_without_block_storage_is_counted_without_it(sim: Simulator, fleet: Fleet,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """No Cinder in a site's catalog: its compute and network usage count, no error is kept, and the
+    project is not read in full again every round."""
+    keystone = sim.state("site-0003").keystone
+    openstack.connect(**sim.cloud("site-0003")).authorize()  # the catalog is built on first use
+    full_catalog = keystone._catalog
+    assert full_catalog is not None
+    keystone._catalog = [s for s in full_catalog if s["type"] not in ("block-storage", "volumev3")]
+    monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
+    try:
+        set_cores(sim, "site-0003", 3)
+        time.sleep(1.1)
+        fleet.round()
+        site = next(s for s in fleet.client.get("/v1/quotas/g-demo/usage").json()["sites"]
+                    if s["site_name"] == "site-0003")
+        assert site["last_error"] is None and site["usage"]["cores"] == 3 and "volumes" not in site["usage"]
+        time.sleep(1.1)
+        sim.reset_counters()
+        fleet.round()
+        assert quota_reads(sim, "site-0003") == NONE_READ
+    finally:
+        keystone._catalog = full_catalog

@@ -42,6 +42,7 @@ NETWORK_COLLECTIONS = {"networks": "network", "subnets": "subnet", "ports": "por
                        "floatingips": "floatingip", "security-groups": "security_group",
                        "security-group-rules": "security_group_rule"}
 PAGE = 1000
+NOT_IN_CATALOG = "service not in the site's catalog"
 
 
 class _Unauthorized(Exception):
@@ -99,7 +100,7 @@ class Calls:
     def url(self, service: str, path: str) -> str:
         base = self.target.urls.get(service)
         if base is None:
-            raise PermanentSiteError(f"service not in the site's catalog: {CATALOG_TYPES.get(service, service)}")
+            raise PermanentSiteError(f"{NOT_IN_CATALOG}: {CATALOG_TYPES.get(service, service)}")
         return path if path.startswith("http") else base + path
 
     async def call(self, method: str, service: str, path: str, *, body: Any = None,

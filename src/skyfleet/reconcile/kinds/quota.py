@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from skyfleet.drivers.openstack.quota import SERVICES, Endpoint, QuotaReading, find_project
-from skyfleet.drivers.openstack.quota_batch import Hints, change_hints, digest, read_many, write_many
+from skyfleet.drivers.openstack.quota_batch import NOT_IN_CATALOG, Hints, change_hints, digest, read_many, write_many
 from skyfleet.errors import PermanentSiteError
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
 
@@ -125,11 +125,15 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
         for service in services:
             wanted[(remote, service)] = ref.project_id
     readings = read_many(ctx.session(), _where(ctx), list(wanted)) if wanted else {}
+    warnings: dict[str, str] = {}
     for (remote, service), project_id in wanted.items():
         entry = out.setdefault(project_id, {"remote_project_id": remote, "usage": {}, "limits": {}, "read": []})
         reading = readings[(remote, service)]
-        if isinstance(reading, PermanentSiteError):  # e.g. the service is absent: the others still count
-            entry.setdefault("errors", {})[service] = reading.message[:300]
+        if isinstance(reading, PermanentSiteError):
+            if reading.message.startswith(NOT_IN_CATALOG):  # a site without that service: nothing to count
+                warnings[service] = reading.message[:300]
+            else:  # the next round reads the project in full again
+                entry.setdefault("errors", {})[service] = reading.message[:300]
             continue
         assert isinstance(reading, QuotaReading)
         entry["usage"].update(reading.usage)
@@ -146,6 +150,8 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
     result: dict[str, Any] = {"projects": out, "unchanged": len(unchanged), "read_calls": len(wanted)}
     if cursors:
         result["cursors"] = cursors
+    if warnings:
+        result["warnings"] = warnings
     return result
 
 
