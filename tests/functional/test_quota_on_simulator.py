@@ -17,6 +17,7 @@ from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.operations.models import Task
 from skyfleet.domains.quotas.models import QuotaSiteState
 from skyfleet.domains.sites.models import Site
 from skyfleet.reconcile import quota as rounds
@@ -307,3 +308,17 @@ def test_a_site_without_block_storage_is_counted_without_it(sim: Simulator, flee
         assert quota_reads(sim, "site-0003") == NONE_READ
     finally:
         keystone._catalog = full_catalog
+
+
+def test_a_site_still_collecting_delays_only_itself(sim: Simulator, fleet: Fleet) -> None:
+    """A round starts a collection on every online site whose previous collection has finished."""
+    with transaction(fleet.runtime.factory) as session:
+        first = rounds.round_(session, home_auth_url="", now=utcnow())
+    slow = site_id(fleet, "site-0003")
+    with transaction(fleet.runtime.factory) as session:  # every task done but site-0003's (a hanging site)
+        session.execute(update(Task).where(Task.operation_id == first["collect"], Task.site_id != slow)
+                        .values(state="succeeded", result={"projects": {}, "unchanged": 0}, finished_at=utcnow()))
+        second = rounds.round_(session, home_auth_url="", now=utcnow())
+    with transaction(fleet.runtime.factory) as session:
+        sites = set(session.scalars(select(Task.site_name).where(Task.operation_id == second["collect"])))
+    assert sites == {"site-0001", "site-0002"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
@@ -89,7 +89,7 @@ def _collect_ref(project: QuotaProject, site: Site, home: str, explicit: dict[tu
 
 def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
             user_id: str | None = None, requester: str | None = None,
-            full_read_interval: float = FULL_READ_INTERVAL) -> Operation | None:
+            full_read_interval: float = FULL_READ_INTERVAL, skip_sites: Collection[str] = ()) -> Operation | None:
     """Start a ``quota.collect`` operation over the online sites, one task per site (None: nothing to
     collect). A collection of every project uses the change hints; one of chosen projects reads them
     in full."""
@@ -103,7 +103,7 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
     marks = quotas.cursors(session) if hinted else {}
     payloads: list[tuple[SiteRef, dict[str, Any]]] = []
     for site in _sites(session):
-        if site.availability == OFFLINE:
+        if site.availability == OFFLINE or site.id in skip_sites:
             continue
         refs = [_collect_ref(p, site, home_auth_url, explicit, states.get((p.project_id, site.id)), hinted=hinted,
                              now=now, interval=full_read_interval) for p in chosen]
@@ -111,6 +111,8 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
         if hinted:
             payload["cursors"] = marks.get(site.id, {})
         payloads.append((SiteRef(site.id, site.name), payload))
+    if not payloads:
+        return None
     return runs.submit(session, kind="quota.collect", payloads=payloads, user_id=user_id, project_id=requester,
                        summary={"projects": ids[:50], "project_count": len(ids), "hinted": hinted}, now=now)
 
@@ -223,13 +225,14 @@ def _plan_everything(session: Session, *, now: datetime, interval: float) -> boo
 
 def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK,
            full_read_interval: float = FULL_READ_INTERVAL) -> dict[str, Any]:
-    """One periodic round: read back, rebalance, collect again (unless a collection is still running)."""
+    """One periodic round: read back, rebalance, collect again on every online site whose previous
+    collection has finished (a slow or hanging site delays only its own)."""
     read = runs.ingest(session, now=now)
     everything = _plan_everything(session, now=now, interval=full_read_interval)
     applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk, only_marked=not everything)
-    busy = runs.open_run(session, kind="quota.collect")
-    collected = None if busy else collect(session, home_auth_url=home_auth_url, now=now,
-                                          full_read_interval=full_read_interval)
+    busy = runs.open_sites(session, kind="quota.collect")
+    collected = collect(session, home_auth_url=home_auth_url, now=now, full_read_interval=full_read_interval,
+                        skip_sites=busy)
     return {"tasks_read": read, "apply": applied.id if applied else None,
             "collect": collected.id if collected else None}
 

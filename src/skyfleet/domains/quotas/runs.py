@@ -90,7 +90,8 @@ def ingest(session: Session, *, now: datetime) -> int:
     return read
 
 
-def open_run(session: Session, *, kind: str) -> bool:
-    """Whether an operation of ``kind`` is still being worked on (its results not all read back)."""
-    return session.scalar(select(QuotaRun.operation_id).where(QuotaRun.kind == kind,
-                                                              QuotaRun.ingested_at.is_(None)).limit(1)) is not None
+def open_sites(session: Session, *, kind: str) -> set[str]:
+    """The sites with a task of ``kind`` still pending or running (a slow site keeps only itself waiting)."""
+    return set(session.scalars(
+        select(Task.site_id).join(QuotaRun, QuotaRun.operation_id == Task.operation_id)
+        .where(QuotaRun.kind == kind, QuotaRun.ingested_at.is_(None), Task.state.in_(OPEN_STATES)).distinct()))
