@@ -1,11 +1,10 @@
 """Submit quota operations whose tasks each carry their own site's payload, and read them back.
 
-Reading back also marks the projects whose rebalance must be planned again: usage or limits that
-changed, a write that failed.
-
 Why it exists: ``operations.submit`` gives every task the same payload, but a quota task lists its
 site's projects with the ids and limits of that site. Same rows, same states, same engine; only the
-payload differs per task. Results are read back into ``quota_site_states`` by ``ingest``.
+payload differs per task. Results are read back into ``quota_site_states`` by ``ingest``, which
+also marks the projects whose rebalance must be planned again (usage or limits that changed, a
+write that failed).
 """
 
 from __future__ import annotations
