@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test check unit realstack-contract clean
+.PHONY: demo test check unit fuzz-long realstack-contract clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,16 +22,21 @@ check: $(STAMP)
 	$(BIN)/mypy src/skyfleet
 	$(BIN)/lint-imports
 
-## The whole suite: static checks, then every test tier (PostgreSQL and RabbitMQ on this machine),
-## then the contract suite against real OpenStack sites.
+## The whole suite: static checks, then every test tier (PostgreSQL and RabbitMQ on this machine, the
+## dashboard in Debian's headless chromium), then the contract suite against real OpenStack sites.
 test: check
 	bash scripts/ensure-services.sh
+	bash scripts/install-browser.sh
 	$(BIN)/pytest
 	bash testbed/realstack/contract.sh
 
 ## Fast loop while developing: no real OpenStack sites.
 unit: $(STAMP)
 	$(BIN)/pytest -x -q
+
+## The long API fuzz run: more than 5,000 generated requests as fleet admin and as tenant (about 4 minutes).
+fuzz-long: $(STAMP)
+	SKYFLEET_FUZZ_EXAMPLES=50 $(BIN)/pytest tests/fuzz -p no:cacheprovider -s
 
 clean:
 	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache

@@ -54,15 +54,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_simulator(count: int, latency_ms: float, workdir: Path) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+def start_simulator(count: int, latency_ms: float, workdir: Path,
+                    extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     clouds = workdir / "clouds.yaml"
     proc = subprocess.Popen([str(Path(sys.executable).parent / "skyfleet-sim"), "--sites", str(count), "--port",
-                             str(free_port()), "--latency-ms", str(latency_ms), "--clouds-yaml", str(clouds)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             str(free_port()), "--latency-ms", str(latency_ms), "--clouds-yaml", str(clouds),
+                             *extra], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while not clouds.exists():
+        if proc.poll() is not None:
+            raise RuntimeError(f"the simulator exited with code {proc.returncode} before it wrote {clouds}")
         if time.monotonic() > deadline:
-            raise RuntimeError("the simulator did not start")
+            proc.kill()
+            raise RuntimeError("the simulator did not start within 60 s")
         time.sleep(0.1)
     time.sleep(0.3)
     return proc, yaml.safe_load(clouds.read_text())["clouds"]

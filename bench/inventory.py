@@ -122,7 +122,7 @@ def main() -> None:
         print(f"incremental, nothing changed:    {refresh(False)}")
         changed = change(sim, 0.01)
         print(f"incremental, {changed} servers changed: {refresh(False)}")
-        with TestClient(create_app(runtime, start_workers=False)) as client:
+        with TestClient(create_app(runtime, start_workers=False), base_url="http://127.0.0.1") as client:
             lists = [{"project": random.choice(PROJECTS), "status": "SHUTOFF", "limit": 100}
                      for _ in range(args.queries)]
             listed = timed_queries(client, "/v1/inventory/servers", lists)

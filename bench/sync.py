@@ -91,7 +91,8 @@ def engine_run(factory: Any, pool: WorkerPool, name: str, label: str, timeout: f
     print(f"{label:<40} timeout: {done}/{total} in sync after {timeout} s", flush=True)
 
 
-def sequential(clouds: dict[str, Any], count: int) -> None:
+def sequential(clouds: dict[str, Any], count: int) -> float:
+    """Connect, look the keypair up and create it, site after site; prints and returns the seconds taken."""
     names = list(clouds)[:count]
     started = time.monotonic()
     for name in names:
@@ -102,6 +103,7 @@ def sequential(clouds: dict[str, Any], count: int) -> None:
     elapsed = time.monotonic() - started
     print(f"{'sequential openstacksdk loop':<40} {len(names):>5} sites  100% {elapsed:>6.2f} s  "
           f"({len(names) / elapsed:.1f} sites/s; {elapsed / len(names) * 1000:.0f} ms per site)", flush=True)
+    return elapsed
 
 
 def main() -> None:

@@ -62,8 +62,11 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 def make_settings(tmp_path: Path, **overrides: Any) -> Settings:
+    # TestClient sends Host "testserver": name it a local host, as /etc/hosts would (docs/configuration.md).
     values: dict[str, Any] = {"data_dir": tmp_path, "auth_mode": "noauth", "audit_interval": 3600,
-                              "site_timeout": 5}
+                              "site_timeout": 5, "noauth_allowed_hosts": "testserver",
+                              # a live event stream ends by itself: TestClient reads a response to its end
+                              "events_stream_max_seconds": 2, "events_stream_poll_seconds": 0.1}
     values.update(overrides)
     return Settings(**values)
 

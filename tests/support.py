@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 from skyfleet.api.auth import Principal
@@ -49,3 +50,29 @@ def site_body(name: str, *, url: str | None = None, password: str = "s3cret-pass
 ADMIN = Principal(user_id="a", user_name="admin", project_id="admin-p", project_name="admin", roles=("admin",),
                   is_admin=True)
 TENANT = Principal(user_id="t", user_name="tenant", project_id="p1", project_name="p1", roles=("member",))
+
+
+class HeldCalls:
+    """Counts calls that run at once, each held until ``release`` is set: ``hold()`` is the body of one
+    call; ``most`` the most seen together. Threads meet on a semaphore and an event, never on timing."""
+
+    def __init__(self, wait: float) -> None:
+        self.wait = wait  # a generous bound, reached only when the code under test is wrong
+        self.lock = threading.Lock()
+        self.inside = 0
+        self.most = 0
+        self.entered = threading.Semaphore(0)
+        self.release = threading.Event()
+
+    def hold(self) -> None:
+        with self.lock:
+            self.inside += 1
+            self.most = max(self.most, self.inside)
+        self.entered.release()
+        self.release.wait(self.wait)
+        with self.lock:
+            self.inside -= 1
+
+    def await_entered(self, n: int) -> None:
+        for _ in range(n):
+            assert self.entered.acquire(timeout=self.wait), "a call never started"

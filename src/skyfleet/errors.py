@@ -27,6 +27,13 @@ class Invalid(ApiError):
     title = "Bad Request"
 
 
+class Unprocessable(ApiError):
+    """Well-formed input that cannot be served as asked (a range too long for its step, an unknown name)."""
+
+    status = 422
+    title = "Unprocessable Entity"
+
+
 class Unauthorized(ApiError):
     status = 401
     title = "Unauthorized"
@@ -45,6 +52,18 @@ class NotFound(ApiError):
 class Conflict(ApiError):
     status = 409
     title = "Conflict"
+
+
+class TooLarge(ApiError):
+    status = 413
+    title = "Payload Too Large"
+
+
+class BadGateway(ApiError):
+    """A site Skyfleet works through for the request refused or failed it."""
+
+    status = 502
+    title = "Bad Gateway"
 
 
 class Unavailable(ApiError):

@@ -16,6 +16,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 
 from skyfleet.config import Settings
 from skyfleet.errors import SkyfleetError
+from skyfleet.private_files import private_dir
 
 
 class KeyError_(SkyfleetError):
@@ -27,7 +28,7 @@ def _read_key_file(path: Path) -> list[str]:
 
 
 def _write_key_file(path: Path, keys: list[str]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     tmp = path.with_suffix(".tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:

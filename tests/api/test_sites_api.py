@@ -117,7 +117,7 @@ def test_bad_input_gets_a_4xx_with_the_reason(client: TestClient, body: dict[str
     response = client.post("/v1/sites", json=body)
     assert response.status_code == status
     error = response.json()
-    assert set(error) == {"code", "title", "detail"}
+    assert set(error) == {"code", "title", "detail", "request_id"}
     assert error["code"] == status
     assert fragment in error["detail"]
 
@@ -128,8 +128,9 @@ def test_duplicate_name_is_409_and_unknown_id_404(client: TestClient) -> None:
     assert response.status_code == 409 and "already exists" in response.json()["detail"]
     create(client, "other")
     assert client.patch("/v1/sites/other", json={"name": "dup"}).status_code == 409
-    assert client.get("/v1/sites/nope").json() == {"code": 404, "title": "Not Found",
-                                                    "detail": "no site with id or name 'nope'"}
+    missing = client.get("/v1/sites/nope")
+    assert missing.json() == {"code": 404, "title": "Not Found", "detail": "no site with id or name 'nope'",
+                              "request_id": missing.headers["x-request-id"]}
     assert client.delete("/v1/sites/nope").status_code == 404
 
 

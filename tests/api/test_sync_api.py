@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -83,16 +84,23 @@ def test_keypair_copy_is_owned_by_the_caller_and_groups_by_the_callers_project(a
                                                                                rt: Runtime) -> None:
     kp = api.post("/v1/keypairs", json={"spec": {"name": "mine", "public_key": PUBLIC_KEY},
                                         "placement": {"selector": "tier=edge"}}, headers=as_("bob")).json()
+    refused = api.post("/v1/keypairs", json={"spec": {"name": "svc", "public_key": PUBLIC_KEY}, "owner": "site"},
+                       headers=as_("bob"))
+    assert refused.status_code == 403 and "fleet admins" in refused.json()["detail"]
     site_key = api.post("/v1/keypairs", json={"spec": {"name": "svc", "public_key": PUBLIC_KEY}, "owner": "site"},
-                        headers=as_("bob")).json()
+                        headers=as_("admin")).json()
     sg = api.post("/v1/security-groups", json={"spec": {"name": "web"}}, headers=as_("bob")).json()
     with transaction(rt.factory) as session:
         tasks = {t.operation_id: t for t in session.scalars(select(Task))}
         assert [t.site_name for t in session.scalars(select(Task).where(Task.operation_id == kp["operation_id"]))] \
             == ["edge-1"]
-        assert tasks[kp["operation_id"]].payload["user"] == {"id": "u2", "name": "bob"}
+        assert tasks[kp["operation_id"]].payload["user"] == {"id": "u2", "name": "bob", "domain_name": "Default"}
+        assert not tasks[kp["operation_id"]].payload.get("site_scope")
         assert "user" not in tasks[site_key["operation_id"]].payload
-        assert tasks[sg["operation_id"]].payload["project"] == {"id": "p-demo", "name": "demo"}
+        assert tasks[site_key["operation_id"]].payload["site_scope"] is True
+        assert tasks[sg["operation_id"]].payload["project"] == {"id": "p-demo", "name": "demo",
+                                                                "domain_name": "Default"}
+        assert not tasks[sg["operation_id"]].payload.get("site_scope")
 
 
 def test_bad_input_is_4xx_with_the_reason(api: TestClient) -> None:
@@ -126,7 +134,8 @@ def test_bad_input_is_4xx_with_the_reason(api: TestClient) -> None:
 def test_kingbird_os_sync_checks_the_project(api: TestClient) -> None:
     body = {"resource_set": {"resource_type": "keypair", "resources": ["k"], "source": "edge-1",
                              "target": ["core-1"]}}
-    assert api.post("/v1.0/p-other/os-sync", json=body, headers=as_("bob")).status_code == 403
+    assert api.post("/v1.0/p-other/os-sync", json=body, headers=as_("bob")).status_code == 400  # not a project id
+    assert api.post(f"/v1.0/{uuid.uuid4().hex}/os-sync", json=body, headers=as_("bob")).status_code == 403
     made = api.post("/v1.0/p-demo/os-sync", json=body, headers=as_("bob"))
     assert made.status_code == 200 and made.json()["job_status"]["status"] == "IN_PROGRESS"
     assert api.get("/v1.0/p-other/os-sync", headers=as_("eve")).json() == {"job_set": []}
@@ -152,7 +161,7 @@ def test_an_explicit_project_mapping_is_used_in_that_site(api: TestClient, rt: R
 
         groups = payloads(sg["operation_id"])
         assert groups["edge-1"]["project"] == {"id": "remote-demo", "name": None}
-        assert groups["core-1"]["project"] == {"id": "p-demo", "name": "demo"}
+        assert groups["core-1"]["project"] == {"id": "p-demo", "name": "demo", "domain_name": "Default"}
         access = payloads(flavor["operation_id"])
         assert access["edge-1"]["access"][0] == {"id": "remote-demo", "name": None}
         assert access["core-1"]["access"][0]["id"] == "p-demo"

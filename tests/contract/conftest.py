@@ -15,6 +15,8 @@ from pathlib import Path
 import openstack.connection
 import pytest
 
+from skyfleet.drivers.openstack.pool import SitePool
+
 # The helpers sit next to this file; make them importable whatever pytest's import mode
 # (prepend or importlib) and whether or not tests/ is a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -26,6 +28,7 @@ from contract_support import (
     ed25519_public_key,
     load_target_sites,
     quiet,
+    skyfleet_auth,
     tenant,
     unique,
 )
@@ -37,10 +40,14 @@ def pytest_configure(config: pytest.Config) -> None:
         config.addinivalue_line("filterwarnings", f"ignore::{category}:openstack.*")
 
 
+#: Files here that need no site and are not contract tests (they check the suite itself).
+NOT_CONTRACT = ("test_driver_coverage.py",)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     here = os.path.dirname(__file__)
     for item in items:
-        if str(item.fspath).startswith(here):
+        if str(item.fspath).startswith(here) and os.path.basename(str(item.fspath)) not in NOT_CONTRACT:
             item.add_marker(pytest.mark.contract)
 
 
@@ -70,6 +77,17 @@ def site(sites: list[Site]) -> Site:
 def admin(site: Site) -> openstack.connection.Connection:
     """Admin connection (project ``admin``) to the first site."""
     return site.admin
+
+
+@pytest.fixture(scope="module")
+def pool() -> SitePool:
+    return SitePool()
+
+
+@pytest.fixture
+def conn(site: Site, pool: SitePool) -> openstack.connection.Connection:
+    """The admin connection Skyfleet itself would build for the site (through its pool)."""
+    return pool.connection(skyfleet_auth(site), timeout=60)
 
 
 @pytest.fixture

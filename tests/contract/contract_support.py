@@ -105,6 +105,12 @@ class Site:
         return cloud
 
 
+def skyfleet_auth(site: Site, cloud: CloudDict | None = None) -> dict[str, Any]:
+    """A site credential as Skyfleet stores it: the clouds.yaml auth plus region and interface."""
+    entry = cloud or site.cloud
+    return {**copy.deepcopy(entry["auth"]), "region_name": site.region, "interface": entry.get("interface", "public")}
+
+
 @dataclass
 class Tenant:
     """A throw-away project with one member user, and a connection as that user."""

@@ -11,6 +11,8 @@ import pytest
 from contract_support import BootKit, Site, quiet, unique
 from openstack.compute.v2.server import Server
 
+from skyfleet.drivers.openstack.inventory import Reader
+
 pytestmark = pytest.mark.contract
 
 MAC = re.compile(r"^fa:16:3e(:[0-9a-f]{2}){3}$")
@@ -76,7 +78,8 @@ def test_boot_server_to_active_and_delete(site: Site, boot_kit: BootKit) -> None
     assert list(conn.network.ports(device_id=created.id)) == []
 
 
-def test_changes_since_lists_changed_and_deleted_servers(boot_kit: BootKit) -> None:
+@pytest.mark.covers("inventory.Reader.changed_servers")
+def test_changes_since_lists_changed_and_deleted_servers(site: Site, boot_kit: BootKit) -> None:
     conn = boot_kit.tenant.conn
     untouched, renamed, deleted = (_boot(boot_kit) for _ in range(3))
     boots = [untouched, renamed, deleted]
@@ -108,6 +111,13 @@ def test_changes_since_lists_changed_and_deleted_servers(boot_kit: BootKit) -> N
         with pytest.raises(openstack.exceptions.BadRequestException) as bad:
             list(conn.compute.servers(changes_since="yesterday"))
         assert bad.value.status_code == 400
+        # The inventory's feed: all projects, one server a page (a deleted server is a valid marker).
+        reader = Reader(site.admin, page=1)
+        found = {r.remote_id: r for r in reader.changed_servers(stamp)}
+        assert renamed.id in found and untouched.id not in found
+        assert found[deleted.id].status == "DELETED"
+        assert found[renamed.id].project_id == boot_kit.tenant.project_id
+        assert reader.calls >= len(found)
     finally:
         for server in boots:
             quiet(conn.compute.delete_server, server)

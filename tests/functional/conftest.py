@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 import uvicorn
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
@@ -37,6 +39,15 @@ def site_auth(sim: Simulator, name: str, user: str = "admin") -> dict[str, Any]:
     auth["region_name"] = cloud.get("region_name")
     auth["interface"] = cloud.get("interface", "public")
     return auth
+
+
+def token_for(sim: Simulator, site: str, user: str) -> str:
+    """A token of ``user`` from the simulated site's Keystone (a site acting as the home Keystone)."""
+    auth = site_auth(sim, site, user=user)
+    plugin = v3.Password(**{k: auth[k] for k in ("auth_url", "username", "password", "project_name",
+                                                  "user_domain_name", "project_domain_name")})
+    token: str = ks_session.Session(auth=plugin).get_token()
+    return token
 
 
 def free_port() -> int:

@@ -7,21 +7,11 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
-from tests.functional.conftest import site_auth
-
-
-def token_for(sim: Simulator, site: str, user: str) -> str:
-    auth = site_auth(sim, site, user=user)
-    plugin = v3.Password(**{k: auth[k] for k in ("auth_url", "username", "password", "project_name",
-                                                  "user_domain_name", "project_domain_name")})
-    token: str = ks_session.Session(auth=plugin).get_token()
-    return token
+from tests.functional.conftest import site_auth, token_for
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.simulator import Simulator
 from tests.engine_support import PUBLIC_KEY, register_sites
 
-URL = "/v1.0/admin-project/os-sync/"
+URL = "/v1.0/8f3a4a0e5b6c4d2e9f1a2b3c4d5e6f70/os-sync/"  # any project id (noauth: no project of its own)
 
 
 @pytest.fixture
@@ -99,16 +99,20 @@ def test_copy_flavor_and_security_group_and_conflicts(fleet: Any) -> None:
 
 
 def test_bad_requests_are_4xx(fleet: Any) -> None:
-    sim, client, engine = fleet
+    sim, client, _engine = fleet
     a, b, _ = sim.site_names()
-    bad_type = client.post(URL, json={"resource_set": {"resource_type": "image", "resources": ["x"],
+    bad_type = client.post(URL, json={"resource_set": {"resource_type": "volume", "resources": ["x"],
                                                        "source": a, "target": [b]}})
     assert bad_type.status_code == 400 and "resource_type" in bad_type.json()["detail"]
+    no_image = client.post(URL, json={"resource_set": {"resource_type": "image", "resources": ["x"],
+                                                       "source": a, "target": [b]}})
+    assert no_image.status_code == 404 and "image" in no_image.json()["detail"]  # as Kingbird: not in the source
     nowhere = client.post(URL, json={"resource_set": {"resource_type": "keypair", "resources": ["x"],
                                                       "source": "RegionNope", "target": [b]}})
     assert nowhere.status_code == 400 and "RegionNope" in nowhere.json()["detail"]
     missing = client.post(URL, json={"resource_set": {"resource_type": "keypair", "resources": ["absent"],
-                                                      "source": a, "target": [b]}}).json()["job_status"]["id"]
-    rows = finish(client, engine, missing)
-    assert rows[0]["sync_status"] == "FAILURE" and "absent" in rows[0]["error"]
-    assert client.get(URL + "no-such-job").status_code == 404
+                                                      "source": a, "target": [b]}})
+    assert missing.status_code == 404 and "absent" in missing.json()["detail"]  # as Kingbird, before any job
+    assert client.get(URL).json() == {"job_set": []}
+    assert client.get(URL + "no-such-job").status_code == 400  # not a job id (a UUID)
+    assert client.get(URL + "0b6f6b7e-0000-4000-8000-000000000000").status_code == 404

@@ -46,5 +46,8 @@ def test_quota_cli_round_trip(sim: Simulator, live_server: Callable[[Runtime], s
     rows = json.loads(cli(url, "project", "mappings", "p1", "--format", "json")[1])
     assert {r["site_name"]: r["source"] for r in rows} == {"site-0001": "explicit", "site-0002": "by-name"}
     assert cli(url, "project", "unmap", "p1", "site-0001")[0] == 0
+    code, out = cli(url, "quota", "set", "p1", "--mode", "kingbird", "--format", "json")
+    assert code == 0 and json.loads(out)["mode"] == "kingbird", out
+    assert cli(url, "quota", "set", "p1", "--mode", "loose")[0] != 0
     assert cli(url, "quota", "delete", "p1")[0] == 0
     assert json.loads(cli(url, "quota", "show", "p1", "--format", "json")[1])["limits"]["cores"] == 20

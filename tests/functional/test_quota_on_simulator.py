@@ -15,15 +15,17 @@ from sqlalchemy import select, update
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
+from skyfleet.config import RetryPolicy
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.domains.operations.models import Task
 from skyfleet.domains.quotas.models import QuotaSiteState
 from skyfleet.domains.sites.models import Site
+from skyfleet.errors import PermanentSiteError
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
 from skyfleet.reconcile.kinds import quota as quota_kind
-from skyfleet.simulator import Simulator
+from skyfleet.simulator import Simulator, nova_base
 from skyfleet.simulator.nova_servers import place_server, remove_server
 from tests.engine_support import register_sites
 
@@ -55,12 +57,15 @@ class Fleet:
         self.engine = Engine(runtime.factory, box=runtime.box, config=EngineConfig(site_timeout=5))
 
     def round(self) -> dict[str, Any]:
-        """One quota round then the engine until idle, twice (collect, then apply what it showed)."""
+        """Quota rounds, each followed by the engine until idle, until one writes nothing: collect, apply
+        what it showed (reductions first; raises once those are confirmed, a round later)."""
         out: dict[str, Any] = {}
-        for _ in range(2):
+        for i in range(6):
             with transaction(self.runtime.factory) as session:
                 out = rounds.round_(session, home_auth_url="", now=utcnow())
             self.engine.run_until_idle()
+            if i >= 1 and not out["apply"]:
+                break
         with transaction(self.runtime.factory) as session:
             rounds.runs.ingest(session, now=utcnow())
         return out
@@ -293,7 +298,7 @@ def test_a_site_without_block_storage_is_counted_without_it(sim: Simulator, flee
     openstack.connect(**sim.cloud("site-0003")).authorize()  # the catalog is built on first use
     full_catalog = keystone._catalog
     assert full_catalog is not None
-    keystone._catalog = [s for s in full_catalog if s["type"] not in ("block-storage", "volumev3")]
+    keystone._catalog = [s for s in full_catalog if s["type"] not in ("block-storage", "volumev3", "volumev2")]
     monkeypatch.setattr(quota_kind, "CURSOR_MARGIN", timedelta(0))
     try:
         set_cores(sim, "site-0003", 3)
@@ -322,3 +327,101 @@ def test_a_site_still_collecting_delays_only_itself(sim: Simulator, fleet: Fleet
     with transaction(fleet.runtime.factory) as session:
         sites = set(session.scalars(select(Task.site_name).where(Task.operation_id == second["collect"])))
     assert sites == {"site-0001", "site-0002"}
+
+
+def limits_now(sim: Simulator) -> list[int]:
+    """What each site enforces for the demo project now (its native 20 until written)."""
+    return [nova_limit(sim, s) or 20 for s in SITES]
+
+
+def step(fleet: Fleet) -> None:
+    """One quota round, then the engine until idle."""
+    with transaction(fleet.runtime.factory) as session:
+        rounds.round_(session, home_auth_url="", now=utcnow())
+    fleet.engine.run_until_idle()
+
+
+@pytest.mark.parametrize("failure", ["503", "refused"])
+def test_a_failed_write_is_never_counted_as_applied(sim: Simulator, fleet: Fleet, monkeypatch: pytest.MonkeyPatch,
+                                                    failure: str) -> None:
+    """G = 30 over three sites with the stock 20 cores. site-0001 fails its write (a 503 through the
+    engine, or a refusal of that project's write alone): it may still enforce 20, so no site is raised
+    into that room, round after round; once it accepts the cut, the others grow."""
+    fleet.engine = Engine(fleet.runtime.factory, box=fleet.runtime.box,
+                          config=EngineConfig(site_timeout=5, retry=RetryPolicy(max_attempts=1)))
+    step(fleet)  # every site read: 20 each
+    broken = demo_id(sim, "site-0001")
+    real_write_many = quota_kind.write_many
+
+    def refusing(session: Any, where: Any, writes: Any, **kw: Any) -> Any:
+        out = real_write_many(session, where, {k: v for k, v in writes.items() if k != (broken, "compute")}, **kw)
+        out.update({k: PermanentSiteError("HTTP 409: refused") for k in writes if k == (broken, "compute")})
+        return out
+
+    if failure == "503":
+        sim.set_faults("site-0001", error_rate=1.0, services=["compute"])
+    else:
+        monkeypatch.setattr(quota_kind, "write_many", refusing)
+    seen = [limits_now(sim)]
+    for i in range(5):
+        if i == 1:
+            set_cores(sim, "site-0002", 12)  # site-0002 now wants to grow
+        step(fleet)
+        seen.append(limits_now(sim))
+        assert seen[-1][0] == 20  # the broken site still enforces its 20
+        assert sum(seen[-1]) <= sum(seen[-2])  # nothing grows while the cut is unconfirmed
+        assert seen[-1][1] <= 10
+    usage = fleet.client.get("/v1/quotas/g-demo/usage").json()
+    first = next(s for s in usage["sites"] if s["site_name"] == "site-0001")
+    assert first["applied"].get("cores") is None  # never recorded as written
+    sim.clear_faults()
+    monkeypatch.setattr(quota_kind, "write_many", real_write_many)
+    for _ in range(4):
+        step(fleet)
+        assert sum(limits_now(sim)) <= max(30, sum(seen[-1]))
+        seen.append(limits_now(sim))
+    assert sum(seen[-1]) == 30 and seen[-1][1] >= 12
+
+
+def test_a_site_never_observed_counts_at_its_default(sim: Simulator, fleet: Fleet) -> None:
+    """site-0003 is offline when the quota is set (never read): it keeps its native 20 cores, so the
+    two others share 40 - 20, never the whole 40; once it is back and read, the limits add up to 40."""
+    assert fleet.client.put("/v1/quotas/g-demo", json={"limits": {"cores": 40}}).status_code == 200
+    fleet.availability("site-0003", "offline")
+    sim.set_faults("site-0003", down=True)
+    step(fleet)  # the first round reads the two online sites (the stock 20 everywhere until then)
+    for _ in range(3):
+        step(fleet)
+        assert sum(limits_now(sim)) <= 40
+    assert limits_now(sim) == [10, 10, 20]
+    sim.clear_faults()
+    fleet.availability("site-0003", "online")
+    for _ in range(4):
+        step(fleet)
+        assert sum(limits_now(sim)) <= 40
+    assert sorted(limits_now(sim)) == [13, 13, 14]
+
+
+def test_kingbird_mode_writes_kingbirds_rule_and_can_overshoot(sim: Simulator, fleet: Fleet) -> None:
+    """mode kingbird: every site gets global - total usage + its usage (Kingbird's quota sync), so the
+    sites together may allow up to N x the global limit."""
+    assert fleet.client.put("/v1/quotas/g-demo", json={"mode": "kingbird"}).json()["mode"] == "kingbird"
+    set_cores(sim, "site-0001", 4)
+    set_cores(sim, "site-0002", 6)
+    fleet.round()
+    assert limits_now(sim) == [30 - 10 + 4, 30 - 10 + 6, 30 - 10 + 0]  # 50 allowed for a limit of 30
+    assert fleet.client.get("/v1/quotas/g-demo/usage").json()["mode"] == "kingbird"
+
+
+def test_sites_defaults_are_read_and_assumed_for_a_site_never_read(sim: Simulator, fleet: Fleet,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sites whose Nova enforces 50 cores by default: the defaults are read at the first collection,
+    and a site never read (offline) is assumed to enforce as much as the largest reported default,
+    not the stock 20, so G = 100 leaves 25 + 25 to the two others."""
+    monkeypatch.setitem(nova_base.QUOTA_DEFAULTS, "cores", 50)
+    assert fleet.client.put("/v1/quotas/g-demo", json={"limits": {"cores": 100}}).status_code == 200
+    fleet.availability("site-0003", "offline")
+    sim.set_faults("site-0003", down=True)
+    for _ in range(4):
+        step(fleet)
+    assert [nova_limit(sim, s) or 50 for s in SITES] == [25, 25, 50]

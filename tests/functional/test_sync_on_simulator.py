@@ -11,7 +11,6 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
 
-from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
@@ -20,25 +19,19 @@ from skyfleet.domains.sites.models import Site
 from skyfleet.domains.sync import service
 from skyfleet.domains.sync.converge import converge
 from skyfleet.domains.sync.schemas import ResourceCreate
-from skyfleet.reconcile.engine import Engine, EngineConfig
+from skyfleet.reconcile.engine import Engine
 from skyfleet.reconcile.sync_audit import run_sync_audit
 from skyfleet.simulator import Simulator
-from tests.engine_support import PUBLIC_KEY, register_sites
+from tests.engine_support import PUBLIC_KEY, Fleet, register_sites, simulated_fleet
 
 OTHER_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIG9vb29vb29vb29vb29vb29vb29vb29vb29vb29vb29v other"
 
 
 @pytest.fixture
 def fleet(runtime_factory: Callable[..., Runtime],
-          db_url: str) -> Iterator[tuple[Simulator, Runtime, TestClient, Engine]]:
-    sim = Simulator(sites=3)
-    sim.start()
-    runtime = runtime_factory(db_url)
-    register_sites(runtime.factory, runtime.box, sim)
-    engine = Engine(runtime.factory, box=runtime.box, config=EngineConfig(site_timeout=5))
-    with TestClient(create_app(runtime, start_workers=False)) as client:
-        yield sim, runtime, client, engine
-    sim.stop()
+          db_url: str) -> Iterator[Fleet]:
+    with simulated_fleet(runtime_factory, db_url, sites=3) as made:
+        yield made
 
 
 def run(runtime: Runtime, engine: Engine) -> None:

@@ -1,6 +1,9 @@
 """The engine on the production path under faults: PostgreSQL, `skyfleet worker` processes woken
 through RabbitMQ, simulated sites. A killed worker, a stopped database and failing sites must cost
-time only: every task ends exactly once (the simulator counts one keypair POST per site)."""
+time only: every task ends exactly once (the simulator counts one keypair POST per site). The
+database is a throwaway cluster of these tests' own (``conftest.py``), never the machine's shared
+server; leases are the production 30 s, so a killed worker's tasks can come back fast only through
+its stopped heartbeat."""
 
 from __future__ import annotations
 
@@ -23,15 +26,16 @@ from skyfleet.api.runtime import Runtime, build_runtime
 from skyfleet.simulator import Simulator
 from tests.conftest import make_settings
 from tests.engine_support import PUBLIC_KEY, register_sites, set_availability, tasks_of, wait_until
+from tests.integration.conftest import ThrowawayPostgres
 
 pytestmark = [pytest.mark.postgres, pytest.mark.faults, pytest.mark.slow]
 BROKER = os.environ.get("SKYFLEET_TEST_BROKER", "amqp://guest:guest@127.0.0.1:5672//")
 KEY = Fernet.generate_key().decode()
 KEYPAIR_POSTS = ("POST", "/compute/v2.1/os-keypairs")
-PG_VERSION = next(iter(sorted(os.listdir("/etc/postgresql"))), "15") if os.path.isdir("/etc/postgresql") else "15"
 ENGINE_ENV = {
-    "SKYFLEET_ENGINE_LEASE_SECONDS": "3", "SKYFLEET_ENGINE_POLL_INTERVAL": "1", "SKYFLEET_SITE_TIMEOUT": "2",
-    "SKYFLEET_AUDIT_INTERVAL": "3600", "SKYFLEET_ENGINE_PER_SITE": "2",
+    "SKYFLEET_ENGINE_LEASE_SECONDS": "30", "SKYFLEET_ENGINE_HEARTBEAT_SECONDS": "1",
+    "SKYFLEET_ENGINE_WORKER_TTL": "4", "SKYFLEET_ENGINE_POLL_INTERVAL": "1", "SKYFLEET_SITE_TIMEOUT": "2",
+    "SKYFLEET_AUDIT_INTERVAL": "3600", "SKYFLEET_ENGINE_PER_SITE": "2", "SKYFLEET_PERIODIC_JOBS": "false",
     "SKYFLEET_TASK_RETRY": json.dumps({"initial": 0.5, "multiplier": 2, "max_delay": 5, "jitter": 0.2,
                                        "max_attempts": 3}),
 }
@@ -137,46 +141,56 @@ def unexplained_posts(sim: Simulator) -> dict[str, int]:
 
 
 def test_killed_worker_loses_and_duplicates_nothing(fleet: Fleet, simulator: Callable[..., Simulator]) -> None:
-    sim = simulator(200, 40)
+    # 150 ms per call: the first worker needs ~15 s for the 200 sites, time enough for the second to start
+    # and lease work even on a loaded machine (with 40 ms the first could finish before the second woke up)
+    sim = simulator(200, 150)
     register_sites(fleet.runtime.factory, fleet.runtime.box, sim)
     first = fleet.start_worker(concurrency=8)
     op = fleet.submit("keypair.ensure", {"name": "fleet-key", "public_key": PUBLIC_KEY})
     assert wait_until(lambda: fleet.counts(op)["succeeded"] >= 30, 60), fleet.counts(op)
+    second = fleet.start_worker(concurrency=16)
+    assert wait_until(lambda: any(f":{second.pid}:" in (t.lease_owner or "")
+                                  for t in tasks_of(fleet.runtime.factory, op)), 60, 0.1)
     first.send_signal(signal.SIGKILL)  # kill -9 in the middle of the operation
+    killed = time.monotonic()
     first.wait(10)
-    in_flight = fleet.counts(op)["running"]
+    held = {t.id for t in tasks_of(fleet.runtime.factory, op)
+            if t.state == "running" and f":{first.pid}:" in (t.lease_owner or "")}
     assert fleet.counts(op)["succeeded"] < 200
-    fleet.start_worker(concurrency=16)
+
+    def resumed() -> bool:  # every task the dead worker held was taken again (or is done)
+        return all(t.attempts >= 2 or t.state == "succeeded" for t in tasks_of(fleet.runtime.factory, op)
+                   if t.id in held)
+
+    assert wait_until(resumed, 40, 0.1)
+    recovery = time.monotonic() - killed
+    print(f"{len(held)} task(s) held by the killed worker resumed {recovery:.1f}s after kill -9")
+    assert recovery <= 10  # the survivor saw its heartbeat stop; the 30 s leases did not have to expire
     assert wait_until(lambda: fleet.show(op)["state"] == "succeeded", 90, 0.5), fleet.counts(op)
     assert one_post_per_site(sim) == {}
     assert unexplained_posts(sim) == {}
     assert post_outcomes(sim, range(499, 500)) <= 8  # only the killed worker's requests in flight were cut
     tasks = tasks_of(fleet.runtime.factory, op)
     assert len(tasks) == 200 and all(t.state == "succeeded" for t in tasks)
-    if in_flight:  # the tasks the dead worker held were taken over after their lease expired
-        assert any(t.attempts >= 2 for t in tasks)
+    assert all(t.attempts == 2 for t in tasks if t.id in held)  # taken over once each
 
 
-def pg_ctl(action: str) -> None:
-    subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", PG_VERSION, "main", action], check=True,
-                   timeout=60, capture_output=True)
-
-
-def test_database_stopped_mid_operation(fleet: Fleet, simulator: Callable[..., Simulator]) -> None:
+def test_database_stopped_mid_operation(fleet: Fleet, simulator: Callable[..., Simulator],
+                                       throwaway_pg: ThrowawayPostgres) -> None:
     sim = simulator(100, 40)
     register_sites(fleet.runtime.factory, fleet.runtime.box, sim)
     fleet.start_worker(concurrency=8)
     op = fleet.submit("keypair.ensure", {"name": "db-key", "public_key": PUBLIC_KEY})
     assert wait_until(lambda: fleet.counts(op)["succeeded"] >= 20, 60), fleet.counts(op)
     try:
-        pg_ctl("stop")
+        throwaway_pg.stop()
         response = fleet.client.get(f"/v1/operations/{op}")
         assert response.status_code == 503
         assert response.json()["detail"] == "the database is unavailable; retry shortly"
         time.sleep(3)  # the worker keeps calling sites, cannot record, and waits
         assert fleet.client.get("/healthz").status_code == 503
     finally:
-        pg_ctl("start")
+        throwaway_pg.start()
     assert wait_until(lambda: fleet.client.get("/healthz").status_code == 200, 30)
     assert wait_until(lambda: fleet.show(op)["state"] == "succeeded", 90, 0.5), fleet.counts(op)
     assert one_post_per_site(sim) == {}
@@ -212,7 +226,10 @@ def test_failing_sites_cost_only_their_own_tasks(fleet: Fleet, simulator: Callab
     tasks = by_site()
     failing = [n for n in down + hang + errors + auth if n not in offline]
     assert all(tasks[n]["state"] == "failed" and tasks[n]["attempts"] == 3 for n in failing), tasks
-    assert all("cannot connect" in tasks[n]["last_error"] for n in down[2:])
+    # an aborted connection is "cannot connect"; on a saturated host the abort may come after the connect
+    # timeout, so a dead site may also read "timed out" -- never a site error (503/401) or success
+    assert all(("cannot connect" in tasks[n]["last_error"] or "timed out" in tasks[n]["last_error"])
+               for n in down[2:]), {n: tasks[n]["last_error"] for n in down[2:]}
     assert all("timed out" in tasks[n]["last_error"] for n in hang)
     assert all("503" in tasks[n]["last_error"] for n in errors)
     assert all("401" in tasks[n]["last_error"] for n in auth)

@@ -22,6 +22,7 @@ from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.reconcile import quota as rounds
 from skyfleet.reconcile.engine import Engine, EngineConfig
+from tests.realstack.support import tidy
 
 pytestmark = pytest.mark.realstack
 SITES = ("site1", "site2")
@@ -116,4 +117,4 @@ def boot_beyond_the_limit(cloud: dict[str, Any], project_id: str, name: str) -> 
         conn.compute.wait_for_delete(first, wait=120)
     finally:
         admin.compute.delete_flavor(flavor, ignore_missing=True)
-        admin.image.delete_image(image, ignore_missing=True)
+        tidy(admin.image.delete_image, image, ignore_missing=True)

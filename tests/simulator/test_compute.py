@@ -150,3 +150,20 @@ def test_zones_and_hypervisors(conn: Any) -> None:
     assert {z.name for z in conn.compute.availability_zones(details=True)} == {"nova", "internal"}
     (hyp,) = list(conn.compute.hypervisors(details=True))
     assert hyp.name == "compute-0" and hyp.state == "up"
+
+
+def test_compute_and_volume_service_lists(conn: Any, demo: Any) -> None:
+    """nova's and cinder's os-services as the real sites answered them (moved from the contract suite:
+    Skyfleet itself does not read them)."""
+    nova = {s.binary: s for s in conn.compute.services()}
+    assert {"nova-conductor", "nova-scheduler", "nova-compute"} <= set(nova)
+    for svc in nova.values():
+        assert (svc.state, svc.status) == ("up", "enabled"), svc
+        assert isinstance(svc.host, str) and svc.host and len(svc.id) == 36
+    assert nova["nova-compute"].availability_zone == "nova"
+    assert nova["nova-scheduler"].availability_zone == "internal"
+    cinder = {s.binary: s for s in conn.block_storage.services()}
+    assert {"cinder-scheduler", "cinder-volume"} <= set(cinder)
+    assert all((s.state, s.status) == ("up", "enabled") for s in cinder.values())
+    with pytest.raises(openstack.exceptions.ForbiddenException):
+        list(demo.compute.services())

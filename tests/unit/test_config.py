@@ -27,3 +27,14 @@ def test_default_database_is_sqlite_in_data_dir(tmp_path: Path) -> None:
                                                 ("0.0.0.0", False), ("10.0.0.5", False), ("example.org", False)])
 def test_loopback_detection(host: str, loopback: bool) -> None:
     assert is_loopback(host) is loopback
+
+
+def test_log_settings_take_any_case_and_refuse_unknown_values(tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SKYFLEET_LOG_FORMAT", "JSON")
+    monkeypatch.setenv("SKYFLEET_LOG_LEVEL", "debug")
+    settings = Settings(data_dir=tmp_path, auth_mode="noauth")
+    assert (settings.log_format, settings.log_level) == ("json", "DEBUG")
+    with pytest.raises(ValidationError, match="log_format"):
+        Settings(data_dir=tmp_path, auth_mode="noauth", log_format="xml")
+    assert Settings(data_dir=tmp_path, auth_mode="noauth", log_format="auto").log_format == "auto"

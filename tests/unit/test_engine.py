@@ -1,8 +1,10 @@
 """The engine step by step with a fake clock and a scripted kind: backoff, permanent failures, leases,
-fencing, the per-site cap and the offline-site circuit (SQLite and PostgreSQL)."""
+fencing, the per-site cap, the offline-site circuit, worker heartbeats and the tasks of dead workers
+(SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -10,6 +12,7 @@ from typing import Any
 import pytest
 from cryptography.fernet import Fernet
 from pydantic import BaseModel
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet.config import RetryPolicy
@@ -17,14 +20,16 @@ from skyfleet.db import migrate
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import make_engine, make_session_factory, transaction
 from skyfleet.domains.operations import service as operations
+from skyfleet.domains.operations import stages
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import SiteCreate
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
-from skyfleet.reconcile.engine import Engine, EngineConfig
+from skyfleet.reconcile.engine import Engine, EngineConfig, Outcome
 from skyfleet.reconcile.kinds import REGISTRY, SiteContext, TaskKind, register
 from skyfleet.reconcile.policy import FakeClock
+from skyfleet.reconcile.pool import WorkerPool
 from skyfleet.secrets import SecretBox
-from tests.engine_support import operation_state, set_availability, submit, tasks_of
+from tests.engine_support import fresh_clock, operation_state, set_availability, submit, tasks_of
 from tests.support import site_body
 
 
@@ -71,10 +76,6 @@ def factory(db_url: str) -> Iterator[sessionmaker[Session]]:
 BOX = SecretBox([Fernet.generate_key().decode()])
 POLICY = RetryPolicy(initial=10, multiplier=2, max_delay=100, jitter=0, max_attempts=3)
 
-
-def fresh_clock() -> FakeClock:
-    """A fake clock just ahead of the real one (submitted tasks are stamped with real time)."""
-    return FakeClock(utcnow() + timedelta(seconds=1))
 
 
 def make(factory: sessionmaker[Session], clock: FakeClock, owner: str = "w1", **overrides: Any) -> Engine:
@@ -189,6 +190,29 @@ def test_renewed_lease_is_not_taken(factory: sessionmaker[Session]) -> None:
         assert second.lease(10) == []
 
 
+def test_a_leased_task_knows_whether_a_user_started_its_operation(factory: sessionmaker[Session]) -> None:
+    engine = make(factory, fresh_clock())
+    refs = add_sites(factory, "a", "b")
+    by_user = submit(factory, "test.fake", refs[:1])
+    with transaction(factory) as session:  # what a periodic job submits: no user
+        periodic = operations.submit(session, kind="test.fake", targets=refs[1:], payload={}, user_id=None,
+                                     project_id=None, now=utcnow()).id
+    leased = {w.leased.operation_id: w.leased.by_user for w in engine.lease(10)}
+    assert leased == {by_user: True, periodic: False}
+
+
+def test_a_users_tasks_are_leased_before_an_earlier_periodic_backlog(factory: sessionmaker[Session]) -> None:
+    engine = make(factory, fresh_clock())
+    refs = add_sites(factory, *(f"s{n:02d}" for n in range(12)))
+    with transaction(factory) as session:  # a drift audit's backlog, queued first
+        periodic = operations.submit(session, kind="test.fake", targets=refs, payload={}, user_id=None,
+                                     project_id=None, now=utcnow() - timedelta(seconds=30)).id
+    by_user = submit(factory, "test.fake", refs[:3])  # then a user's change
+    first = engine.lease(4)
+    assert Counter(w.leased.operation_id for w in first) == {by_user: 3, periodic: 1}, first
+    assert {w.leased.operation_id for w in engine.lease(100)} == {periodic}  # the backlog still runs
+
+
 def test_per_site_cap_limits_tasks_in_flight(factory: sessionmaker[Session]) -> None:
     clock = fresh_clock()
     engine = make(factory, clock, per_site=2)
@@ -222,3 +246,127 @@ def test_deleted_site_fails_its_task_with_a_reason(factory: sessionmaker[Session
     make(factory, clock).run_until_idle()
     [task] = tasks_of(factory, op)
     assert task.state == "failed" and task.last_error == "site a is no longer registered"
+
+
+def test_heartbeat_keeps_a_lease_past_expiry_and_a_dead_workers_tasks_return_early(
+        factory: sessionmaker[Session]) -> None:
+    clock = fresh_clock()
+    first = make(factory, clock, owner="w1", heartbeat_seconds=2, worker_ttl=6)
+    second = make(factory, clock, owner="w2", heartbeat_seconds=2, worker_ttl=6)
+    op = submit(factory, "test.fake", add_sites(factory, "a"))
+    [work] = first.lease(10)
+    for _ in range(50):  # 100 s: the task outlives its 30 s lease while its worker beats
+        clock.advance(2)
+        first.heartbeat([work.leased.owner])
+        assert second.heartbeat([]) == 0
+        assert second.lease(10) == []
+    clock.advance(2)  # w1 dies: no more beats
+    assert second.heartbeat([]) == 0
+    clock.advance(5)  # 7 s of silence > the 6 s TTL, far less than the 30 s lease
+    assert second.heartbeat([]) == 1
+    [taken] = second.lease(10)
+    assert taken.leased.task_id == work.leased.task_id and taken.leased.attempts == 2
+    assert not first.record(work, first.execute(work))  # the dead worker's late outcome is fenced off
+    assert second.record(taken, second.execute(taken))
+    assert operation_state(factory, op) == "succeeded"
+
+
+def test_worker_pool_beat_renews_the_leases_it_holds(factory: sessionmaker[Session]) -> None:
+    clock = fresh_clock()
+    engine = make(factory, clock, owner="w1", heartbeat_seconds=2, worker_ttl=6)
+    other = make(factory, clock, owner="w2")
+    submit(factory, "test.fake", add_sites(factory, "a"))
+    pool = WorkerPool(engine, concurrency=2, poll_interval=1)
+    [work] = engine.lease(10)
+    pool._held[work.leased.owner] += 1  # in flight in this pool (its executor is not started)
+    for _ in range(20):  # 80 s
+        clock.advance(4)
+        pool.beat()
+        assert other.lease(10) == []
+    pool._held.clear()  # the task finished here without a recorded outcome: nothing renews it now
+    clock.advance(31)
+    assert len(other.lease(10)) == 1
+
+
+def test_a_worker_back_from_a_database_outage_reaps_no_one_at_once(factory: sessionmaker[Session]) -> None:
+    clock = fresh_clock()
+    first = make(factory, clock, owner="w1", heartbeat_seconds=2, worker_ttl=6)
+    second = make(factory, clock, owner="w2", heartbeat_seconds=2, worker_ttl=6)
+    submit(factory, "test.fake", add_sites(factory, "a"))
+    first.heartbeat([])
+    [work] = first.lease(10)
+    clock.advance(20)  # both silent (the database was down for everyone)
+    assert second.heartbeat([]) == 0  # just back: w1 may be about to beat too
+    clock.advance(2)
+    assert second.heartbeat([]) == 0
+    first.heartbeat([work.leased.owner])  # w1 is back within two heartbeat periods
+    clock.advance(2)
+    assert second.heartbeat([]) == 0 and second.lease(10) == []
+
+
+def test_embedded_start_reclaims_every_lease(factory: sessionmaker[Session]) -> None:
+    clock = fresh_clock()
+    dead, fresh = make(factory, clock, owner="before"), make(factory, clock, owner="after")
+    op = submit(factory, "test.fake", add_sites(factory, "a", "b"))
+    assert len(dead.lease(10)) == 2  # the process dies holding both
+    assert fresh.reclaim_all() == 2
+    assert fresh.run_until_idle() == 2  # at once, not 30 s later
+    assert operation_state(factory, op) == "succeeded"
+
+
+def test_recording_retries_while_the_database_is_down_then_gives_up_at_the_deadline(
+        factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fresh_clock()
+    engine = make(factory, clock)
+    calls: list[float] = []
+
+    def down(_work: Any, _outcome: Any) -> bool:
+        calls.append(clock.monotonic())
+        raise OperationalError("INSERT", {}, Exception("connection refused"))
+
+    submit(factory, "test.fake", add_sites(factory, "a"))
+    [work] = engine.lease(10)
+    outcome = Outcome("succeeded")
+    monkeypatch.setattr(engine, "record", down)
+    assert engine.record_until(work, outcome, deadline=clock.monotonic() + 20) is False
+    assert clock.slept == [0.5, 1.0, 2.0, 4.0, 5.0, 5.0]  # doubling, capped at 5 s, never past the deadline
+    assert len(calls) == 7
+    outcomes = iter([OperationalError("INSERT", {}, Exception("down")), True])
+
+    def flaky(_work: Any, _outcome: Any) -> bool:
+        result = next(outcomes)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    monkeypatch.setattr(engine, "record", flaky)
+    assert engine.record_until(work, outcome, deadline=clock.monotonic() + 20) is True
+
+
+def test_a_failing_continuation_never_blocks_the_outcome_and_is_recovered(
+        factory: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = fresh_clock()
+    engine = make(factory, clock)
+    runs: list[str] = []
+
+    def next_stage(session: Session, operation: Any, final: str, now: Any) -> bool:
+        runs.append(final)
+        if len(runs) == 1:
+            raise RuntimeError("a bug in the next stage")
+        operations.submit(session, kind="test.fake", targets=[operations.SiteRef(t.site_id, t.site_name)
+                                                             for t in tasks_of(factory, operation.id)],
+                          payload={}, user_id=None, project_id=None, now=now)
+        return True
+
+    monkeypatch.setitem(stages.REGISTRY, "test.next", next_stage)
+    with transaction(factory) as session:
+        op = operations.submit(session, kind="test.fake", targets=add_sites(factory, "a"), payload={},
+                               user_id=None, project_id=None, now=utcnow(), continuation="test.next").id
+    woken: list[bool] = []
+    engine.on_new_work = lambda: woken.append(True)
+    assert engine.run_until_idle() == 1  # the task is recorded although its continuation raised
+    assert operation_state(factory, op) == "succeeded" and runs == ["succeeded"] and not woken
+    assert engine.recover_stages() == 1  # the recovery scan runs it again
+    assert runs == ["succeeded", "succeeded"] and woken == [True]
+    assert engine.recover_stages() == 0  # once
+    assert engine.run_until_idle() == 1  # the next stage's task

@@ -14,7 +14,7 @@ from skyfleet.domains.events.models import Event
 from skyfleet.domains.inventory import queries
 from skyfleet.domains.inventory import service as inventory
 from skyfleet.domains.sites.models import Site
-from skyfleet.drivers.openstack.inventory import Record
+from skyfleet.drivers.base import Record
 
 
 def server(rid: str, status: str = "ACTIVE", project: str = "p1", ip: str = "10.0.0.1") -> Record:

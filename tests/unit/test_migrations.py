@@ -4,12 +4,15 @@ import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
+import skyfleet.domains.addresses.models
 import skyfleet.domains.events.models
+import skyfleet.domains.indicators.models
 import skyfleet.domains.inventory.models
 import skyfleet.domains.operations.models
 import skyfleet.domains.projects.models
 import skyfleet.domains.quotas.models
 import skyfleet.domains.schedules.models
+import skyfleet.domains.servers.models
 import skyfleet.domains.sites.models
 import skyfleet.domains.sync.models  # noqa: F401  (register tables)
 from skyfleet.db import migrate

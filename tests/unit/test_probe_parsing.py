@@ -19,3 +19,11 @@ def test_newest_current_version_is_chosen() -> None:
     assert _chosen_version(versions) == versions[1]
     assert _chosen_version([{"version": (1, 0), "status": "deprecated"}]) == {"version": (1, 0), "status": "deprecated"}
     assert _chosen_version([]) is None
+
+
+def test_auth_keystoneauth_cannot_build_is_a_site_error_not_a_crash() -> None:
+    from skyfleet.drivers.openstack.probe import probe_site
+
+    result = probe_site({"auth_url": "http://127.0.0.1:9/v3", "username": "u", "password": "",
+                         "project_name": "p"}, timeout=1)
+    assert not result.reachable and result.error

@@ -26,3 +26,19 @@ def test_matches_uses_kubernetes_semantics_for_not_equal() -> None:
     assert matches(reqs, {"tier": "edge"})  # missing key satisfies !=
     assert not matches(reqs, {"tier": "edge", "country": "fr"})
     assert not matches(reqs, {"tier": "core"})
+
+
+def test_selectors_are_capped_in_terms_and_length() -> None:
+    assert len(parse_selector(",".join(f"k{i}" for i in range(64)))) == 64
+    with pytest.raises(Invalid) as info:
+        parse_selector(",".join(f"k{i}" for i in range(65)))
+    assert "at most 64" in info.value.detail
+    with pytest.raises(Invalid) as info:
+        parse_selector("k=" + "v" * 4095)
+    assert "4096" in info.value.detail
+
+
+@pytest.mark.parametrize("bad", ["tier=ed\x00ge", "ti\u202eer", "!gpu\x1b"])
+def test_control_and_bidi_characters_are_rejected(bad: str) -> None:
+    with pytest.raises(Invalid):
+        parse_selector(bad)

@@ -8,12 +8,13 @@ from typing import Any
 
 from skyfleet.domains.operations.leases import Leased
 from skyfleet.reconcile.engine import Work
+from skyfleet.reconcile.lanes import Lanes
 from skyfleet.reconcile.pool import WorkerPool
 
 
-def work(task_id: str, owner: str) -> Work:
+def work(task_id: str, owner: str, *, by_user: bool = True) -> Work:
     return Work(Leased(task_id=task_id, operation_id="op", site_id="s", site_name="s", kind="k", payload={},
-                       attempts=1, owner=owner), auth={})
+                       attempts=1, owner=owner, by_user=by_user), auth={})
 
 
 class FakeEngine:
@@ -25,12 +26,14 @@ class FakeEngine:
         self.ran: list[tuple[str, str]] = []
         self.given_back: list[tuple[str, str, float]] = []
         self.release = threading.Event()
+        self.started = threading.Semaphore(0)
 
     def lease(self, limit: int) -> list[Work]:
         return self.batches.pop(0) if self.batches else []
 
     def run(self, w: Work) -> Any:
         self.ran.append((w.leased.task_id, w.leased.owner))
+        self.started.release()
         self.release.wait(5)
 
     def give_back(self, w: Work, *, delay: float) -> bool:
@@ -60,3 +63,16 @@ def test_a_finished_task_may_be_leased_and_run_again() -> None:
     assert pool._fill() == 1
     pool._executor.shutdown(wait=True)
     assert engine.ran == [("t1", "lease-a"), ("t1", "lease-b")] and engine.given_back == []
+
+
+def test_user_started_tasks_are_counted_in_the_lanes_while_they_run_and_periodic_ones_are_not() -> None:
+    lanes = Lanes()
+    engine = FakeEngine([[work("t1", "a"), work("t2", "a"), work("t3", "a", by_user=False)]])
+    pool = WorkerPool(engine, concurrency=4, poll_interval=60, lanes=lanes)  # type: ignore[arg-type]
+    assert pool._fill() == 3
+    for _ in range(3):
+        assert engine.started.acquire(timeout=5)
+    assert lanes.user_in_flight == 2  # t3 belongs to an operation a periodic job started
+    engine.release.set()
+    pool._executor.shutdown(wait=True)
+    assert lanes.user_in_flight == 0 and pool.completed == 3

@@ -1,4 +1,7 @@
-"""One error body everywhere: ``{"code": int, "title": str, "detail": str}``.
+"""One error body everywhere: ``{"code": int, "title": str, "detail": str, "request_id": str}``.
+
+``request_id`` is the id of the request (also in the ``X-Request-Id`` header and on every log line of
+the request), so a user can quote it and an operator find the lines.
 
 Input errors become 4xx with the reason; a database that cannot be reached becomes 503; anything
 else is a 500 whose body says nothing about internals (the log has the trace, redacted).
@@ -17,13 +20,19 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from skyfleet import log_context
+from skyfleet.api import spec
 from skyfleet.errors import ApiError
 
 log = logging.getLogger(__name__)
 
 
 def error_body(status: int, detail: str, title: str | None = None) -> dict[str, Any]:
-    return {"code": status, "title": title or HTTPStatus(status).phrase, "detail": detail}
+    body: dict[str, Any] = {"code": status, "title": title or HTTPStatus(status).phrase, "detail": detail}
+    request_id = log_context.get("request_id")
+    if request_id is not None:
+        body["request_id"] = request_id
+    return body
 
 
 def _location(loc: tuple[Any, ...]) -> str:
@@ -46,9 +55,14 @@ def _validation_detail(exc: RequestValidationError) -> str:
 
 
 def install(app: FastAPI) -> None:
+    spec.install(app)  # the OpenAPI document shows these bodies and statuses
+
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Keystone"} if exc.status == 401 else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            headers = {"Retry-After": str(retry_after)}
         return JSONResponse(error_body(exc.status, exc.detail, exc.title), status_code=exc.status,
                             headers=headers)
 

@@ -12,10 +12,12 @@ from skyfleet.api.auth import TokenValidator
 from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
+from skyfleet.reconcile import indicators
 from skyfleet.reconcile.health import Prober, run_audit
 from skyfleet.reconcile.inventory import inventory_jobs
+from skyfleet.reconcile.lanes import Lanes
 from skyfleet.reconcile.quota import quota_jobs
-from skyfleet.reconcile.runner import EngineRunner
+from skyfleet.reconcile.runner import EngineRunner, SitePool
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
 from skyfleet.reconcile.sync_audit import run_sync_audit
 from skyfleet.secrets import SecretBox, load_keys
@@ -34,11 +36,21 @@ class Runtime:
     prober: Prober | None = None
     scheduler: Scheduler | None = field(default=None)
     runner: EngineRunner | None = field(default=None)
+    # The process's priority lanes: its worker pool counts user-started tasks in them, and the periodic
+    # fan-outs (health audit, inventory refresh) drop to ``background_floor`` site calls meanwhile.
+    lanes: Lanes = field(default_factory=Lanes)
+    # The process's sessions and tokens per site credential: the health audit's fresh login each cycle is
+    # handed to it, and the engine and the inventory refresh call the sites through it.
+    site_pool: SitePool = field(default_factory=SitePool)
 
     def audit_now(self, shard: tuple[int, int] | None = None) -> object:
         s = self.settings
-        return run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
-                         offline_after=s.offline_after_misses, prober=self.prober, shard=shard)
+        report = run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
+                           offline_after=s.offline_after_misses, prober=self.prober, shard=shard,
+                           lanes=self.lanes, indicator_interval=s.indicator_interval, pool=self.site_pool)
+        if report.resumed:
+            self.wake()  # sites came back online: their waiting tasks are due now
+        return report
 
     def audit_jobs(self) -> list[PeriodicJob]:
         """The health audit as one periodic job, or as ``audit_shards`` jobs claimed separately so that
@@ -58,13 +70,15 @@ class Runtime:
 
     def start_workers(self, *, concurrency: int | None = None) -> None:
         jobs = [*self.audit_jobs(),
-                *inventory_jobs(self.settings, self.factory, self.box),
+                *inventory_jobs(self.settings, self.factory, self.box, self.lanes, self.site_pool),
                 *quota_jobs(self.settings, self.factory, self.wake),
-                PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now)]
+                PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now),
+                indicators.prune_job(self.settings, self.factory)]
         if self.settings.periodic_jobs:
             self.scheduler = Scheduler(self.factory, jobs)
             self.scheduler.start()
-        self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency)
+        self.runner = EngineRunner(self.settings, self.factory, self.box, concurrency=concurrency,
+                                   lanes=self.lanes, pool=self.site_pool)
         self.runner.start()
 
     def wake(self) -> None:
@@ -88,4 +102,5 @@ def build_runtime(settings: Settings, *, prober: Prober | None = None) -> Runtim
     engine = make_engine(url)
     validator = TokenValidator(settings) if settings.auth_mode == "keystone" else None
     return Runtime(settings=settings, engine=engine, factory=make_session_factory(engine),
-                   box=SecretBox(load_keys(settings)), validator=validator, prober=prober)
+                   box=SecretBox(load_keys(settings)), validator=validator, prober=prober,
+                   lanes=Lanes(background_floor=settings.background_floor))

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -44,21 +46,34 @@ class ApiClient:
         self._http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.response(method, path, **kwargs)
+        if response.status_code == 204 or not response.content:
+            return None
+        return response.json()
+
+    def response(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """The raw answer (for bodies that are not JSON, e.g. a CSV export); errors raise ApiFailure."""
         try:
             response = self._http.request(method, path, **kwargs)
         except httpx.HTTPError as exc:
             raise ApiFailure(f"cannot reach Skyfleet at {self.url}: {type(exc).__name__}") from exc
         if response.status_code >= 400:
-            try:
-                body = response.json()
-                message = f"{body.get('code', response.status_code)} {body.get('title', '')}: " \
-                          f"{body.get('detail', '')}"
-            except ValueError:
-                message = f"{response.status_code}: {response.text[:200]}"
-            raise ApiFailure(message, response.status_code)
-        if response.status_code == 204 or not response.content:
-            return None
-        return response.json()
+            raise ApiFailure(_message(response), response.status_code)
+        return response
+
+    @contextmanager
+    def stream_lines(self, path: str, params: dict[str, Any], headers: dict[str, str]) -> Iterator[Iterator[str]]:
+        """The lines of a long response (Server-Sent Events) as they arrive; :class:`ApiFailure` for an
+        error answer, and with ``status`` None when the connection fails or drops mid-stream."""
+        try:
+            with self._http.stream("GET", path, params={k: v for k, v in params.items() if v is not None},
+                                   headers=headers) as response:
+                if response.status_code >= 400:
+                    response.read()
+                    raise ApiFailure(_message(response), response.status_code)
+                yield _guarded(response.iter_lines(), self.url)
+        except httpx.HTTPError as exc:
+            raise ApiFailure(f"cannot reach Skyfleet at {self.url}: {type(exc).__name__}") from exc
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params={k: v for k, v in params.items() if v is not None})
@@ -74,3 +89,19 @@ class ApiClient:
             marker = body.get("next_marker")
             if not marker or (limit and len(items) >= limit):
                 return items
+
+
+def _message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+        return f"{body.get('code', response.status_code)} {body.get('title', '')}: {body.get('detail', '')}"
+    except ValueError:
+        return f"{response.status_code}: {response.text[:200]}"
+
+
+def _guarded(lines: Iterator[str], url: str) -> Iterator[str]:
+    """``lines``, with a connection dropped mid-stream turned into :class:`ApiFailure` (status None)."""
+    try:
+        yield from lines
+    except httpx.HTTPError as exc:
+        raise ApiFailure(f"connection to {url} lost: {type(exc).__name__}") from exc

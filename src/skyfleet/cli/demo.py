@@ -22,6 +22,7 @@ from skyfleet.db.engine import transaction
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import Location, SiteAuth, SiteCreate, SiteUpdate
 from skyfleet.errors import NotFound
+from skyfleet.private_files import private_dir
 
 CITIES = [
     ("fr", "eu", 48.86, 2.35), ("de", "eu", 50.11, 8.68), ("es", "eu", 40.42, -3.70),
@@ -50,7 +51,7 @@ def run_demo(*, site_count: int, port: int, sim_port: int, data_dir: Path, audit
     base_url = simulator.start(port=sim_port)
     names = simulator.site_names()
     home = simulator.cloud(names[0])
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     clouds = simulator.clouds_yaml()
     clouds["clouds"]["skyfleet-admin"] = home
     clouds["clouds"]["skyfleet-tenant"] = simulator.cloud(names[0], user="demo")

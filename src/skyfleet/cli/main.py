@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
 
-from skyfleet.cli import inventory, operations, sites
+from skyfleet.cli import addresses, indicators, inventory, networks, operations, pools, sites
+from skyfleet.cli import identity as identity_cli
+from skyfleet.cli import images as images_cli
+from skyfleet.cli import locations as locations_cli
 from skyfleet.cli import quota as quota_cli
+from skyfleet.cli import servers as server_cli
 from skyfleet.cli import sync as sync_cli
 from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
-from skyfleet.cli.output import console, emit
+from skyfleet.cli.output import console, emit, err_console
 from skyfleet.config import Settings, is_loopback
 
 app = typer.Typer(help="Skyfleet: one control point for a fleet of OpenStack clouds.", no_args_is_help=True,
@@ -25,14 +30,26 @@ keys_app = typer.Typer(help="Encryption keys of stored site credentials.", no_ar
 app.add_typer(sites.app, name="site")
 app.add_typer(operations.app, name="operation")
 app.add_typer(inventory.app, name="inventory")
+app.add_typer(indicators.app, name="indicators")
+app.add_typer(addresses.app, name="address")
+app.add_typer(addresses.domain_app, name="routing-domain")
+app.add_typer(pools.app, name="pool")
+app.add_typer(networks.app, name="network")
 app.add_typer(quota_cli.app, name="quota")
 app.add_typer(quota_cli.project_app, name="project")
 app.add_typer(sync_cli.keypair_app, name="keypair")
 app.add_typer(sync_cli.flavor_app, name="flavor")
 app.add_typer(sync_cli.security_group_app, name="security-group")
+app.add_typer(images_cli.app, name="image")
+app.add_typer(identity_cli.domain_app, name="domain")
+app.add_typer(identity_cli.user_app, name="user")
+app.add_typer(identity_cli.group_app, name="group")
+app.add_typer(identity_cli.role_assignment_app, name="role-assignment")
+app.add_typer(server_cli.app, name="server")
 app.add_typer(db_app, name="db")
 app.add_typer(config_app, name="config")
 app.add_typer(keys_app, name="keys")
+app.command("locations")(locations_cli.locations)
 
 
 @app.callback()
@@ -84,13 +101,17 @@ def worker(
     = None,
     no_periodic: Annotated[bool, typer.Option("--no-periodic", help="Only tasks: leave the periodic jobs "
                                               "(audits, refreshes, quota rounds) to other processes")] = False,
+    metrics_port: Annotated[int | None, typer.Option(min=1, max=65535, help="Serve this worker's Prometheus "
+                                                     "metrics on this port (GET /metrics)")] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address of the metrics port (no authentication: keep it "
+                                              "on loopback or a private network)")] = "127.0.0.1",
 ) -> None:
     """Run reconcile workers only (no API): lease tasks from the database and converge sites."""
     settings = load_settings(database_url=db, broker_url=broker, auth_mode="noauth",
                              periodic_jobs=False if no_periodic else None)
     from skyfleet.cli.worker import run_worker
 
-    run_worker(settings, concurrency=concurrency)
+    run_worker(settings, concurrency=concurrency, metrics_port=metrics_port, metrics_host=metrics_host)
 
 
 @app.command()
@@ -114,18 +135,49 @@ def events(
     kind: Annotated[str | None, typer.Option(help="Comma-separated kinds")] = None,
     since: Annotated[datetime | None, typer.Option(help="ISO 8601 (UTC if no zone)")] = None,
     limit: Annotated[int, typer.Option(min=1, max=1000)] = 50,
+    follow: Annotated[bool, typer.Option("--follow", help="Print new events as they happen (oldest first), "
+                                         "reconnecting after a dropped connection; Ctrl-C stops")] = False,
+    follow_for: Annotated[float | None, typer.Option("--for", min=0.1, help="With --follow: stop after this many "
+                                                     "seconds")] = None,
 ) -> None:
-    """Recent events, newest first."""
+    """Recent events, newest first; or, with --follow, new events as they happen."""
     c: Ctx = ctx.obj
     since_text = None
     if since is not None:
         since_text = (since if since.tzinfo else since.astimezone()).isoformat()
+    if follow:
+        _follow_events(c, {"site": site, "kind": kind, "since": since_text}, follow_for)
+        return
     try:
         rows = client_of(c).get("/v1/events", site=site, kind=kind, since=since_text, limit=limit)["events"]
     except ApiFailure as exc:
         fail(str(exc))
     emit(rows, fmt=c.fmt, columns=[("id", "ID"), ("created_at", "AT"), ("severity", "SEVERITY"),
                                    ("kind", "KIND"), ("site_name", "SITE"), ("message", "MESSAGE")])
+
+
+def _follow_events(c: Ctx, params: dict[str, str | None], seconds: float | None) -> None:
+    import json
+
+    from skyfleet.cli.follow import follow
+    from skyfleet.cli.output import err_console
+
+    def show(event: dict[str, Any]) -> None:
+        if c.fmt == "json":
+            print(json.dumps(event, default=str), flush=True)  # one object per line
+        else:
+            print("\t".join(str(event.get(k) or "-") for k in ("id", "created_at", "severity", "kind", "site_name",
+                                                                "message")), flush=True)
+
+    # A token of --os-cloud / OS_* expires while following: get a new one. A given token cannot be renewed.
+    fixed = bool(c.token or os.environ.get("SKYFLEET_TOKEN"))
+    try:
+        follow(client_of(c), params, on_event=show, seconds=seconds, renew=None if fixed else lambda: client_of(c),
+               notice=lambda text: err_console.print(f"[yellow]{text}[/yellow]", soft_wrap=True))
+    except ApiFailure as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        raise typer.Exit(0) from None
 
 
 @db_app.command("upgrade")
@@ -150,10 +202,9 @@ def config_check() -> None:
         key_state = f"{len(keys)} key(s) from {'SKYFLEET_SECRET_KEYS' if settings.secret_keys else settings.key_file}"
     except KeyError_ as exc:
         key_state = f"not ready: {exc} (generated on first start)"
-    shown = settings.model_dump(mode="json")
-    shown["secret_keys"] = "***" if settings.secret_keys else None
-    shown["home_password"] = "***" if settings.home_password.get_secret_value() else ""
-    shown["effective_database_url"] = settings.effective_database_url
+    from skyfleet.cli.config_view import masked_settings
+
+    shown = masked_settings(settings)
     shown["keys"] = key_state
     emit(shown, fmt="table")
     console.print("[green]configuration is valid[/green]")
@@ -220,6 +271,16 @@ def hoist_global_options(argv: list[str]) -> list[str]:
 
 
 def main() -> None:
+    """The ``skyfleet`` command. A file a command was told to read that cannot be read or parsed is one
+    line with the reason and exit status 2, never a traceback."""
+    import json
     import sys
 
-    app(args=hoist_global_options(sys.argv[1:]), prog_name="skyfleet")
+    try:
+        app(args=hoist_global_options(sys.argv[1:]), prog_name="skyfleet")
+    except OSError as exc:  # --public-key, --spec-file, --psk-file, clouds.yaml ...
+        err_console.print(f"[red]error:[/red] cannot read {exc.filename or 'a file'}: {exc.strerror or exc}")
+        sys.exit(2)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        err_console.print(f"[red]error:[/red] a file given to the command is not valid: {exc}")
+        sys.exit(2)

@@ -1,15 +1,28 @@
-"""Render API results as readable tables (default) or JSON (``--format json``)."""
+"""Render API results as readable tables (default) or JSON (``--format json``).
+
+On a terminal a table fits the terminal's width; piped to a file or another program it is printed at
+its full width (rich would otherwise fold every row at 80 columns), one row per line."""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
 console = Console()
-err_console = Console(stderr=True)
+err_console = Console(stderr=True, soft_wrap=True)  # an error is one line, however long
+PIPED_WIDTH = 10_000  # no fold when the output is not a terminal: a table takes the width its cells need
+
+
+def show(renderable: Any) -> None:
+    """Print a table: the terminal's width, or, when piped, as wide as its cells need."""
+    if console.is_terminal:
+        console.print(renderable)
+    else:  # a console of the moment: the current standard output (a test's, a pipe's), never folded
+        Console(file=sys.stdout, width=PIPED_WIDTH, color_system=None).print(renderable)
 
 
 def emit(data: Any, *, fmt: str, columns: list[tuple[str, str]] | None = None) -> None:
@@ -23,14 +36,14 @@ def emit(data: Any, *, fmt: str, columns: list[tuple[str, str]] | None = None) -
             table.add_column(title, overflow="fold")
         for row in data:
             table.add_row(*[_short(_cell(_dig(row, key))) for key, _ in cols])
-        console.print(table)
+        show(table)
         return
     table = Table(show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
         table.add_row(key, _cell(value))
-    console.print(table)
+    show(table)
 
 
 def _short(text: str, width: int = 60) -> str:

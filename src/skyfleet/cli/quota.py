@@ -46,17 +46,33 @@ def fmt(ctx: typer.Context) -> str:
     return c.fmt
 
 
+UNMAPPED_COLUMNS = [("site_name", "UNMAPPED SITE"), ("absent", "ABSENT"), ("reason", "REASON")]
+
+
+def emit_with_warnings(ctx: typer.Context, body: dict[str, Any]) -> None:
+    """The answer, then (tables) the sites where the project is not mapped and the warnings."""
+    if fmt(ctx) == "json":
+        emit(body, fmt="json")
+        return
+    emit({k: v for k, v in body.items() if k not in ("unmapped_sites", "warnings")}, fmt=fmt(ctx))
+    unmapped = body.get("unmapped_sites") or []
+    if unmapped and isinstance(unmapped[0], dict):
+        emit(unmapped, fmt="table", columns=UNMAPPED_COLUMNS)
+    for warning in body.get("warnings") or []:
+        typer.echo(f"WARNING: {warning}")
+
+
 @app.command("show")
 def show(ctx: typer.Context, project: str) -> None:
-    """Effective global limits of PROJECT."""
-    emit(call(ctx, "GET", f"/v1/quotas/{project}"), fmt=fmt(ctx))
+    """Effective global limits of PROJECT, and the sites where it is not mapped."""
+    emit_with_warnings(ctx, call(ctx, "GET", f"/v1/quotas/{project}"))
 
 
 @app.command("set")
 def set_(
     ctx: typer.Context, project: str, limit: Limit = None,
     quota_class: Annotated[str | None, typer.Option("--class")] = None,
-    mode: Annotated[str | None, typer.Option(help="hard or soft")] = None,
+    mode: Annotated[str | None, typer.Option(help="hard, soft or kingbird")] = None,
     policy: Annotated[str | None, typer.Option(help="proportional, even or weighted")] = None,
     weight: Annotated[list[str] | None, typer.Option(help="site=weight (repeatable)")] = None,
     project_name: Annotated[str | None, typer.Option(help="Name in the home Keystone")] = None,
@@ -70,7 +86,7 @@ def set_(
             body[key] = value
     if weight:
         body["weights"] = {k: float(v) for k, v in parse_limits(weight).items()}
-    emit(call(ctx, "PUT", f"/v1/quotas/{project}", body), fmt=fmt(ctx))
+    emit_with_warnings(ctx, call(ctx, "PUT", f"/v1/quotas/{project}", body))
 
 
 @app.command("delete")
@@ -89,12 +105,16 @@ def usage(ctx: typer.Context, project: str) -> None:
     emit({"project": body["project_id"], "mode": body["mode"], "limits": body["limits"], "usage": body["usage"],
           "over_limit": body["over_limit"], "oldest_observation": body["oldest_observation"]}, fmt="table")
     emit(body["sites"], fmt="table", columns=SITE_COLUMNS)
+    if body.get("unmapped_sites"):
+        emit(body["unmapped_sites"], fmt="table", columns=UNMAPPED_COLUMNS)
+    for warning in body.get("warnings") or []:
+        typer.echo(f"WARNING: {warning}")
 
 
 @app.command("sync")
 def sync(ctx: typer.Context, project: str) -> None:
     """Rebalance PROJECT now (write what its last observations call for, collect again)."""
-    emit(call(ctx, "POST", f"/v1/quotas/{project}/sync"), fmt=fmt(ctx))
+    emit_with_warnings(ctx, call(ctx, "POST", f"/v1/quotas/{project}/sync"))
 
 
 @app.command("defaults")

@@ -4,15 +4,30 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from skyfleet.private_files import private_file
+
+
+def prepare_sqlite_file(url: str) -> None:
+    """Create a SQLite database file with mode 0600 (in a 0700 directory when Skyfleet makes it)
+    before SQLite does, so it is never world-readable; SQLite gives its -wal and -shm files the
+    same mode. Other backends and in-memory databases are left alone."""
+    if not url.startswith("sqlite"):
+        return
+    database = make_url(url).database
+    if database and database != ":memory:" and not database.startswith("file:"):
+        private_file(Path(database))
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """An engine for ``url`` with settings that suit each backend."""
     if url.startswith("sqlite"):
+        prepare_sqlite_file(url)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, pool_pre_ping=True, **kwargs
         )
@@ -52,4 +67,16 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
         session.rollback()
         raise
     finally:
+        session.close()
+
+
+@contextmanager
+def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
+    """A unit of work that is never committed: a read may compute a view with the same code that
+    writes (e.g. folding finished tasks into bindings) and still leave no trace."""
+    session = factory()
+    try:
+        yield session
+    finally:
+        session.rollback()
         session.close()

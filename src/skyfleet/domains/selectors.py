@@ -1,6 +1,8 @@
 """Label selectors: ``tier=edge,country=fr``, ``tier!=core``, ``gpu`` (has the key), ``!gpu``.
 
-Kubernetes-style semantics: ``k!=v`` also matches sites that do not have ``k``.
+Kubernetes-style semantics: ``k!=v`` also matches sites that do not have ``k``. Each term becomes
+one SQL sub-query, so a selector is capped (``MAX_TERMS`` terms, ``MAX_LENGTH`` characters): beyond
+that, SQLite refuses the expression tree and PostgreSQL plans for seconds.
 """
 
 from __future__ import annotations
@@ -8,9 +10,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from skyfleet.domains.text import forbidden_character
 from skyfleet.errors import Invalid
 
 Op = Literal["=", "!=", "exists", "!exists"]
+MAX_TERMS = 64
+MAX_LENGTH = 4096
 
 
 @dataclass(frozen=True)
@@ -21,9 +26,14 @@ class Requirement:
 
 
 def parse_selector(text: str) -> list[Requirement]:
-    """Parse a selector; raises :class:`Invalid` with the offending term."""
+    """Parse a selector; raises :class:`Invalid` with the offending term or the limit passed."""
+    if len(text) > MAX_LENGTH:
+        raise Invalid(f"label selector too long: at most {MAX_LENGTH} characters, got {len(text)}")
+    terms = text.split(",")
+    if len(terms) > MAX_TERMS:
+        raise Invalid(f"label selector has {len(terms)} terms; at most {MAX_TERMS}")
     requirements: list[Requirement] = []
-    for raw in text.split(","):
+    for raw in terms:
         term = raw.strip()
         if not term:
             continue
@@ -42,13 +52,13 @@ def parse_selector(text: str) -> list[Requirement]:
 
 
 def _key(key: str, term: str) -> str:
-    if not key or any(c in key for c in " !=") or len(key) > 63:
+    if not key or any(c in key for c in " !=") or len(key) > 63 or forbidden_character(key):
         raise Invalid(f"bad label selector term {term!r}: invalid key")
     return key
 
 
 def _value(value: str, term: str) -> str:
-    if any(c in value for c in " !=,") or len(value) > 63:
+    if any(c in value for c in " !=,") or len(value) > 63 or forbidden_character(value):
         raise Invalid(f"bad label selector term {term!r}: invalid value")
     return value
 

@@ -58,3 +58,26 @@ class ProbeResult:
             "availability_zones": self.availability_zones,
             "region_name": self.region_name,
         }
+
+
+# --- the global inventory ------------------------------------------------------------------------
+
+INVENTORY_KINDS: tuple[str, ...] = (
+    "servers", "volumes", "images", "networks", "subnets", "ports", "routers", "floating_ips", "security_groups",
+    "keypairs", "flavors", "hypervisors", "availability_zones")
+INCREMENTAL_KINDS: tuple[str, ...] = ("servers", "volumes")  # read by change since a cursor
+CAPACITY_FIELDS = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One remote resource as the inventory stores it."""
+
+    kind: str
+    remote_id: str
+    project_id: str | None
+    name: str | None
+    status: str | None
+    ips: tuple[str, ...] = ()
+    data: dict[str, Any] = field(default_factory=dict)
+    updated: str | None = None

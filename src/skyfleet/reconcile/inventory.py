@@ -1,14 +1,16 @@
 """The inventory audit: refresh every managed site's inventory, concurrently and bounded.
 
 Two claimed periodic jobs drive it (see ``api.runtime``): an incremental refresh every
-``inventory_interval`` seconds (Nova ``changes-since`` for servers, Cinder ``changes-since`` plus an
-id listing for volumes: a handful of calls for an unchanged site) and a full refresh of every kind
-every ``inventory_full_interval`` seconds (a full diff, which also catches deletions of the kinds
+``inventory_interval`` seconds (Nova ``changes-since`` for servers, Cinder ``updated_at=gte:`` at
+microversion 3.60 plus an id listing for volumes: a handful of calls for an unchanged site) and a full
+refresh of every kind every ``inventory_full_interval`` seconds (a full diff, which also catches deletions of the kinds
 without a change feed). A site never fully refreshed gets a full refresh first.
 
 Each site is read on a bounded thread pool (one slot per site for at most the site timeout per
 call) and written in its own transaction. A site that fails keeps its rows; its sync row carries
-the error, and the API shows the rows as stale with their age.
+the error, and the API shows the rows as stale with their age. Each site read takes a background slot
+of the process's priority lanes, so while user-started tasks run here only a few sites are read at
+once (``reconcile.lanes``).
 """
 
 from __future__ import annotations
@@ -26,13 +28,18 @@ from sqlalchemy.orm import Session, sessionmaker
 from skyfleet.config import Settings
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.addresses import build as addresses
+from skyfleet.domains.addresses import conflicts
 from skyfleet.domains.inventory import service as inventory
 from skyfleet.domains.inventory.models import InventorySync
 from skyfleet.domains.sites.models import Site
-from skyfleet.drivers.openstack.inventory import INCREMENTAL_KINDS, KINDS, Reader, Record, read_live
+from skyfleet.drivers.base import INCREMENTAL_KINDS, Record
+from skyfleet.drivers.openstack.inventory import KINDS, Reader, read_live
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.errors import SiteError
 from skyfleet.logs import SECRETS, redact
+from skyfleet.reconcile import indicators
+from skyfleet.reconcile.lanes import Lanes, background_slot
 from skyfleet.reconcile.scheduler import PeriodicJob
 from skyfleet.secrets import SecretBox
 
@@ -70,17 +77,20 @@ class RefreshReport:
     failed: int = 0
     calls: int = 0
     counts: inventory.ApplyCounts = field(default_factory=inventory.ApplyCounts)
+    address_sites: int = 0  # sites whose addresses or subnets changed
+    conflicts: conflicts.DetectReport | None = None
     seconds: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         return {"sites": self.sites, "full": self.full, "failed": self.failed, "calls": self.calls,
                 "created": self.counts.created, "updated": self.counts.updated,
                 "deleted": self.counts.deleted, "unchanged": self.counts.unchanged,
-                "events": self.counts.events, "seconds": self.seconds}
+                "events": self.counts.events, "address_sites": self.address_sites,
+                "conflicts": self.conflicts.conflicts if self.conflicts else None, "seconds": self.seconds}
 
 
 def _cursor(records: list[Record], previous: str) -> str:
-    """The newest ``updated`` seen (site clock; changes-since is inclusive, so nothing is missed)."""
+    """The newest ``updated`` seen (site clock; both feeds are inclusive, so nothing is missed)."""
     return max([previous or EPOCH, *(r.updated for r in records if r.updated)])
 
 
@@ -111,23 +121,42 @@ def read_site(reader: Reader, target: Target) -> Observed:
 
 
 def store_site(session: Session, target: Target, seen: Observed, now: datetime) -> inventory.ApplyCounts:
-    """Write one site's observation (the caller's transaction)."""
+    """Write one site's observation (the caller's transaction).
+
+    The site's derived address rows follow in the same transaction when a kind they come from
+    changed (or were never derived: a site refreshed before the address view existed);
+    ``counts.addresses`` tells the caller whether conflicts must be looked for again.
+    """
     counts = inventory.ApplyCounts()
+    rederive = False
     if seen.error is None:
         sync = session.get(InventorySync, target.site.id)
         emit = sync is not None and sync.full_at is not None
         for kind, records in seen.complete.items():
-            counts.add(inventory.apply_records(session, site=target.site, kind=kind, records=records, now=now,
-                                               complete=True, emit=emit))
+            applied = inventory.apply_records(session, site=target.site, kind=kind, records=records, now=now,
+                                              complete=True, emit=emit)
+            counts.add(applied)
+            rederive |= kind in addresses.SOURCES and applied.changed
         for kind, records in seen.changed.items():
             gone: set[str] = set()
             if kind == "volumes" and seen.volume_ids is not None:
                 gone = inventory.stored_ids(session, site_id=target.site.id, kind="volumes") - seen.volume_ids
-            counts.add(inventory.apply_records(session, site=target.site, kind=kind, records=records, now=now,
-                                               complete=False, gone=gone, emit=True))
+            applied = inventory.apply_records(session, site=target.site, kind=kind, records=records, now=now,
+                                              complete=False, gone=gone, emit=True)
+            counts.add(applied)
+            rederive |= kind in addresses.SOURCES and applied.changed
+        rederive = rederive or (seen.full and not addresses.derived(session, site_id=target.site.id))
+    if rederive:
+        counts.addresses += addresses.refresh_site(session, site_id=target.site.id, now=now).written
     inventory.record_refresh(session, site_id=target.site.id, now=now, outcome=inventory.SyncUpdate(
         full=seen.full, calls=seen.calls, cursors=seen.cursors, error=seen.error))
     return counts
+
+
+def detect_conflicts(factory: sessionmaker[Session]) -> conflicts.DetectReport:
+    """Recompute the address conflicts in one transaction (events for those that appeared or went)."""
+    with transaction(factory) as session:
+        return conflicts.detect(session, now=utcnow())
 
 
 def _targets(session: Session, box: SecretBox, *, full: bool, full_interval: float,
@@ -154,9 +183,14 @@ def _targets(session: Session, box: SecretBox, *, full: bool, full_interval: flo
 def refresh_fleet(
     factory: sessionmaker[Session], *, box: SecretBox, concurrency: int, timeout: float,
     full: bool = False, full_interval: float = 600.0, site_ids: set[str] | None = None,
-    pool: SitePool | None = None,
+    pool: SitePool | None = None, lanes: Lanes | None = None, indicator_interval: float | None = 0.0,
 ) -> RefreshReport:
-    """One refresh cycle over the managed sites (or ``site_ids``)."""
+    """One refresh cycle over the managed sites (or ``site_ids``); with ``lanes``, each site read waits
+    for a background slot (no gate without).
+
+    Sites whose hypervisors were read (a full refresh that succeeded) get capacity indicator samples
+    from what was stored, at most one per ``indicator_interval`` seconds (None: no samples).
+    """
     started = time.monotonic()
     pool = pool or SitePool()
     with transaction(factory) as session:
@@ -167,12 +201,14 @@ def refresh_fleet(
         return report
 
     def read(target: Target) -> Observed:
-        try:
-            conn = pool.connection(target.auth, timeout=timeout)
-        except Exception as exc:
-            return Observed(full=target.full, error=f"cannot connect: {type(exc).__name__}")
-        return read_site(Reader(conn), target)
+        with background_slot(lanes):
+            try:
+                conn = pool.connection(target.auth, timeout=timeout)
+            except Exception as exc:
+                return Observed(full=target.full, error=f"cannot connect: {type(exc).__name__}")
+            return read_site(Reader(conn), target)
 
+    capacity_read: set[str] = set()
     with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)), thread_name_prefix="inventory") as ex:
         futures: dict[Future[Observed], Target] = {ex.submit(read, t): t for t in targets}
         for future in as_completed(futures):
@@ -181,10 +217,24 @@ def refresh_fleet(
             report.failed += seen.error is not None
             try:
                 with transaction(factory) as session:
-                    report.counts.add(store_site(session, target, seen, utcnow()))
+                    stored = store_site(session, target, seen, utcnow())
+                report.counts.add(stored)
+                if seen.full and seen.error is None:
+                    capacity_read.add(target.site.id)
+                report.address_sites += stored.addresses > 0
             except Exception:
                 log.exception("cannot store the inventory of site %s", target.site.name)
                 report.failed += 1
+    if capacity_read and indicator_interval is not None:
+        try:
+            indicators.record_capacity(factory, capacity_read, interval=indicator_interval)
+        except Exception:  # samples are a view; the next full refresh writes them again
+            log.exception("capacity indicator samples not written")
+    if report.address_sites:
+        try:
+            report.conflicts = detect_conflicts(factory)
+        except Exception:  # the next refresh that changes addresses tries again
+            log.exception("address conflict detection failed")
     report.seconds = round(time.monotonic() - started, 3)
     log.info("inventory refresh: %s", report.as_dict())
     return report
@@ -197,14 +247,17 @@ def live_read(auth: dict[str, Any], kind: str, *, timeout: float, pool: SitePool
     return read_live((pool or SitePool()).connection(auth, timeout=timeout), kind)
 
 
-def inventory_jobs(settings: Settings, factory: sessionmaker[Session], box: SecretBox) -> list[PeriodicJob]:
-    """The two claimed periodic jobs: incremental refresh (fast) and full refresh (slow)."""
-    pool = SitePool()
+def inventory_jobs(settings: Settings, factory: sessionmaker[Session], box: SecretBox,
+                   lanes: Lanes | None = None, pool: SitePool | None = None) -> list[PeriodicJob]:
+    """The two claimed periodic jobs: incremental refresh (fast) and full refresh (slow), their site reads
+    behind ``lanes``, through ``pool`` (the process's sessions and tokens)."""
+    pool = pool or SitePool()
 
     def run(full: bool) -> RefreshReport:
         return refresh_fleet(factory, box=box, concurrency=settings.inventory_concurrency,
                              timeout=settings.site_timeout, full=full,
-                             full_interval=settings.inventory_full_interval, pool=pool)
+                             full_interval=settings.inventory_full_interval, pool=pool, lanes=lanes,
+                             indicator_interval=settings.indicator_interval)
 
     return [PeriodicJob(INCREMENTAL_JOB, settings.inventory_interval, lambda: run(False)),
             PeriodicJob(FULL_JOB, settings.inventory_full_interval, lambda: run(True))]

@@ -1,5 +1,7 @@
 """Time and backoff as swappable data: a clock the engine reads (fake in tests, so backoff tests take
-no time) and the retry delay of attempt n under a :class:`~skyfleet.config.RetryPolicy`.
+no time), the retry delay of attempt n under a :class:`~skyfleet.config.RetryPolicy`, and the one way
+the engine retries a database call (``db_retrying``). All backoff is tenacity's exponential wait; the
+task policy adds its multiplicative jitter on top.
 """
 
 from __future__ import annotations
@@ -9,7 +11,10 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Protocol
+from typing import Any, Protocol
+
+import tenacity
+from tenacity.wait import wait_base
 
 from skyfleet.config import RetryPolicy
 
@@ -60,7 +65,42 @@ class FakeClock:
         self.advance(max(0.0, seconds))
 
 
+class JitteredWait(wait_base):
+    """tenacity's exponential wait plus a random ``0..jitter`` fraction of it, capped at ``cap``."""
+
+    def __init__(self, inner: wait_base, *, jitter: float, cap: float, rng: Callable[[], float]) -> None:
+        self.inner, self.jitter, self.cap, self.rng = inner, jitter, cap, rng
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        return min(self.cap, self.inner(retry_state) * (1.0 + self.jitter * self.rng()))
+
+
+def policy_wait(policy: RetryPolicy, rng: Callable[[], float] = random.random) -> wait_base:
+    """The wait strategy of ``policy``: ``min(max_delay, initial * multiplier ** (n - 1))`` plus jitter."""
+    exponential = tenacity.wait_exponential(multiplier=policy.initial, exp_base=policy.multiplier,
+                                            max=policy.max_delay)
+    return JitteredWait(exponential, jitter=policy.jitter, cap=policy.max_delay, rng=rng)
+
+
+def _attempt(number: int) -> tenacity.RetryCallState:
+    state = tenacity.RetryCallState(retry_object=None, fn=None, args=(), kwargs={})  # type: ignore[arg-type]
+    state.attempt_number = max(1, number)
+    return state
+
+
 def backoff(policy: RetryPolicy, attempt: int, rng: Callable[[], float] = random.random) -> float:
     """Seconds to wait after failed attempt ``attempt`` (1-based): exponential, capped, with jitter."""
-    base = min(policy.max_delay, policy.initial * policy.multiplier ** max(0, attempt - 1))
-    return min(policy.max_delay, base * (1.0 + policy.jitter * rng()))
+    return float(policy_wait(policy, rng)(_attempt(attempt)))
+
+
+def db_retrying(*, sleep: Callable[[float], Any], first: float, cap: float,
+                stop: Callable[[tenacity.RetryCallState], bool],
+                on_retry: Callable[[tenacity.RetryCallState], None] | None = None) -> tenacity.Retrying:
+    """Retry a call while the database is unreachable (SQLAlchemyError): waits ``first``, doubling up
+    to ``cap``; ``stop`` sees the upcoming sleep (``retry_state.upcoming_sleep``); the last error is
+    re-raised when it stops."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    return tenacity.Retrying(wait=tenacity.wait_exponential(multiplier=first, max=cap), stop=stop, sleep=sleep,
+                             retry=tenacity.retry_if_exception_type(SQLAlchemyError), reraise=True,
+                             before_sleep=on_retry)

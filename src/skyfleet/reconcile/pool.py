@@ -1,7 +1,10 @@
 """The worker pool of one process: a dispatcher thread that leases due tasks while slots are free,
-an executor that runs them (the global concurrency cap), and a heartbeat that renews the leases of
-tasks in flight. It sleeps until woken (new work submitted here, a broker message, a slot freed) or
-until the poll interval passes, so it works with no broker at all.
+an executor that runs them (the global concurrency cap), and a heartbeat that keeps this worker's
+row alive, renews the leases of tasks in flight, hands back the tasks of dead workers and, now and
+then, starts operation stages a crash left unstarted. It sleeps until woken (new work submitted here,
+a broker message, a slot freed, tasks handed back) or until the poll interval passes, so it works
+with no broker at all. Each user-started task it runs is counted in the process's priority lanes
+(``lanes``), which hold the periodic fan-outs to their floor meanwhile.
 """
 
 from __future__ import annotations
@@ -11,16 +14,21 @@ import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import tenacity
 from sqlalchemy.exc import SQLAlchemyError
 
 from skyfleet.reconcile.engine import Engine, Work
+from skyfleet.reconcile.lanes import Lanes
+from skyfleet.reconcile.policy import db_retrying
 
 log = logging.getLogger(__name__)
 
 
 class WorkerPool:
-    def __init__(self, engine: Engine, *, concurrency: int, poll_interval: float, batch: int = 64) -> None:
+    def __init__(self, engine: Engine, *, concurrency: int, poll_interval: float, batch: int = 64,
+                 lanes: Lanes | None = None) -> None:
         self.engine = engine
+        self.lanes = lanes
         self.concurrency = concurrency
         self.poll_interval = poll_interval
         self.batch = batch
@@ -31,6 +39,7 @@ class WorkerPool:
         self._held: Counter[str] = Counter()  # lease token -> tasks in flight under it
         self._running: set[str] = set()  # task ids executing in this process
         self._threads: list[threading.Thread] = []
+        self._last_recovery: float | None = None
         self.completed = 0
 
     @property
@@ -54,13 +63,22 @@ class WorkerPool:
         self._executor.shutdown(wait=True, cancel_futures=False)
         for thread in self._threads:
             thread.join(timeout)
+        try:
+            self.engine.retire()
+        except SQLAlchemyError as exc:
+            log.warning("cannot remove this worker's row (%s); it expires by itself", type(exc).__name__)
 
     def _run(self, work: Work) -> None:
+        lanes = self.lanes if work.leased.by_user else None
+        if lanes is not None:
+            lanes.user_started()
         try:
             self.engine.run(work)
         except Exception:
             log.exception("task %s could not be run", work.leased.task_id)
         finally:
+            if lanes is not None:
+                lanes.user_finished()
             with self._lock:
                 self._held[work.leased.owner] -= 1
                 if self._held[work.leased.owner] <= 0:
@@ -95,30 +113,46 @@ class WorkerPool:
             self._executor.submit(self._run, work)
         return len(fresh)
 
+    def _fill_retrying(self) -> int:
+        """``_fill``, retried while the database is unreachable (0.5 s doubling to 10 s) until it works
+        or the pool stops (then 0)."""
+        def warn(state: tenacity.RetryCallState) -> None:
+            error = state.outcome.exception() if state.outcome else None
+            log.warning("cannot lease tasks, database unreachable (%s); retrying", type(error).__name__)
+
+        retrying = db_retrying(sleep=self._stop.wait, first=0.5, cap=10.0,
+                               stop=lambda _state: self._stop.is_set(), on_retry=warn)
+        try:
+            return int(retrying(self._fill))
+        except SQLAlchemyError:
+            return 0  # stopping
+
     def _dispatch_loop(self) -> None:
-        pause = 0.5
         while not self._stop.is_set():
             self._wake.clear()
-            try:
-                leased = self._fill()
-                pause = 0.5
-            except SQLAlchemyError as exc:
-                log.warning("cannot lease tasks, database unreachable (%s); retrying", type(exc).__name__)
-                self._stop.wait(pause)
-                pause = min(pause * 2, 10.0)
-                continue
+            leased = self._fill_retrying()
             if leased and self.in_flight < self.concurrency:
                 continue  # there may be more due work right now
             self._wake.wait(self.poll_interval)
 
+    def beat(self) -> None:
+        """One heartbeat: this worker is alive, its leases renewed, dead workers' tasks handed back; and,
+        once per lease period, stages left unstarted are started. Raises SQLAlchemyError."""
+        with self._lock:
+            owners = list(self._held)
+        if self.engine.heartbeat(owners):
+            self._wake.set()
+        now = self.engine.clock.monotonic()
+        if self._last_recovery is None or now - self._last_recovery >= self.engine.config.lease_seconds:
+            self._last_recovery = now
+            self.engine.recover_stages()
+
     def _heartbeat_loop(self) -> None:
-        period = max(0.2, self.engine.config.lease_seconds / 3)
-        while not self._stop.wait(period):
-            with self._lock:
-                owners = list(self._held)
-            if not owners:
-                continue
+        period = max(0.2, min(self.engine.config.heartbeat_seconds, self.engine.config.lease_seconds / 3))
+        while True:
             try:
-                self.engine.renew(owners)
+                self.beat()
             except SQLAlchemyError as exc:
-                log.warning("cannot renew %d lease(s): %s", len(owners), type(exc).__name__)
+                log.warning("heartbeat failed (%s); leases held: %d", type(exc).__name__, self.in_flight)
+            if self._stop.wait(period):
+                return

@@ -13,7 +13,8 @@ from __future__ import annotations
 import hashlib
 import zlib
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -30,8 +31,13 @@ from skyfleet.domains.projects import service as projects
 from skyfleet.domains.quotas import rebalance, runs
 from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.models import QuotaProject, QuotaSiteState
+from skyfleet.domains.quotas.schemas import BUILTIN_DEFAULTS, SERVICE_OF
+from skyfleet.domains.sites import service as sites_service
 from skyfleet.domains.sites.models import Site
+from skyfleet.drivers.openstack.pool import SitePool
+from skyfleet.errors import SiteError
 from skyfleet.reconcile.scheduler import PeriodicJob
+from skyfleet.secrets import SecretBox
 
 OFFLINE = "offline"
 QUOTA_ROUND = "quota-round"
@@ -101,6 +107,7 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
     explicit = projects.explicit_mappings(session, project_ids=ids)
     states = quotas.read_marks(session, project_ids=ids)
     marks = quotas.cursors(session) if hinted else {}
+    known_defaults = set(quotas.site_defaults(session))
     payloads: list[tuple[SiteRef, dict[str, Any]]] = []
     for site in _sites(session):
         if site.availability == OFFLINE or site.id in skip_sites:
@@ -110,6 +117,8 @@ def collect(session: Session, *, home_auth_url: str, now: datetime, project_ids:
         payload: dict[str, Any] = {"projects": refs}
         if hinted:
             payload["cursors"] = marks.get(site.id, {})
+        if site.id not in known_defaults:  # what it enforces for a project it was never told about
+            payload["defaults"] = True
         payloads.append((SiteRef(site.id, site.name), payload))
     if not payloads:
         return None
@@ -124,36 +133,96 @@ class Planned:
     projects: dict[str, QuotaProject]
     states: dict[tuple[str, str], QuotaSiteState]  # (project id, site id) -> state
     sites: dict[str, Site]
+    unfinished: set[str] = field(default_factory=set)  # projects to plan again next round (a raise deferred)
 
 
 def _current(state: QuotaSiteState) -> dict[str, int]:
+    """The limits the site is known to enforce: the last acknowledged write, unless read since."""
     if state.applied_at is not None and (state.observed_at is None or state.applied_at >= state.observed_at):
         return {**state.limits, **state.applied}
     return dict(state.limits)
 
 
-def plan(session: Session, *, project_ids: Sequence[str] | None = None, only_marked: bool = False) -> Planned:
+def _assumed_defaults(known: dict[str, dict[str, int]]) -> dict[str, int]:
+    """What a site whose defaults were never read is assumed to enforce: the stock OpenStack
+    defaults, or the largest any other site reported (unlimited, -1, above all)."""
+    out = dict(BUILTIN_DEFAULTS)
+    for limits in known.values():
+        for key, value in limits.items():
+            if key in out and out[key] != rebalance.UNLIMITED:
+                out[key] = rebalance.UNLIMITED if int(value) == rebalance.UNLIMITED else max(out[key], int(value))
+    return out
+
+
+def _bounded(project: QuotaProject, limits: dict[str, int], rows: list[QuotaSiteState], sites: dict[str, Site],
+             busy: Collection[str], defaults: dict[str, dict[str, int]]) -> tuple[dict[str, dict[str, int]], bool]:
+    """Hard mode: every managed site counts, at what it may enforce (see ``rebalance.two_phase``);
+    ``defaults``: per site, the limits it enforces for a project it was never told about."""
+    by_site = {s.site_id: s for s in rows if s.site_id in sites}
+    confirmed: dict[str, dict[str, int] | None] = {}
+    usage: dict[str, dict[str, int]] = {}
+    pending: dict[str, dict[str, int]] = {}
+    writable: set[str] = set()
+    for site_id, site in sites.items():
+        state = by_site.get(site_id)
+        if state is not None and state.absent:
+            continue  # the site's Keystone knows neither the id nor the name: the project cannot use it
+        if state is None or state.observed_at is None:
+            confirmed[site_id] = None  # never observed: it enforces its defaults
+        else:
+            confirmed[site_id] = _current(state)
+            usage[site_id] = {k: int(v) for k, v in state.usage.items()}
+            if site.availability != OFFLINE and site_id not in busy and state.remote_project_id:
+                writable.add(site_id)
+        if state is not None and state.pending:
+            pending[site_id] = {k: int(v) for k, v in state.pending.items()}
+    site_defaults = {site_id: defaults[site_id] for site_id in confirmed}
+    weights = {site_id: float(project.weights.get(sites[site_id].name, 1.0)) for site_id in confirmed}
+    return rebalance.plan_hard_project(project.policy, limits, usage=usage, confirmed=confirmed, pending=pending,
+                                       writable=writable, defaults=site_defaults, weights=weights)
+
+
+def plan(session: Session, *, project_ids: Sequence[str] | None = None, only_marked: bool = False,
+         busy: Collection[str] = ()) -> Planned:
     """The limits to write (only those that differ from what the site has) and the global breaches, of
-    ``project_ids`` (None: every project; with ``only_marked``, those whose inputs changed)."""
+    ``project_ids`` (None: every project; with ``only_marked``, those whose inputs changed). Sites in
+    ``busy`` have a write still in flight: they are held, not written."""
     chosen = quotas.managed_projects(session, project_ids, only_marked=only_marked)
     sites = {s.id: s for s in _sites(session)}
     states = quotas.site_states(session, project_ids=[p.project_id for p in chosen])
     out = Planned(writes={}, breaches={}, projects={p.project_id: p for p in chosen}, sites=sites,
                   states={(s.project_id, s.site_id): s for rows in states.values() for s in rows})
     classes = quotas.class_limits(session)
+    reported = quotas.site_defaults(session) if any(p.mode == rebalance.HARD for p in chosen) else {}
+    assumed = _assumed_defaults(reported)
+    defaults = {site_id: {**assumed, **reported.get(site_id, {})} for site_id in sites}
     for project in chosen:
-        limits = quotas.stacked_limits(classes, project)
+        limits = {k: v for k, v in quotas.stacked_limits(classes, project).items() if k in SERVICE_OF}
         observed = [s for s in states[project.project_id] if s.observed_at is not None and s.site_id in sites]
         usage = {s.site_id: {k: int(v) for k, v in s.usage.items()} for s in observed}
-        held = {s.site_id: _current(s) for s in observed if sites[s.site_id].availability == OFFLINE}
-        weights = {s.site_id: float(project.weights.get(sites[s.site_id].name, 1.0)) for s in observed}
-        target = rebalance.plan_project(project.mode, project.policy, limits, usage, held, weights)
-        by_site = {s.site_id: s for s in observed}
-        for site_id, wanted in target.items():
-            current = _current(by_site[site_id])
-            changed = {k: v for k, v in wanted.items() if current.get(k) != v}
-            if changed:
-                out.writes.setdefault(site_id, {})[project.project_id] = changed
+        if project.mode == rebalance.HARD:
+            writes, deferred = _bounded(project, limits, states[project.project_id], sites, busy, defaults)
+            if deferred or any(s.pending or s.site_id in busy for s in states[project.project_id]):
+                out.unfinished.add(project.project_id)
+            for site_id, values in writes.items():
+                out.writes.setdefault(site_id, {})[project.project_id] = values
+        else:  # soft and Kingbird modes overshoot by design: no phases
+            if any(s.site_id in busy for s in states[project.project_id]):
+                out.unfinished.add(project.project_id)
+            held = {s.site_id: {**_current(s), **{k: max(int(v), int(_current(s).get(k, v)))
+                                                  for k, v in (s.pending or {}).items()}}
+                    for s in observed if sites[s.site_id].availability == OFFLINE or s.site_id in busy}
+            weights = {s.site_id: float(project.weights.get(sites[s.site_id].name, 1.0)) for s in observed}
+            target = rebalance.plan_project(project.mode, project.policy, limits, usage, held, weights)
+            by_site = {s.site_id: s for s in observed}
+            for site_id, wanted in target.items():
+                if not by_site[site_id].remote_project_id:
+                    continue
+                current = _current(by_site[site_id])
+                pending = by_site[site_id].pending or {}
+                changed = {k: v for k, v in wanted.items() if current.get(k) != v or k in pending}
+                if changed:
+                    out.writes.setdefault(site_id, {})[project.project_id] = changed
         totals = {k: sum(u.get(k, 0) for u in usage.values()) for k in limits}
         over = {k: {"limit": v, "usage": totals[k]} for k, v in limits.items() if 0 <= v < totals[k]}
         out.breaches[project.project_id] = over
@@ -178,9 +247,10 @@ def _record_breaches(session: Session, breaches: dict[str, dict[str, Any]], now:
 def rebalance_now(session: Session, *, home_auth_url: str, now: datetime, project_ids: Sequence[str] | None = None,
                   chunk: int = CHUNK, only_marked: bool = False) -> Operation | None:
     """Start a ``quota.apply`` operation for every site whose limits must change (None: none must)."""
-    planned = plan(session, project_ids=project_ids, only_marked=only_marked)
+    busy = runs.open_sites(session, kind="quota.apply")  # one write in flight per site at a time
+    planned = plan(session, project_ids=project_ids, only_marked=only_marked, busy=busy)
     for project in planned.projects.values():
-        project.needs_plan = False
+        project.needs_plan = project.project_id in planned.unfinished
     _record_breaches(session, planned.breaches, now)
     if not planned.writes:
         return None
@@ -192,6 +262,8 @@ def rebalance_now(session: Session, *, home_auth_url: str, now: datetime, projec
         payloads += runs.chunked(SiteRef(site.id, site.name), [
             {**_ref(chosen[pid], site, home_auth_url, explicit, states.get((pid, site_id))), "limits": limits}
             for pid, limits in sorted(by_project.items())], chunk)
+    for site_id, by_project in planned.writes.items():  # unconfirmed until the site acknowledges them
+        quotas.record_pending(session, site_id=site_id, writes=by_project)
     return runs.submit(session, kind="quota.apply", payloads=payloads, user_id=None, project_id=None, now=now,
                        summary={"sites": len(planned.writes), "writes": sum(len(v) for v in planned.writes.values())})
 
@@ -249,3 +321,60 @@ def quota_jobs(settings: Settings, factory: sessionmaker[Session], wake: Callabl
         return out
 
     return [PeriodicJob(QUOTA_ROUND, settings.quota_interval, run)]
+
+
+@dataclass
+class LiveUsage:
+    """A live read of one project: the usage summed over the sites read now, plus the last stored
+    observation of the sites that failed (named in ``failed`` with why)."""
+
+    usage: dict[str, int]
+    failed: dict[str, str]
+
+
+def live_usage(factory: sessionmaker[Session], box: SecretBox, *, project_id: str, home_auth_url: str,
+               timeout: float, home_domain: str = "Default", pool: SitePool | None = None) -> LiveUsage:
+    """Read one project's usage and limits on every online site now (Kingbird's live ``detail``): the
+    same reads as a ``quota.collect`` task, run in parallel straight from the caller. For a managed
+    project they are stored as the pairs' observations (and its rebalance is planned again)."""
+    from skyfleet.reconcile.kinds import SiteContext
+    from skyfleet.reconcile.kinds.quota import ProjectRef, QuotaPayload, observe_usage
+
+    with transaction(factory) as session:
+        managed = session.get(QuotaProject, project_id)
+        project = managed or QuotaProject(project_id=project_id, domain_name=home_domain)
+        explicit = projects.explicit_mappings(session, project_ids=[project_id])
+        marks = quotas.read_marks(session, project_ids=[project_id])
+        targets = [(s.id, s.name, sites_service.decrypt_auth(box, s),
+                    _ref(project, s, home_auth_url, explicit, marks.get((project_id, s.id))))
+                   for s in _sites(session) if s.availability != OFFLINE]
+        stored = {s.site_id: dict(s.usage or {}) for s in
+                  session.scalars(select(QuotaSiteState).where(QuotaSiteState.project_id == project_id))}
+    site_pool = pool or SitePool()
+
+    def read(target: tuple[str, str, dict[str, Any], dict[str, Any]]) -> dict[str, Any]:
+        site_id, site_name, auth, ref = target
+        ctx = SiteContext(site_id=site_id, site_name=site_name, auth=auth, timeout=timeout, pool=site_pool)
+        try:
+            found: dict[str, Any] = observe_usage(ctx, QuotaPayload(projects=[ProjectRef(**ref)]))
+            return dict(found["projects"].get(project_id) or {"error": "not read"})
+        except SiteError as exc:
+            return {"error": exc.message}
+
+    with ThreadPoolExecutor(max_workers=max(1, min(16, len(targets)))) as workers:
+        results = list(workers.map(read, targets))
+    now, out = utcnow(), LiveUsage(usage={}, failed={})
+    for (site_id, site_name, _, _), observed in zip(targets, results, strict=True):
+        if observed.get("error") or observed.get("errors"):
+            out.failed[site_name] = str(observed.get("error") or observed.get("errors"))[:300]
+        usage = stored.get(site_id, {}) if observed.get("error") else \
+            {**stored.get(site_id, {}), **observed.get("usage", {})}
+        for key, value in usage.items():
+            out.usage[key] = out.usage.get(key, 0) + int(value)
+    if managed is not None:
+        with transaction(factory) as session:
+            for (site_id, _, _, _), observed in zip(targets, results, strict=True):
+                quotas.record_observation(session, project_id=project_id, site_id=site_id,
+                                          observed={**observed, "full": True}, at=now)
+            quotas.mark_for_plan(session, project_ids=[project_id])
+    return out

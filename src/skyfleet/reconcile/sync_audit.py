@@ -5,7 +5,8 @@ diff -> apply task on each placed site whose binding is idle. The kinds re-read 
 out-of-band delete or change is repaired within one audit interval; a site that was offline has
 its tasks waiting behind the engine's circuit and catches up when it returns; a newly registered
 site that matches a placement gets a binding and the resource without anyone asking. Resources are
-processed in batches of ``batch`` per transaction; copy jobs waiting on their source read advance.
+processed in batches of ``batch`` per transaction. Copy jobs are not its business: the engine
+starts a job's copying stage when its source read settles.
 """
 
 from __future__ import annotations
@@ -17,13 +18,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
-from skyfleet.domains.sync import jobs
 from skyfleet.domains.sync.converge import converge
 from skyfleet.domains.sync.models import SyncResource
-from skyfleet.domains.sync.service import Caller
 
 log = logging.getLogger(__name__)
-ADMIN = Caller(user_id=None, user_name=None, project_id=None, project_name=None, is_admin=True)
 
 
 def run_sync_audit(factory: sessionmaker[Session], *, batch: int = 50) -> int:
@@ -40,9 +38,6 @@ def run_sync_audit(factory: sessionmaker[Session], *, batch: int = 50) -> int:
                     continue  # a copy job's resource: converged once, not kept in sync
                 if converge(session, resource, now=now) is not None:
                     started += 1
-    with transaction(factory) as session:
-        for job in jobs.list_jobs(session, caller=ADMIN):
-            jobs.advance(session, job, now=utcnow())
     if started:
         log.info("sync audit: %d resource(s) had sites to converge", started)
     return started

@@ -19,6 +19,8 @@ from typing import Any
 
 from . import clouds as _clouds
 from .faults import Faults
+from .glance import add_generated
+from .imagedata import generate
 from .server import Listener
 from .state import Fleet, Site, clear_faults, set_faults
 
@@ -39,9 +41,11 @@ class Simulator:
     """Serves `sites` simulated OpenStack sites from a background thread with its own event loop."""
 
     def __init__(self, sites: int = 3, *, regions_per_keystone: int = 1, boot_delay: float = 0.0,
-                 latency_ms: float = 0.0, name_prefix: str = "site-") -> None:
+                 latency_ms: float = 0.0, name_prefix: str = "site-", digest_only_images: bool = False) -> None:
+        """``digest_only_images``: every site's Glance keeps an upload's size and hashes and drops its
+        bytes (downloading such an image answers 410), so copying big images costs no memory."""
         self.fleet = Fleet(regions_per_keystone=regions_per_keystone, boot_delay=boot_delay,
-                           latency_ms=latency_ms, name_prefix=name_prefix)
+                           latency_ms=latency_ms, name_prefix=name_prefix, digest_only_images=digest_only_images)
         self.fleet.populate(sites)
         self.base_url = ""
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -118,12 +122,40 @@ class Simulator:
     def write_clouds_yaml(self, path: str | Path, *, user: str = "admin") -> None:
         _clouds.write_clouds_yaml(self.fleet, path, user=user)
 
+    def add_generated_image(self, site: str, size: int, *, name: str = "generated", seed: int = 0,
+                            owner: str | None = None, visibility: str = "shared", disk_format: str = "raw",
+                            container_format: str = "bare", **properties: str) -> dict[str, Any]:
+        """An active image of ``size`` bytes in ``site``'s Glance whose data is generated from ``seed``
+        when downloaded, never held (hashed here once: about 2 s of CPU per GiB). Owned by ``owner``
+        (default: the site's admin project); returns the image as Glance shows it."""
+        target = self.fleet.get(site)
+        data = generate(size, seed)
+        if self._loop is None:
+            return add_generated(target, data, name=name, owner=owner, visibility=visibility,
+                                 disk_format=disk_format, container_format=container_format, **properties)
+        made: concurrent.futures.Future[dict[str, Any]] = concurrent.futures.Future()
+
+        def insert() -> None:  # in the serving thread: no listing iterates the images meanwhile
+            try:
+                made.set_result(add_generated(target, data, name=name, owner=owner, visibility=visibility,
+                                              disk_format=disk_format, container_format=container_format,
+                                              **properties))
+            except BaseException as exc:
+                made.set_exception(exc)
+
+        self._loop.call_soon_threadsafe(insert)
+        return made.result(timeout=30)
+
     # --- faults and counters -----------------------------------------------------------------------
 
     def set_faults(self, site: str, **faults: Any) -> None:
         """Change some faults of `site` (down, hang, latency_ms, jitter_ms, error_rate, auth_fail,
-        slow_image_bps, quota_exceeded); the others keep their value."""
+        slow_image_bps, slow_image_upload_bps, quota_exceeded, max_page); the others keep their value."""
         set_faults(self.fleet, site, faults)
+
+    def set_vpnaas(self, site: str, enabled: bool) -> None:
+        """Whether ``site``'s Neutron offers VPNaaS (the ``vpnaas`` extension; on by default)."""
+        self.fleet.get(site).neutron.vpnaas = enabled
 
     def faults(self, site: str) -> Faults:
         current = self.fleet.get(site).faults

@@ -6,6 +6,7 @@ request counters, add sites and fetch clouds.yaml entries at run time without th
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -13,8 +14,10 @@ from aiohttp import web
 
 from .clouds import cloud, clouds_yaml
 from .faults import Faults
+from .glance import add_generated
+from .imagedata import generate
 from .nova_servers import place_server
-from .state import Fleet, Site, clear_faults, set_faults
+from .state import HELD_KINDS, Fleet, Site, clear_faults, set_faults
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -37,6 +40,17 @@ def counters_body(site: Site) -> dict[str, Any]:
     return {"site": site.name, "total": sum(r["count"] for r in rows), "counters": rows}
 
 
+def holders(fleet: Fleet, kind: str, name: str) -> dict[str, Any]:
+    """How many sites hold a ``kind`` named ``name`` (any user or project): the simulator's own truth, for a
+    benchmark or a test that measures convergence from the outside without asking Skyfleet."""
+    if not name:
+        raise ValueError("name is required")
+    if kind not in HELD_KINDS:
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(HELD_KINDS)}")
+    holding = sum(site.holds(kind, name) for site in fleet.sites.values())
+    return {"kind": kind, "name": name, "holding": holding, "sites": len(fleet.sites)}
+
+
 async def handle(fleet: Fleet, request: web.BaseRequest, path: str) -> web.StreamResponse:
     parts = [p for p in path.split("/") if p]
     method = request.method
@@ -52,6 +66,8 @@ async def handle(fleet: Fleet, request: web.BaseRequest, path: str) -> web.Strea
         elif parts == ["faults"] and method == "DELETE":
             clear_faults(fleet)
             return web.Response(status=204)
+        elif parts == ["resources"] and method == "GET":
+            return _json(holders(fleet, request.query.get("kind", ""), request.query.get("name", "")))
         elif parts == ["clouds"] and method == "GET":
             return _json(clouds_yaml(fleet, user=request.query.get("user", "admin")))
         elif len(parts) >= 3 and parts[0] == "sites":
@@ -76,6 +92,25 @@ def _place(site: Site, body: Any) -> dict[str, Any]:
     return {"id": server["id"], "project_id": body["project_id"], "vcpus": vcpus, "ram": ram}
 
 
+async def _generated(site: Site, body: Any) -> dict[str, Any]:
+    """An image whose data is generated when read (:func:`Simulator.add_generated_image`); hashing it
+    runs in a thread, so the sites keep answering meanwhile."""
+    if not isinstance(body, dict):
+        raise ValueError("an image needs a JSON object with its size in bytes")
+    allowed = {"size", "seed", "name", "owner", "visibility", "disk_format", "container_format", "properties"}
+    unknown = sorted(set(body) - allowed)
+    if unknown:
+        raise ValueError(f"unknown field(s): {', '.join(unknown)}; known: {', '.join(sorted(allowed))}")
+    properties = body.get("properties") or {}
+    text = ("name", "owner", "visibility", "disk_format", "container_format")
+    if not isinstance(properties, dict) or any(not isinstance(body.get(k, ""), str) for k in text):
+        raise ValueError("properties must be an object of strings; name, owner, visibility and formats strings")
+    data = await asyncio.to_thread(generate, body.get("size", -1), body.get("seed", 0))
+    return add_generated(site, data, name=body.get("name", "generated"), owner=body.get("owner"),
+                         visibility=body.get("visibility", "shared"), disk_format=body.get("disk_format", "raw"),
+                         container_format=body.get("container_format", "bare"), **properties)
+
+
 async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: list[str]) -> web.Response:
     site = fleet.get(name)
     method = request.method
@@ -98,6 +133,8 @@ async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: 
             return web.Response(status=204)
     if rest == ["servers"] and method == "POST":
         return _json(_place(site, json.loads(await request.read() or b"{}")), 201)
+    if rest == ["images"] and method == "POST":
+        return _json(await _generated(site, json.loads(await request.read() or b"{}")), 201)
     if rest == ["cloud"] and method == "GET":
         return _json(cloud(fleet, name, user=request.query.get("user", "admin")))
     return _problem(404, f"no admin route for {method} /_sim/sites/{name}/{'/'.join(rest)}")

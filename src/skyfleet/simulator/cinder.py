@@ -15,7 +15,18 @@ from typing import Any
 
 from aiohttp import web
 
-from .httpkit import Ctx, Router, empty, int_param, json_response, paginate, redirect, webob_error
+from .httpkit import (
+    Ctx,
+    Router,
+    empty,
+    int_param,
+    json_response,
+    next_href,
+    page_size,
+    paginate,
+    redirect,
+    webob_error,
+)
 from .state import Resource, iso, parse_iso
 
 router = Router()
@@ -103,8 +114,10 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
         return root
     response: web.StreamResponse | None = _negotiate(ctx)
     if response is None:
-        parts = ctx.path.split("/", 3)  # ['', 'v3', project, rest]
-        if len(parts) < 4 or parts[1] != "v3":
+        parts = ctx.path.split("/", 3)  # ['', 'v3', project, rest]; /v2 is the 3.0 API
+        if parts[1:2] == ["v2"]:
+            ctx.version = MIN_VERSION
+        if len(parts) < 4 or parts[1] not in ("v2", "v3"):
             response = error(ctx, 404, "The resource could not be found.")
         else:
             handler, params, known = router.match(ctx.method, "/" + parts[3])
@@ -286,7 +299,8 @@ def volume_view(ctx: Ctx, vol: Resource, *, detail: bool = True) -> Resource:
     return view
 
 
-# Time comparison filters of volume listings (microversion 3.60): ``updated_at=gte:<ISO 8601>``.
+# Time comparison filters of volume listings: ``updated_at=gte:<ISO 8601>``. Documented from 3.60; real cinder
+# applies them from 3.31 on (its general filtering) and drops them below.
 TIME_OPERATORS: dict[str, Any] = {"gt": operator.gt, "gte": operator.ge, "eq": operator.eq, "neq": operator.ne,
                                   "lt": operator.lt, "lte": operator.le}
 
@@ -300,14 +314,53 @@ def _scoped(ctx: Ctx, items: list[Resource]) -> list[Resource]:
     return [i for i in items if project is None or i["_project"] == project]
 
 
+# Query keys cinder takes out before filtering.
+NOT_FILTERS = frozenset({"limit", "marker", "offset", "sort", "sort_key", "sort_dir", "with_count", "all_tenants",
+                         "project_id"})
+# Filter keys that name a column of cinder's models: an admin may filter on any of them.
+MODEL_FILTERS = {
+    "volumes": frozenset({"id", "name", "display_name", "status", "bootable", "availability_zone", "size", "metadata",
+                          "created_at", "updated_at", "migration_status", "group_id", "host", "user_id",
+                          "volume_type_id", "multiattach", "attach_status", "consumes_quota", "use_quota",
+                          "cluster_name", "glance_metadata"}),
+    "snapshots": frozenset({"id", "name", "display_name", "status", "volume_id", "metadata", "created_at",
+                            "updated_at", "consumes_quota", "use_quota", "user_id", "group_snapshot_id"}),
+}
+# What cinder's shipped resource_filters.json lets a non-admin filter on.
+USER_FILTERS = {
+    "volumes": frozenset({"name", "status", "metadata", "bootable", "migration_status", "availability_zone",
+                          "group_id", "size", "created_at", "updated_at", "consumes_quota"}),
+    "snapshots": frozenset({"name", "status", "volume_id", "metadata", "availability_zone", "consumes_quota"}),
+}
+RESOURCE_FILTER = (3, 31)  # from here cinder's general filtering checks the keys (and applies time filters)
+
+
+def _unknown_filters(ctx: Ctx, kind: str) -> tuple[list[str], web.Response | None]:
+    """The filter keys cinder cannot apply, and the 400 a non-admin gets for them (3.31+).
+
+    For an admin cinder checks nothing up front; its database layer then finds a key that is not a
+    column and answers no rows at all (200, empty list) -- ``changes-since`` included, which is Nova's.
+    A non-admin's unknown keys are dropped before 3.31 and refused from 3.31 on."""
+    keys = [k for k in dict.fromkeys(ctx.query) if k not in NOT_FILTERS]
+    if ctx.is_admin:
+        return [k for k in keys if k not in MODEL_FILTERS[kind]], None
+    bad = [k for k in keys if k not in USER_FILTERS[kind]]
+    if bad and ctx.at_least(*RESOURCE_FILTER):
+        return bad, error(ctx, 400, f"Invalid filters {','.join(bad)} are found in query options.")
+    return [], None
+
+
 def _listing(ctx: Ctx, kind: str, items: list[Resource], render: Any) -> web.Response:
     q = ctx.query
-    items = [_tick(i) for i in _scoped(ctx, items)]
+    unknown, refused = _unknown_filters(ctx, kind)
+    if refused is not None:
+        return refused
+    items = [] if unknown else [_tick(i) for i in _scoped(ctx, items)]
     for key in ("name", "status", "volume_id", "bootable"):
-        if key in q:
+        if key in q and key in MODEL_FILTERS[kind]:
             items = [i for i in items if str(i.get(key)) == q[key]]
     for key in ("created_at", "updated_at"):
-        if key in q and kind == "volumes" and ctx.at_least(3, 60):
+        if key in q and kind == "volumes" and ctx.at_least(*RESOURCE_FILTER):
             op, _, text = q[key].partition(":")
             if op not in TIME_OPERATORS:
                 op, text = "eq", q[key]
@@ -318,15 +371,15 @@ def _listing(ctx: Ctx, kind: str, items: list[Resource], render: Any) -> web.Res
     items.sort(key=lambda i: (i["created_at"], i["id"]), reverse=q.get("sort_dir", "desc") == "desc")
     if "limit" in q and not q["limit"].lstrip("-").isdigit():
         return error(ctx, 400, "limit param must be an integer")
-    limit = int_param(q.get("limit"))
+    limit = page_size(ctx, int_param(q.get("limit")))
     page, last, found = paginate(items, limit, q.get("marker"))
     if not found:
         return error(ctx, 400, f"marker [{q.get('marker')}] not found")
     detail = ctx.path.rstrip("/").endswith("/detail")
     body: Resource = {kind: [render(ctx, i, detail=detail) for i in page]}
     if last is not None:
-        body[f"{kind}_links"] = [{"rel": "next", "href": f"{ctx.base}/v3/{ctx.params['url_project']}/{kind}"
-                                                         f"{'/detail' if detail else ''}?limit={limit}&marker={last}"}]
+        url = f"{ctx.base}/v3/{ctx.params['url_project']}/{kind}{'/detail' if detail else ''}"
+        body[f"{kind}_links"] = [{"rel": "next", "href": next_href(ctx, url, last, limit)}]
     return json_response(body)
 
 

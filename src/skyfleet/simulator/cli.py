@@ -28,6 +28,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--boot-delay", type=float, default=0.0, help="seconds a server stays in BUILD")
     parser.add_argument("--latency-ms", type=float, default=0.0, help="latency added to every request")
     parser.add_argument("--name-prefix", default="site-", help="site names are PREFIX0001.. (default site-)")
+    parser.add_argument("--digest-only-images", action="store_true",
+                        help="glance keeps an upload's size and hashes, not its bytes (big image copies, little RAM)")
     args = parser.parse_args(argv)
     if args.sites < 0 or args.regions_per_keystone < 1:
         parser.error("--sites must be >= 0 and --regions-per-keystone >= 1")
@@ -36,7 +38,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 async def serve(args: argparse.Namespace) -> None:
     fleet = Fleet(regions_per_keystone=args.regions_per_keystone, boot_delay=args.boot_delay,
-                  latency_ms=args.latency_ms, name_prefix=args.name_prefix)
+                  latency_ms=args.latency_ms, name_prefix=args.name_prefix,
+                  digest_only_images=args.digest_only_images)
     fleet.populate(args.sites)
     listener = Listener(fleet)
     base = await listener.start(args.host, args.port)

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -16,7 +18,7 @@ HANG_LIMIT_S = 600.0  # a hung request is answered (503) after this, or at once 
 
 #: Service names accepted in `Faults.services` -> the URL segment of the service under a site.
 SERVICE_SEGMENTS = {"identity": "identity", "compute": "compute", "image": "image", "network": "network",
-                    "block-storage": "volume", "volume": "volume", "volumev3": "volume",
+                    "block-storage": "volume", "volume": "volume", "volumev3": "volume", "volumev2": "volume",
                     "placement": "placement"}
 
 
@@ -28,8 +30,12 @@ class Faults:
     jitter_ms: float = 0.0  # plus a uniform random 0..jitter_ms
     error_rate: float = 0.0  # fraction of requests answered 503 in the service's error shape
     auth_fail: bool = False  # keystone answers 401 to authentication and token validation
-    slow_image_bps: int = 0  # bytes/s cap on image downloads (0 = no cap)
+    slow_image_bps: int = 0  # bytes/s cap on each image download (0 = no cap)
+    slow_image_upload_bps: int = 0  # bytes/s cap on each image upload (0 = no cap)
+    image_upload_fail_after: int = 0  # an image upload answers 500 once this many bytes came in (0 = never)
+    image_download_cut_after: int = 0  # an image download's connection drops after this many bytes (0 = never)
     quota_exceeded: bool = False  # every create answers the service's over-quota error
+    max_page: int = 0  # listings answer at most this many items a page (osapi_max_limit & co.); 0 = no cap
     services: list[str] = field(default_factory=list)  # services the faults above apply to; [] = every one
 
     def copy(self) -> Faults:
@@ -101,14 +107,46 @@ async def hang(is_hanging: Any, stopping: asyncio.Event) -> None:
         waited += 0.05
 
 
-async def throttled_chunks(data: bytes, bps: int, chunk: int = 65536) -> Any:
-    """Yield `data` in chunks, sleeping so that the rate stays under `bps` bytes per second."""
-    if bps <= 0:
-        for i in range(0, len(data), chunk):
-            yield data[i : i + chunk]
-        return
-    step = max(1, min(chunk, bps // 10 or 1))
-    for i in range(0, len(data), step):
-        part = data[i : i + step]
-        await asyncio.sleep(len(part) / bps)
+BURST_S = 0.25  # how far a capped transfer that fell behind (a busy event loop) may catch up at once
+MIN_SLEEP_S = 0.005  # a transfer less ahead than this goes on: ten uploads' 64 KiB reads, each with its own
+# timer, would cost the event loop more than the copies (the average holds: the next wait is longer)
+
+
+class Pace:
+    """Holds one transfer to ``bps`` bytes per second on average since it started (0: no cap).
+
+    Why a deadline and not a sleep per piece: sleeping ``len/bps`` after each write adds the time the
+    writes themselves take, so ten parallel transfers on a busy simulator would each run slower than
+    one alone for reasons that are the simulator's, not the link's. A transfer that fell behind may
+    catch up by at most ``BURST_S`` seconds' worth, like a link that was briefly idle.
+    """
+
+    def __init__(self, bps: int) -> None:
+        self.bps = bps
+        self._start = time.monotonic()
+
+    async def wait(self, done: int) -> None:
+        """Wait until ``done`` bytes in total may have passed."""
+        if self.bps <= 0:
+            return
+        now = time.monotonic()
+        due = self._start + done / self.bps
+        if due - now >= MIN_SLEEP_S:
+            await asyncio.sleep(due - now)
+        elif now - due > BURST_S:
+            self._start += now - due - BURST_S
+
+
+def piece_size(bps: int, uncapped: int = 65536) -> int:
+    """How many bytes a capped download writes at once: about 20 writes a second, at most 256 KiB."""
+    return uncapped if bps <= 0 else max(1, min(1 << 18, bps // 20))
+
+
+async def throttled(parts: Iterable[bytes | memoryview], bps: int) -> AsyncIterator[bytes | memoryview]:
+    """Yield ``parts``, each once the transfer's pace allows it (``bps`` bytes per second, 0: no cap)."""
+    pace = Pace(bps)
+    done = 0
+    for part in parts:
+        done += len(part)
+        await pace.wait(done)
         yield part

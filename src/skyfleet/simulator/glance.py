@@ -2,7 +2,9 @@
 chunked upload/download with md5 and sha512 hashes, filters and marker pagination.
 
 Why it exists: Skyfleet distributes images to every site and verifies them by hash; this module
-speaks glance's protocol, including the slow-download fault that tests resumable copies.
+speaks glance's protocol, including the slow-transfer faults that tests resumable copies and the
+image benchmark use. An image's data may be generated rather than stored, and a simulator may keep
+only the digest of what is uploaded (:mod:`.imagedata`), so multi-GiB copies fit in little memory.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .faults import throttled_chunks
+from .faults import Pace, piece_size, throttled
 from .httpkit import (
     Ctx,
     Router,
@@ -21,11 +23,13 @@ from .httpkit import (
     identity_v3_url,
     int_param,
     json_response,
+    page_size,
     redirect,
     request_id,
     webob_error,
 )
-from .state import Resource, iso, new_id
+from .imagedata import HEAD, Digest, DigestSink, Generated, ImageData, pieces
+from .state import Resource, Site, iso, new_id
 
 router = Router()
 SORT_KEYS = ("name", "status", "container_format", "disk_format", "size", "id", "created_at", "updated_at")
@@ -81,7 +85,8 @@ def image_view(ctx: Ctx, image: Resource) -> Resource:
 
 
 def _visible(ctx: Ctx, image: Resource) -> bool:
-    return bool(ctx.is_admin or image["owner"] == ctx.project_id or image["visibility"] in ("public", "community"))
+    return bool(ctx.is_admin or image["owner"] == ctx.project_id or image["visibility"] in ("public", "community")
+                or (image["visibility"] == "shared" and ctx.project_id in image.get("_members", {})))
 
 
 def _find(ctx: Ctx) -> Resource | None:
@@ -127,7 +132,7 @@ async def list_images(ctx: Ctx) -> web.StreamResponse:
     if "limit" in q and not q["limit"].lstrip("-").isdigit():
         return error(ctx, 400, "limit param must be an integer")
     items.sort(key=lambda i: (str(i.get(sort_key) or ""), i["_seq"]), reverse=sort_dir == "desc")
-    limit = min(int_param(q.get("limit"), 25) or 25, 1000)
+    limit = page_size(ctx, min(int_param(q.get("limit"), 25) or 25, 1000)) or 25
     start = 0
     if "marker" in q:
         index = next((n for n, i in enumerate(items) if i["id"] == q["marker"]), None)
@@ -150,8 +155,11 @@ async def create_image(ctx: Ctx) -> web.StreamResponse:
         return error(ctx, 400, "Invalid image body")
     glance = ctx.site.glance
     for key in body:
-        if key in READ_ONLY - {"id"}:
+        if key in READ_ONLY - {"id", "owner"}:
             return error(ctx, 403, f"Attribute '{key}' is read-only.")
+    owner = body.get("owner") or ctx.project_id
+    if owner != ctx.project_id and not ctx.is_admin:  # glance: only an admin creates for another project
+        return error(ctx, 403, f"You are not permitted to create images owned by '{owner}'.")
     visibility = body.get("visibility", "shared")
     if visibility not in ("public", "private", "shared", "community"):
         return error(ctx, 400, f"Invalid visibility value: {visibility}")
@@ -172,7 +180,7 @@ async def create_image(ctx: Ctx) -> web.StreamResponse:
     image: Resource = {
         "id": iid, "name": body.get("name"), "status": "queued", "visibility": visibility,
         "protected": bool(body.get("protected", False)), "os_hidden": bool(body.get("os_hidden", False)),
-        "checksum": None, "os_hash_algo": None, "os_hash_value": None, "owner": ctx.project_id, "size": None,
+        "checksum": None, "os_hash_algo": None, "os_hash_value": None, "owner": owner, "size": None,
         "virtual_size": None, "min_ram": int(body.get("min_ram", 0)), "min_disk": int(body.get("min_disk", 0)),
         "disk_format": body.get("disk_format"), "container_format": body.get("container_format"),
         "created_at": now, "updated_at": now, "tags": list(dict.fromkeys(body.get("tags", []))),
@@ -261,30 +269,72 @@ async def upload(ctx: Ctx) -> web.StreamResponse:
         return error(ctx, 400, "Properties disk_format, container_format must be set prior to saving data.")
     image["status"] = "saving"
     md5, sha = hashlib.md5(usedforsecurity=False), hashlib.sha512()
-    chunks = []
+    sink = DigestSink() if ctx.site.digest_only_images else None
+    chunks: list[bytes] = []
+    fail_after = ctx.faults.image_upload_fail_after if ctx.faults is not None else 0
+    pace = Pace(ctx.faults.slow_image_upload_bps if ctx.faults is not None else 0)
+    received = 0
     try:
         async for chunk in ctx.request.content.iter_chunked(65536):
-            md5.update(chunk)
-            sha.update(chunk)
-            chunks.append(chunk)
+            if sink is not None:
+                sink.write(chunk)
+            else:
+                md5.update(chunk)
+                sha.update(chunk)
+                chunks.append(chunk)
+            received += len(chunk)
+            if fail_after and received >= fail_after:
+                image["status"] = "queued"  # glance's store failed mid-write: the data is dropped
+                return error(ctx, 500, "Error in store configuration. Adding images to store is disabled.")
+            await pace.wait(received)  # not reading holds the client back, as a slow link would
     except BaseException:
         image["status"] = "queued"
         raise
-    data = b"".join(chunks)
+    data: ImageData
+    if sink is not None:
+        digest = sink.digest()
+        data, checksum, sha512, head = digest, digest.checksum, digest.os_hash_value, digest.head
+    else:
+        kept = b"".join(chunks)
+        data, checksum, sha512, head = kept, md5.hexdigest(), sha.hexdigest(), kept[:HEAD]
     ctx.site.glance.data[image["id"]] = data
-    image.update(status="active", size=len(data), virtual_size=_virtual_size(image["disk_format"], data),
-                 checksum=md5.hexdigest(),
-                 os_hash_algo="sha512", os_hash_value=sha.hexdigest(), updated_at=iso(time.time()))
+    image.update(status="active", size=received, virtual_size=_virtual_size(image["disk_format"], head, received),
+                 checksum=checksum, os_hash_algo="sha512", os_hash_value=sha512, updated_at=iso(time.time()))
     return empty(204)
 
 
-def _virtual_size(disk_format: str, data: bytes) -> int | None:
+def _virtual_size(disk_format: str, head: bytes, size: int) -> int | None:
     """What glance's format inspector finds: raw is its own size, qcow2 says it in its header."""
     if disk_format == "raw":
-        return len(data)
-    if disk_format == "qcow2" and len(data) >= 32 and data[:4] == b"QFI\xfb":
-        return int.from_bytes(data[24:32], "big")
+        return size
+    if disk_format == "qcow2" and len(head) >= 32 and head[:4] == b"QFI\xfb":
+        return int.from_bytes(head[24:32], "big")
     return None
+
+
+def add_generated(site: Site, data: Generated, *, name: str, owner: str | None = None,
+                  visibility: str = "shared", disk_format: str = "raw", container_format: str = "bare",
+                  **properties: str) -> Resource:
+    """Put an active image whose bytes are ``data`` (made when downloaded) into ``site``'s Glance, owned
+    by ``owner`` (default: the site's admin project); returns the image record as Glance shows it."""
+    if visibility not in ("public", "private", "shared", "community"):
+        raise ValueError(f"Invalid visibility value: {visibility}")
+    if any(not isinstance(v, str) for v in properties.values()) or set(properties) & CORE:
+        raise ValueError("properties must be strings and not Glance's own fields")
+    glance = site.glance
+    now = iso(time.time())
+    iid = new_id()
+    image: Resource = {
+        "id": iid, "name": name, "status": "active", "visibility": visibility, "protected": False,
+        "os_hidden": False, "checksum": data.checksum, "os_hash_algo": "sha512", "os_hash_value": data.os_hash_value,
+        "owner": owner or site.keystone.admin_project, "size": data.size,
+        "virtual_size": _virtual_size(disk_format, data.head(), data.size), "min_ram": 0, "min_disk": 0,
+        "disk_format": disk_format, "container_format": container_format, "created_at": now, "updated_at": now,
+        "tags": [], "_seq": len(glance.images), **properties,
+    }
+    glance.images[iid] = image
+    glance.data[iid] = data
+    return {k: v for k, v in image.items() if not k.startswith("_")}
 
 
 @router.route("GET", "/v2/images/{id}/file")
@@ -292,16 +342,29 @@ async def download(ctx: Ctx) -> web.StreamResponse:
     image = _find(ctx)
     if image is None:
         return _gone(ctx)
+    if image["status"] == "deactivated" and not ctx.is_admin:
+        return error(ctx, 403, "The requested image has been deactivated. Image data download is forbidden.")
     data = ctx.site.glance.data.get(image["id"])
     if data is None:
         return empty(204)
+    if isinstance(data, Digest):
+        return error(ctx, 410, f"Image {image['id']} was stored digest-only (the simulator runs with "
+                               "digest_only_images): its size and hashes are known, its data was not kept.")
+    cut = ctx.faults.image_download_cut_after if ctx.faults is not None else 0
+    size = len(data) if isinstance(data, bytes) else data.size
     response = web.StreamResponse(status=200, headers={
         "Content-Type": "application/octet-stream", "Content-MD5": image["checksum"],
-        "Content-Length": str(len(data)), "x-openstack-request-id": request_id()})
+        "Content-Length": str(size), "x-openstack-request-id": request_id()})
     await response.prepare(ctx.request)
     bps = ctx.faults.slow_image_bps if ctx.faults is not None else 0
-    async for chunk in throttled_chunks(data, bps):
+    sent = 0
+    async for chunk in throttled(pieces(data, piece_size(bps)), bps):
         await response.write(chunk)
+        sent += len(chunk)
+        if cut and sent >= cut:  # the source dies mid-transfer: the connection closes short of Content-Length
+            if ctx.request.transport is not None:
+                ctx.request.transport.close()
+            return response
     await response.write_eof()
     return response
 
@@ -322,6 +385,47 @@ async def tag(ctx: Ctx) -> web.StreamResponse:
     else:
         return error(ctx, 404, f"Tag {name} not found")
     image["updated_at"] = iso(time.time())
+    return empty(204)
+
+
+@router.route("GET,POST", "/v2/images/{id}/members")
+async def image_members(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    members: dict[str, Resource] = image.setdefault("_members", {})
+    if ctx.method == "GET":
+        return json_response({"members": list(members.values()), "schema": "/v2/schemas/members"})
+    if not _can_write(ctx, image):
+        return error(ctx, 403, "You are not permitted to create image members for the image.")
+    if image["visibility"] != "shared":
+        return error(ctx, 403, "Only shared images have members.")
+    body = await ctx.json()
+    member = body.get("member") if isinstance(body, dict) else None
+    if not isinstance(member, str) or not member:
+        return error(ctx, 400, "Member to be added not specified")
+    if member in members:
+        return error(ctx, 409, f"The target member {member} is already associated with image {image['id']}.")
+    now = iso(time.time())
+    members[member] = {"member_id": member, "image_id": image["id"], "status": "pending", "created_at": now,
+                       "updated_at": now, "schema": "/v2/schemas/member"}
+    return json_response(members[member])
+
+
+@router.route("POST", "/v2/images/{id}/actions/{action}")
+async def image_action(ctx: Ctx) -> web.StreamResponse:
+    image = _find(ctx)
+    if image is None:
+        return _gone(ctx)
+    action = ctx.params["action"]
+    if action not in ("deactivate", "reactivate"):
+        return error(ctx, 404, "The resource could not be found.")
+    if not ctx.is_admin:
+        return error(ctx, 403, f"You are not authorized to complete {action}_image action.")
+    allowed = {"deactivate": ("active", "deactivated"), "reactivate": ("active", "deactivated")}[action]
+    if image["status"] not in allowed:
+        return error(ctx, 403, f"Not allowed to {action} image in status '{image['status']}'")
+    image["status"] = "deactivated" if action == "deactivate" else "active"
     return empty(204)
 
 

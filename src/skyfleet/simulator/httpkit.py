@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -206,6 +207,27 @@ def paginate(
     page = items[start:] if limit is None else items[start : start + limit]
     more = limit is not None and start + limit < len(items)
     return page, (page[-1][key] if more and page else None), True
+
+
+def page_size(ctx: Ctx, asked: int | None, default: int | None = None) -> int | None:
+    """The page size a listing answers: what was asked (else the service's ``default``; None = all),
+    at most the site's ``max_page`` (the stand-in for Nova/Cinder ``osapi_max_limit``, Neutron
+    ``pagination_max_limit`` and Glance ``api_limit_max``)."""
+    size = default if asked is None else asked
+    cap = ctx.faults.max_page if ctx.faults is not None else 0
+    if cap <= 0:
+        return size
+    return cap if size is None else min(size, cap)
+
+
+def next_href(ctx: Ctx, url: str, marker: str, limit: int | None) -> str:
+    """The rel=next link Nova, Cinder and Neutron answer: the request's own query (filters kept) with
+    the page's last item as marker."""
+    query = [(k, v) for k, v in ctx.query.items() if k not in ("marker", "limit")]
+    if limit is not None:
+        query.append(("limit", str(limit)))
+    query.append(("marker", marker))
+    return f"{url}?{urlencode(query)}"
 
 
 def int_param(value: str | None, default: int | None = None) -> int | None:

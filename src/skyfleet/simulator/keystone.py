@@ -12,7 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
-from . import keystone_crud
+from . import keystone_crud, keystone_groups
 from .httpkit import Ctx, Router, empty, json_response
 from .keystone_crud import error, not_found, project_view
 from .state import KeystoneState, Resource, Site, Token, hex_id, iso
@@ -24,6 +24,7 @@ CATALOG_TYPES = (
     ("image", "glance"),
     ("network", "neutron"),
     ("block-storage", "cinder"),
+    ("volumev2", "cinderv2"),  # the v2 path (the 3.0 API) older clients still look up
     ("volumev3", "cinderv3"),
     ("placement", "placement"),
 )
@@ -75,6 +76,9 @@ async def _route(ctx: Ctx) -> web.StreamResponse:
         handler, params, known2 = keystone_crud.router.match(ctx.method, ctx.path)
         known = known or known2
     if handler is None:
+        handler, params, known3 = keystone_groups.router.match(ctx.method, ctx.path)
+        known = known or known3
+    if handler is None:
         return _flask_error(405 if known else 404)
     ctx.params = params
     if handler not in (issue_token,):
@@ -91,6 +95,7 @@ def _service_urls(base: str, site: Site, leader: Site) -> dict[str, str]:
     volume = f"{root}/volume/v3/%(project_id)s"
     return {"identity": f"{base}/{leader.name}/identity/v3", "compute": f"{root}/compute/v2.1",
             "image": f"{root}/image", "network": f"{root}/network", "block-storage": volume, "volumev3": volume,
+            "volumev2": f"{root}/volume/v2/%(project_id)s",
             "placement": f"{root}/placement"}
 
 

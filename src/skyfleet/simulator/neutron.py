@@ -13,7 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
-from .httpkit import Ctx, int_param, json_response, paginate
+from . import neutron_vpn
+from .httpkit import Ctx, int_param, json_response, next_href, page_size, paginate
 from .neutron_base import (
     QUOTA_DEFAULTS,
     allocate_port,
@@ -31,7 +32,15 @@ from .neutron_base import (
     view,
     visible,
 )
-from .neutron_extras import create_floatingip, create_router, create_subnet, create_subnetpool, router_interface
+from .neutron_extras import (
+    check_nameservers,
+    create_floatingip,
+    create_router,
+    create_subnet,
+    create_subnetpool,
+    router_interface,
+    set_gateway,
+)
 from .state import Resource
 
 Creator = Callable[[Ctx, dict[str, Any]], Awaitable[Resource | web.Response]]
@@ -98,9 +107,12 @@ async def handle(ctx: Ctx) -> web.StreamResponse:
                                             for c in ("networks", "subnets", "subnetpools", "ports")]})
     head = parts[0]
     if head == "extensions":
+        aliases = EXTENSIONS + (neutron_vpn.EXTENSIONS if ctx.site.neutron.vpnaas else [])
         return json_response({"extensions": [{"alias": a, "name": a, "description": a,
                                               "updated": "2025-01-01T00:00:00Z",
-                                              "links": []} for a in EXTENSIONS]})
+                                              "links": []} for a in aliases]})
+    if head == "vpn":
+        return await neutron_vpn.handle(ctx, parts[1:])
     if head == "quotas":
         return await quotas(ctx, parts[1:])
     if head not in KINDS:
@@ -150,7 +162,7 @@ def list_resources(ctx: Ctx, collection: str) -> web.Response:
     if "limit" in q and not q["limit"].isdigit():
         return error(ctx, 400, f"Bad limit request: Limit must be an integer 0 or greater and not '{q['limit']}'.",
                      "BadRequest")
-    limit = int_param(q.get("limit"))
+    limit = page_size(ctx, int_param(q.get("limit")))
     page, last, found = paginate(items, limit, q.get("marker"))
     if not found:
         page = []
@@ -158,7 +170,7 @@ def list_resources(ctx: Ctx, collection: str) -> web.Response:
     body: Resource = {collection.replace("-", "_"): [render(ctx, r, fields) for r in page]}
     if last is not None:
         body[f"{collection.replace('-', '_')}_links"] = [
-            {"rel": "next", "href": f"{ctx.base}/v2.0/{collection}?limit={limit}&marker={last}"}]
+            {"rel": "next", "href": next_href(ctx, f"{ctx.base}/v2.0/{collection}", last, limit)}]
     return json_response(body)
 
 
@@ -218,6 +230,15 @@ async def update(ctx: Ctx, collection: str, ident: str) -> web.Response:
             return error(ctx, 400, f"Cannot update read-only attribute {key}")
         if key.startswith("provider:") and not ctx.is_admin:
             return error(ctx, 403, f"rule:update_{singular}:{key} is disallowed by policy")
+        if collection == "routers" and key == "external_gateway_info":
+            problem = set_gateway(ctx, resource, value or {})
+            if problem is not None:
+                return problem
+            continue
+        if collection == "subnets" and key == "dns_nameservers":
+            problem = check_nameservers(ctx, value)
+            if problem is not None:
+                return problem
         if collection == "floatingips" and key == "port_id":
             port = ctx.site.neutron.ports.get(value) if value else None
             if value and port is None:
@@ -259,6 +280,9 @@ def delete(ctx: Ctx, collection: str, ident: str) -> web.Response:
         mine = [p for p in neutron.ports.values() if p["device_id"] == ident]
         if any(p["device_owner"] == "network:router_interface" for p in mine):
             return error(ctx, 409, f"Router {ident} still has ports", "RouterInUse")
+        service = neutron_vpn.router_in_use(ctx.site, ident)
+        if service is not None:
+            return error(ctx, 409, f"Router {ident} is used by VPNService {service}", "RouterInUseByVPNService")
         for port in mine:
             release_port(ctx.site, port)
     elif collection == "security-groups":
@@ -376,6 +400,10 @@ async def create_rule(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Response
         if other["security_group_id"] == group["id"] and all(other[k] == rule[k] for k in keys):
             return error(ctx, 409, f"Security group rule already exists. Rule id is {other['id']}.",
                          "SecurityGroupRuleExists")
+    # Real neutron gives the rule the requester's project (or the one asked), not the group's owner:
+    # an admin adding a rule to another project's group makes an admin-owned rule.
+    owner = str(body.get("project_id") or body.get("tenant_id") or ctx.project_id or group["project_id"])
+    rule.update(project_id=owner, tenant_id=owner)
     neutron.security_group_rules[rule["id"]] = rule
     return rule
 

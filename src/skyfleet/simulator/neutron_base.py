@@ -8,6 +8,7 @@ neutron resource shares the same error shape, standard attributes and quota acco
 from __future__ import annotations
 
 import ipaddress
+import itertools
 import time
 from typing import Any
 
@@ -102,11 +103,13 @@ def allocate_ip(subnet: Resource, wanted: str | None = None) -> str | None:
             return None
         taken.add(wanted)
         return wanted
+    make = ipaddress.IPv6Address if ipaddress.ip_network(subnet["cidr"]).version == 6 else ipaddress.IPv4Address
     for pool in subnet["allocation_pools"]:
         start, end = int(ipaddress.ip_address(pool["start"])), int(ipaddress.ip_address(pool["end"]))
         cursor = max(start, subnet.get("_cursor", start))
-        for candidate in list(range(cursor, end + 1)) + list(range(start, cursor)):
-            text = str(ipaddress.ip_address(candidate))
+        # lazily: a v6 /64 pool has 2**64 addresses, which no list holds
+        for candidate in itertools.chain(range(cursor, end + 1), range(start, cursor)):
+            text = str(make(candidate))
             if text not in taken:
                 taken.add(text)
                 subnet["_cursor"] = candidate + 1

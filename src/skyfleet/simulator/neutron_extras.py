@@ -60,6 +60,9 @@ async def create_subnet(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Respon
         if other["network_id"] == network["id"] and ipaddress.ip_network(other["cidr"]).overlaps(net):
             return _bad(ctx, f"Requested subnet with cidr: {cidr} for network: {network['id']} overlaps with "
                              f"another subnet")
+    problem = check_nameservers(ctx, body.get("dns_nameservers", []))
+    if problem is not None:
+        return problem
     hosts = net.num_addresses - (2 if version == 4 else 1)
     if hosts < 1:
         return _bad(ctx, f"Subnet {cidr} is too small")
@@ -81,6 +84,20 @@ async def create_subnet(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Respon
     network["subnets"].append(subnet["id"])
     touch(network)
     return subnet
+
+
+def check_nameservers(ctx: Ctx, value: Any) -> web.Response | None:
+    """Neutron's rule for ``dns_nameservers``: a list of distinct IP addresses."""
+    if not isinstance(value, list):
+        return _bad(ctx, f"'{value}' is not a list")
+    for item in value:
+        try:
+            ipaddress.ip_address(str(item))
+        except ValueError:
+            return _bad(ctx, f"'{item}' is not a valid nameserver. '{item}' is not a valid IP address")
+    if len(set(value)) != len(value):
+        return _bad(ctx, f"Duplicate nameserver '{next(v for v in value if value.count(v) > 1)}'")
+    return None
 
 
 def _loose(cidr: str) -> bool:
@@ -120,21 +137,34 @@ async def create_router(ctx: Ctx, body: dict[str, Any]) -> Resource | web.Respon
     ctx.site.neutron.routers[router["id"]] = router
     gateway = body.get("external_gateway_info")
     if gateway:
-        problem = _set_gateway(ctx, router, gateway)
+        problem = set_gateway(ctx, router, gateway)
         if problem is not None:
             del ctx.site.neutron.routers[router["id"]]
             return problem
     return router
 
 
-def _set_gateway(ctx: Ctx, router: Resource, gateway: dict[str, Any]) -> web.Response | None:
+def set_gateway(ctx: Ctx, router: Resource, gateway: dict[str, Any]) -> web.Response | None:
+    """Set (or, with an empty ``gateway``, clear) the router's external gateway, as Neutron's PUT does:
+    the old gateway port is released, a new one takes an address on the external network."""
     neutron = ctx.site.neutron
+    if not gateway.get("network_id"):
+        for old in [p for p in neutron.ports.values()
+                    if p["device_id"] == router["id"] and p["device_owner"] == "network:router_gateway"]:
+            release_port(ctx.site, old)
+        router["external_gateway_info"] = None
+        return None
+    current = router.get("external_gateway_info") or {}
+    if current.get("network_id") == gateway["network_id"]:
+        return None
     network = neutron.networks.get(str(gateway.get("network_id", "")))
     if network is None:
         return error(ctx, 404, f"Network {gateway.get('network_id')} could not be found.", "NetworkNotFound")
     if not network["router:external"]:
         return error(ctx, 400, f"Bad router request: Network {network['id']} is not an external network.",
                      "BadRequest")
+    if current:
+        set_gateway(ctx, router, {})
     port = allocate_port(ctx.site, "", network["id"], device_id=router["id"], device_owner="network:router_gateway")
     if isinstance(port, str):
         return error(ctx, 409, port, "IpAddressGenerationFailure")

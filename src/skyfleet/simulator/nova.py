@@ -13,7 +13,7 @@ import uuid
 
 from aiohttp import web
 
-from . import nova_flavors, nova_servers
+from . import nova_flavors, nova_logs, nova_servers
 from .httpkit import Ctx, Router, json_response, webob_error
 from .nova_base import (
     MAX_VERSION,
@@ -28,7 +28,7 @@ from .nova_base import (
 from .state import Resource, iso
 
 router = Router()
-ROUTERS = (nova_servers.router, nova_flavors.router, router)
+ROUTERS = (nova_servers.router, nova_flavors.router, nova_logs.router, router)
 _VERSION = re.compile(r"^([1-9]\d*)\.([1-9]\d*|0)$")
 VCPUS, MEMORY_MB, DISK_GB = 64, 262144, 2048
 

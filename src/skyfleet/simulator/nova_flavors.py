@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from .httpkit import Ctx, Router, empty, int_param, json_response, paginate
+from .httpkit import Ctx, Router, empty, int_param, json_response, next_href, page_size, paginate
 from .nova_base import as_int, error, flavor_link, not_found, policy_denied, quota_limits, visible_flavor
 from .state import Resource, iso
 
@@ -79,13 +79,14 @@ async def list_flavors(ctx: Ctx) -> web.StreamResponse:
         if f["ram"] < min_ram or f["disk"] < min_disk:
             continue
         items.append(f)
-    page, last, found = paginate(items, int_param(q.get("limit")), q.get("marker"))
+    limit = page_size(ctx, int_param(q.get("limit")))
+    page, last, found = paginate(items, limit, q.get("marker"))
     if not found:
         return error(ctx, 400, f"marker [{q.get('marker')}] not found")
     detail = ctx.path.rstrip("/").endswith("/detail")
     body: Resource = {"flavors": [flavor_view(ctx, f, detail=detail) for f in page]}
     if last is not None:
-        body["flavors_links"] = [{"rel": "next", "href": f"{ctx.base}{ctx.path}?limit={q['limit']}&marker={last}"}]
+        body["flavors_links"] = [{"rel": "next", "href": next_href(ctx, f"{ctx.base}{ctx.path}", last, limit)}]
     return json_response(body)
 
 

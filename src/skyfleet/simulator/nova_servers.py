@@ -15,8 +15,8 @@ from typing import Any
 
 from aiohttp import web
 
-from . import neutron_base
-from .httpkit import Ctx, Router, empty, int_param, json_response, paginate
+from . import neutron_base, nova_logs
+from .httpkit import Ctx, Router, empty, int_param, json_response, next_href, page_size, paginate
 from .nova_base import check_quota, error, flavor_link, not_found, visible_flavor
 from .nova_flavors import new_flavor
 from .state import NovaState, Resource, Site, iso, parse_iso
@@ -184,15 +184,15 @@ async def list_servers(ctx: Ctx) -> web.StreamResponse:
     if "limit" in q and not q["limit"].isdigit():
         return error(ctx, 400, f"Invalid input for query parameters limit. Value: {q['limit']}. "
                                f"'{q['limit']}' does not match '^[0-9]*$'")
-    limit = int_param(q.get("limit"))
-    page, _, found = paginate(items, limit if limit is not None else 1000, q.get("marker"))
+    limit = page_size(ctx, int_param(q.get("limit")), 1000)  # osapi_max_limit
+    page, _, found = paginate(items, limit, q.get("marker"))
     if not found:
         return error(ctx, 400, f"marker [{q.get('marker')}] not found")
     detail = ctx.path.rstrip("/").endswith("/detail")
     body: Resource = {"servers": [server_view(ctx, s, detail=detail) for s in page]}
-    if page and len(page) == (limit if limit is not None else 1000):
-        extra = "".join(f"&{k}={v}" for k, v in q.items() if k not in ("marker",))
-        body["servers_links"] = [{"rel": "next", "href": f"{ctx.base}{ctx.path}?marker={page[-1]['id']}{extra}"}]
+    if page and len(page) == limit:
+        body["servers_links"] = [{"rel": "next", "href": next_href(ctx, f"{ctx.base}{ctx.path}", page[-1]["id"],
+                                                                   limit)}]
     return json_response(body)
 
 
@@ -263,6 +263,7 @@ async def create_server(ctx: Ctx) -> web.StreamResponse:
             return error(ctx, 400, made)
         made["status"] = "ACTIVE"
     nova.servers[sid] = server
+    nova_logs.record(ctx, server, "create")
     tick(server)
     reply: Resource = {"id": sid, "links": _links(ctx, sid), "OS-DCF:diskConfig": "MANUAL",
                        "security_groups": [{"name": g} for g in groups]}
@@ -352,6 +353,8 @@ async def server_action(ctx: Ctx) -> web.StreamResponse:
     transitions = {"os-stop": ("ACTIVE", "SHUTOFF", "stopped"), "os-start": ("SHUTOFF", "ACTIVE", "active"),
                    "pause": ("ACTIVE", "PAUSED", "paused"), "unpause": ("PAUSED", "ACTIVE", "active"),
                    "suspend": ("ACTIVE", "SUSPENDED", "suspended"), "resume": ("SUSPENDED", "ACTIVE", "active")}
+    if action == "os-getConsoleOutput":
+        return nova_logs.console_response(server, body)
     if action in transitions:
         source, target, vm_state = transitions[action]
         if server["status"] != source:
@@ -375,6 +378,7 @@ async def server_action(ctx: Ctx) -> web.StreamResponse:
     else:
         return not_found(ctx, f"There is no such action: {action}")
     server["_updated"] = time.time()
+    nova_logs.record(ctx, server, {"os-stop": "stop", "os-start": "start"}.get(action, action))
     return empty(202)
 
 

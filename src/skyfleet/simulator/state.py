@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .faults import Faults, updated
+from .imagedata import ImageData
 
 Resource = dict[str, Any]
 
 SERVICES = ("identity", "compute", "image", "network", "volume", "placement")
 ADMIN_PASSWORD = "admin-secret"  # documented, predictable test credentials
 DEMO_PASSWORD = "demo-secret"
+HELD_KINDS = ("keypairs", "flavors", "security_groups")  # what Site.holds answers for
 
 
 def new_id() -> str:
@@ -93,6 +95,12 @@ class KeystoneState:
         self.users: dict[str, Resource] = {}
         self.roles: dict[str, Resource] = {}
         self.assignments: set[tuple[str, str, str]] = set()  # (user_id, project_id, role_id)
+        self.groups: dict[str, Resource] = {}
+        self.members: set[tuple[str, str]] = set()  # (group_id, user_id)
+        self.group_assignments: set[tuple[str, str, str]] = set()  # (group_id, project_id, role_id)
+        # grants on domains, and inherited (OS-INHERIT) grants on domains or projects:
+        # (target "domains"/"projects", target_id, actor "users"/"groups", actor_id, role_id, inherited)
+        self.scoped_grants: set[tuple[str, str, str, str, str, bool]] = set()
         self.app_creds: dict[str, Resource] = {}
         self.tokens: dict[str, Token] = {}
         self.services: dict[str, str] = {}  # service type -> id
@@ -143,7 +151,14 @@ class KeystoneState:
         return next((d for d in self.domains.values() if d["name"] == name), None)
 
     def user_roles(self, user_id: str, project_id: str) -> list[dict[str, str]]:
+        """The user's roles on the project: its own and those of its groups (as keystone's tokens)."""
+        groups = {g for (g, u) in self.members if u == user_id}
         ids = {r for (u, p, r) in self.assignments if u == user_id and p == project_id}
+        ids |= {r for (g, p, r) in self.group_assignments if g in groups and p == project_id}
+        domain = (self.projects.get(project_id) or {}).get("domain_id")
+        ids |= {r for (t, tid, a, aid, r, inherited) in self.scoped_grants
+                if inherited and ((t == "domains" and tid == domain) or (t == "projects" and tid == project_id))
+                and (aid == user_id if a == "users" else aid in groups)}
         return [{"id": r, "name": self.roles[r]["name"]} for r in sorted(ids) if r in self.roles]
 
     def token(self, token_id: str | None) -> Token | None:
@@ -180,7 +195,7 @@ class NovaState:
 @dataclass(slots=True)
 class GlanceState:
     images: dict[str, Resource] = field(default_factory=dict)
-    data: dict[str, bytes] = field(default_factory=dict)
+    data: dict[str, ImageData] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -194,6 +209,12 @@ class NeutronState:
     security_groups: dict[str, Resource] = field(default_factory=dict)
     security_group_rules: dict[str, Resource] = field(default_factory=dict)
     quotas: dict[str, dict[str, int]] = field(default_factory=dict)
+    ikepolicies: dict[str, Resource] = field(default_factory=dict)  # VPNaaS (neutron_vpn)
+    ipsecpolicies: dict[str, Resource] = field(default_factory=dict)
+    vpnservices: dict[str, Resource] = field(default_factory=dict)
+    endpoint_groups: dict[str, Resource] = field(default_factory=dict)
+    ipsec_site_connections: dict[str, Resource] = field(default_factory=dict)
+    vpnaas: bool = True  # the site's Neutron offers the vpnaas extension
     next_segment: int = 1
     next_mac: int = 1
 
@@ -217,7 +238,9 @@ class Site:
         "boot_delay",
         "counters",
         "default_faults",
+        "digest_only_images",
         "faults",
+        "fleet_sites",
         "group",
         "keystone_leader",
         "name",
@@ -226,16 +249,19 @@ class Site:
     )
 
     def __init__(self, name: str, region: str = "RegionOne", *, keystone_leader: Site | None = None,
-                 boot_delay: float = 0.0, default_faults: Faults | None = None) -> None:
+                 boot_delay: float = 0.0, default_faults: Faults | None = None,
+                 digest_only_images: bool = False) -> None:
         self.name = name
         self.region = region
         self.keystone_leader: Site = keystone_leader or self
         self.boot_delay = boot_delay
         self.default_faults = default_faults
         self.faults: Faults | None = default_faults.copy() if default_faults else None
+        self.digest_only_images = digest_only_images  # glance keeps an upload's size and hashes, not its bytes
         self.counters: Counter[tuple[str, str]] | None = None
         self.outcomes: Counter[tuple[str, str, int]] | None = None  # (method, path, status) answered
         self.group: list[Site] | None = None  # on a keystone leader: every region it serves
+        self.fleet_sites: dict[str, Site] | None = None  # every site of the simulator (VPN peers)
         self._keystone: KeystoneState | None = None
         self._nova: NovaState | None = None
         self._glance: GlanceState | None = None
@@ -273,6 +299,17 @@ class Site:
             self._cinder = CinderState()
         return self._cinder
 
+    def holds(self, kind: str, name: str) -> bool:
+        """Whether this site has a ``kind`` (keypairs, flavors or security_groups) named ``name``, of any
+        user or project. Keypairs and groups are read without creating a service's state."""
+        if kind == "keypairs":
+            return self._nova is not None and any(key[1] == name for key in self._nova.keypairs)
+        if kind == "flavors":
+            return any(flavor["name"] == name for flavor in self.nova.flavors.values())
+        if kind == "security_groups":
+            return self._neutron is not None and any(g["name"] == name for g in self._neutron.security_groups.values())
+        raise ValueError(f"unknown kind {kind!r}; known: {', '.join(HELD_KINDS)}")
+
     def count(self, method: str, path: str) -> None:
         if self.counters is None:
             self.counters = Counter()
@@ -288,12 +325,13 @@ class Fleet:
     """All sites served by one simulator process."""
 
     def __init__(self, *, regions_per_keystone: int = 1, boot_delay: float = 0.0, latency_ms: float = 0.0,
-                 name_prefix: str = "site-") -> None:
+                 name_prefix: str = "site-", digest_only_images: bool = False) -> None:
         self.sites: dict[str, Site] = {}
         self.regions_per_keystone = max(1, regions_per_keystone)
         self.boot_delay = boot_delay
         self.default_faults = Faults(latency_ms=latency_ms) if latency_ms > 0 else None
         self.name_prefix = name_prefix
+        self.digest_only_images = digest_only_images
         self.base_url = ""
         self._serial = 0
 
@@ -317,13 +355,14 @@ class Fleet:
         if name in self.sites or not name or "/" in name or name.startswith("_"):
             raise ValueError(f"invalid or duplicate site name: {name!r}")
         site = Site(name, region, keystone_leader=leader, boot_delay=self.boot_delay,
-                    default_faults=self.default_faults)
+                    default_faults=self.default_faults, digest_only_images=self.digest_only_images)
         if leader is not None:
             if leader.group is None:
                 leader.group = [leader]
             leader.group.append(site)
             if leader._keystone is not None:
                 leader._keystone._catalog = None
+        site.fleet_sites = self.sites
         self.sites[name] = site
         return site
 

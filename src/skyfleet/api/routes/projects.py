@@ -9,29 +9,22 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from skyfleet.api.auth import Principal, require_admin
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
+from skyfleet.api.params import CLEAN_URL
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.domains.projects import service as projects
 from skyfleet.domains.projects.schemas import MappingList, MappingOut, MappingSet
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
-from skyfleet.errors import Forbidden, NotFound
+from skyfleet.errors import NotFound
 
-router = APIRouter(prefix="/v1/projects", tags=["projects"])
-
-
-def check_project_access(principal: Principal, project_id: str) -> None:
-    """Tenants may only read their own project; admins any."""
-    if not principal.is_admin and principal.project_id != project_id:
-        raise Forbidden(f"your token is scoped to project {principal.project_id!r}, not {project_id!r}")
+router = APIRouter(prefix="/v1/projects", tags=["projects"], dependencies=CLEAN_URL)
 
 
 @router.get("/{project_id}/mappings", response_model=MappingList)
 def list_mappings(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> MappingList:
     """How ``project_id`` resolves on every managed site."""
-    check_project_access(principal, project_id)
     home = runtime.settings.home_auth_url
     with transaction(runtime.factory) as session:
         explicit = {m.site_id: m for m, _ in projects.list_mappings(session, project_id=project_id)}
@@ -56,7 +49,6 @@ def list_mappings(project_id: str, runtime: RuntimeDep, principal: PrincipalDep)
 def set_mapping(project_id: str, site: str, body: MappingSet, runtime: RuntimeDep,
                 principal: PrincipalDep) -> MappingOut:
     """Record that ``project_id`` is ``remote_project_id`` on ``site`` (admins)."""
-    require_admin(principal, "setting a project mapping")
     with transaction(runtime.factory) as session:
         target = sites.get_site(session, site)
         row = projects.set_mapping(session, project_id=project_id, site_id=target.id,
@@ -69,7 +61,6 @@ def set_mapping(project_id: str, site: str, body: MappingSet, runtime: RuntimeDe
 @router.delete("/{project_id}/mappings/{site}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_mapping(project_id: str, site: str, runtime: RuntimeDep, principal: PrincipalDep) -> None:
     """Forget the explicit mapping; the rule applies again (admins)."""
-    require_admin(principal, "removing a project mapping")
     with transaction(runtime.factory) as session:
         target = sites.get_site(session, site)
         if not projects.delete_mapping(session, project_id=project_id, site_id=target.id):

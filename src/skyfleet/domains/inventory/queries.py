@@ -7,6 +7,7 @@ threshold, are flagged stale with their age rather than hidden.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -20,7 +21,7 @@ from skyfleet.domains.quotas.models import QuotaSiteState
 from skyfleet.domains.selectors import Requirement
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
-from skyfleet.drivers.openstack.inventory import CAPACITY_FIELDS, INCREMENTAL_KINDS
+from skyfleet.drivers.base import CAPACITY_FIELDS, INCREMENTAL_KINDS
 from skyfleet.errors import Invalid
 
 SORTS = {"name": InventoryItem.name, "status": InventoryItem.status, "changed_at": InventoryItem.changed_at,
@@ -43,18 +44,26 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
-def project_clause(session: Session, project_id: str) -> Any:
-    """Rows of global project ``project_id`` on every site: the same id (sites sharing the home
-    Keystone), or the id it maps to in a site that shares nothing — an explicit mapping, or the
-    project found by name there (remembered by the quota collection)."""
+def project_pairs(session: Session, project_id: str) -> set[tuple[str, str]]:
+    """(site id, remote project id) of global project ``project_id`` on sites that share nothing: an
+    explicit mapping, or the project found by name there (remembered by the quota collection)."""
     pairs = {(r.site_id, r.remote_project_id) for r in session.execute(
         select(ProjectMapping.site_id, ProjectMapping.remote_project_id)
         .where(ProjectMapping.project_id == project_id))}
     pairs |= {(r.site_id, r.remote_project_id) for r in session.execute(
         select(QuotaSiteState.site_id, QuotaSiteState.remote_project_id)
         .where(QuotaSiteState.project_id == project_id, QuotaSiteState.remote_project_id.is_not(None)))}
-    mapped = tuple_(InventoryItem.site_id, InventoryItem.project_id).in_(sorted(pairs)) if pairs else false()
-    return or_(InventoryItem.project_id == project_id, mapped)
+    return pairs
+
+
+def project_clause(session: Session, project_id: str, *, site_column: Any = InventoryItem.site_id,
+                   project_column: Any = InventoryItem.project_id) -> Any:
+    """Rows of global project ``project_id`` on every site: the same id (sites sharing the home
+    Keystone), or the id it maps to in a site that shares nothing (:func:`project_pairs`). The
+    columns default to the inventory's; derived tables (addresses) pass their own."""
+    pairs = project_pairs(session, project_id)
+    mapped = tuple_(site_column, project_column).in_(sorted(pairs)) if pairs else false()
+    return or_(project_column == project_id, mapped)
 
 
 def _filtered(session: Session, query: Any, filters: ItemFilter) -> Any:
@@ -117,10 +126,13 @@ def counts(session: Session, *, project_id: str | None) -> list[tuple[str, str, 
     return [(r[0], r[1], r[2], int(r[3])) for r in session.execute(query)]
 
 
-def capacity(session: Session) -> dict[str, dict[str, int]]:
-    """Site id -> summed hypervisor capacity (vcpus, memory_mb, local_gb, used and total)."""
+def capacity(session: Session, *, site_ids: Collection[str] | None = None) -> dict[str, dict[str, int]]:
+    """Site id -> summed hypervisor capacity (vcpus, memory_mb, local_gb, used and total), of every site
+    or of ``site_ids``; a site without hypervisor rows has no entry."""
     totals: dict[str, dict[str, int]] = {}
     query = select(InventoryItem.site_id, InventoryItem.data).where(InventoryItem.kind == "hypervisors")
+    if site_ids is not None:
+        query = query.where(InventoryItem.site_id.in_(site_ids))
     for site_id, data in session.execute(query):
         site = totals.setdefault(site_id, dict.fromkeys(CAPACITY_FIELDS, 0))
         for key in CAPACITY_FIELDS:

@@ -48,16 +48,3 @@ class Summary(BaseModel):
     capacity: dict[str, int] | None = None
     utilization: dict[str, float] | None = None
     sites: list[SiteSummary]
-
-
-class RefreshOut(BaseModel):
-    sites: int
-    full: int
-    failed: int
-    calls: int
-    created: int
-    updated: int
-    deleted: int
-    unchanged: int
-    events: int
-    seconds: float

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.domains.events import service as events
 from skyfleet.domains.inventory.models import InventoryItem, InventorySync
-from skyfleet.drivers.openstack.inventory import Record
+from skyfleet.drivers.base import Record
 
 CHUNK = 500
 SINGULAR = {"servers": "server", "volumes": "volume", "images": "image", "networks": "network",
@@ -36,9 +36,15 @@ class ApplyCounts:
     deleted: int = 0
     unchanged: int = 0
     events: int = 0
+    addresses: int = 0  # derived address and subnet rows written (domains.addresses.build)
+
+    @property
+    def changed(self) -> bool:
+        """Whether any row was created, updated or deleted."""
+        return self.created + self.updated + self.deleted > 0
 
     def add(self, other: ApplyCounts) -> None:
-        for name in ("created", "updated", "deleted", "unchanged", "events"):
+        for name in ("created", "updated", "deleted", "unchanged", "events", "addresses"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
 

@@ -7,6 +7,11 @@ so two workers can never both win a task on any backend. The lease carries a tok
 (``lease_owner``) that fences every later write: a worker whose lease expired and was taken over
 cannot overwrite the new owner's outcome. Tasks of offline sites are not leased (the site's circuit
 is open): they wait without burning attempts and resume when the health audit sees the site again.
+
+A token is ``<worker id>/<suffix>``. Each worker process keeps a row in ``workers`` alive with a
+short heartbeat (which also renews its leases); when the row expires, ``release_dead`` hands that
+worker's tasks back at once instead of waiting for their leases to run out. Before a kind changes a
+site, ``record_intent`` writes on the task what the attempt is about to do, under the same fence.
 """
 
 from __future__ import annotations
@@ -17,10 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from skyfleet.domains.operations.models import FAILED, PENDING, RUNNING, SUCCEEDED, Operation, Task
+from skyfleet.domains.operations.models import FAILED, PENDING, RUNNING, SUCCEEDED, Operation, Task, Worker
 from skyfleet.domains.operations.service import finish_if_done
 from skyfleet.domains.sites.models import Site
 
@@ -39,6 +44,10 @@ class Leased:
     payload: dict[str, Any]
     attempts: int
     owner: str
+    intent: dict[str, Any] | None = None  # what an earlier attempt recorded it was about to do
+    # Started by a user (its operation names one); False for the operations periodic jobs start (the
+    # sync drift audit, quota rounds), which carry no user. Priority lanes count only the former.
+    by_user: bool = True
 
 
 def _due(now: datetime) -> Any:
@@ -55,17 +64,31 @@ def _in_flight(session: Session, site_ids: set[str], now: datetime) -> Counter[s
     return Counter({site: int(n) for site, n in rows.all()})
 
 
+def _due_in_lane(session: Session, now: datetime, limit: int, *, by_user: bool) -> list[Any]:
+    """Due tasks on sites not offline, of operations a user started (or of periodic ones), oldest first."""
+    started = Operation.user_id.is_not(None) if by_user else Operation.user_id.is_(None)
+    return list(session.execute(
+        select(Task.id, Task.site_id).join(Operation, Operation.id == Task.operation_id)
+        .outerjoin(Site, Site.id == Task.site_id)
+        .where(_due(now), started, or_(Site.availability.is_(None), Site.availability != OFFLINE))
+        .order_by(Task.next_attempt_at).limit(limit)
+        .with_for_update(skip_locked=True, of=Task)
+    ).all())
+
+
 def lease_due(
     session: Session, *, owner: str, now: datetime, limit: int, lease_seconds: float, per_site: int,
     skip_sites: frozenset[str] = frozenset(),
 ) -> list[Leased]:
-    """Lease up to ``limit`` due tasks, at most ``per_site`` in flight per site; ``owner`` is the token."""
-    candidates = session.execute(
-        select(Task.id, Task.site_id).outerjoin(Site, Site.id == Task.site_id)
-        .where(_due(now), or_(Site.availability.is_(None), Site.availability != OFFLINE))
-        .order_by(Task.next_attempt_at).limit(limit * 4)
-        .with_for_update(skip_locked=True, of=Task)
-    ).all()
+    """Lease up to ``limit`` due tasks, at most ``per_site`` in flight per site; ``owner`` is the token.
+
+    Two lanes: the due tasks of operations a user started come first, oldest first; the periodic
+    jobs' tasks (operations with no user: drift audits, quota rounds) fill what is left. A
+    10,000-task audit queued earlier never holds a user's change behind it."""
+    want = limit * 4
+    candidates = _due_in_lane(session, now, want, by_user=True)
+    if len(candidates) < want:
+        candidates += _due_in_lane(session, now, want - len(candidates), by_user=False)
     if not candidates:
         return []
     busy = _in_flight(session, {site for _, site in candidates}, now)
@@ -84,11 +107,14 @@ def lease_due(
         .values(state=RUNNING, attempts=Task.attempts + 1, lease_owner=owner,
                 lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
         .returning(Task.id, Task.operation_id, Task.site_id, Task.site_name, Task.kind, Task.payload,
-                   Task.attempts)
+                   Task.attempts, Task.intent)
         .execution_options(synchronize_session=False)
     ).all()
+    users = dict(session.execute(select(Operation.id, Operation.user_id)
+                                 .where(Operation.id.in_({r[1] for r in rows}))).all()) if rows else {}
     return [Leased(task_id=r[0], operation_id=r[1], site_id=r[2], site_name=r[3], kind=r[4],
-                   payload=dict(r[5] or {}), attempts=r[6], owner=owner) for r in rows]
+                   payload=dict(r[5] or {}), attempts=r[6], owner=owner, intent=r[7],
+                   by_user=users.get(r[1]) is not None) for r in rows]
 
 
 def renew(session: Session, *, owners: Sequence[str], now: datetime, lease_seconds: float) -> int:
@@ -101,6 +127,73 @@ def renew(session: Session, *, owners: Sequence[str], now: datetime, lease_secon
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0))
+
+
+def record_intent(session: Session, *, leased: Leased, intent: dict[str, Any], now: datetime) -> bool:
+    """Write on the task what this attempt is about to do to the site; False when the lease is lost."""
+    result = session.execute(
+        update(Task).where(Task.id == leased.task_id, Task.lease_owner == leased.owner, Task.state == RUNNING)
+        .values(intent={**intent, "attempt": leased.attempts, "at": now.isoformat()}, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def record_progress(session: Session, *, leased: Leased, progress: dict[str, Any], now: datetime) -> bool:
+    """Write how far a running attempt got (``result.progress``, replaced by the outcome when it ends);
+    False when the lease is lost."""
+    result = session.execute(
+        update(Task).where(Task.id == leased.task_id, Task.lease_owner == leased.owner, Task.state == RUNNING)
+        .values(result={"progress": {**progress, "at": now.isoformat()}}, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return getattr(result, "rowcount", 0) == 1
+
+
+def heartbeat(session: Session, *, worker: str, now: datetime, ttl: float) -> None:
+    """Keep ``worker``'s row alive for ``ttl`` seconds more (created on its first beat)."""
+    expires = now + timedelta(seconds=ttl)
+    result = session.execute(update(Worker).where(Worker.id == worker)
+                             .values(heartbeat_at=now, expires_at=expires)
+                             .execution_options(synchronize_session=False))
+    if getattr(result, "rowcount", 0) == 0:
+        session.add(Worker(id=worker, started_at=now, heartbeat_at=now, expires_at=expires))
+        session.flush()
+
+
+def retire(session: Session, *, worker: str) -> None:
+    """A worker that stops cleanly removes its row (its leases were recorded or given back)."""
+    session.execute(delete(Worker).where(Worker.id == worker).execution_options(synchronize_session=False))
+
+
+def _expire_leases(session: Session, owners: Any, now: datetime) -> int:
+    # next_attempt_at is kept: the task was due when it was leased, so it goes back to the head of the
+    # queue (ordered by due time), not behind everything submitted since.
+    result = session.execute(
+        update(Task).where(Task.state == RUNNING, owners)
+        .values(state=PENDING, lease_owner=None, lease_expires_at=None, updated_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0))
+
+
+def release_dead(session: Session, *, now: datetime, alive: str) -> int:
+    """Hand back at once the tasks of workers whose heartbeat stopped (never ``alive``'s own); the
+    attempt they were in counts. Returns how many tasks were released."""
+    dead = list(session.scalars(select(Worker.id).where(Worker.expires_at < now, Worker.id != alive)
+                                .with_for_update(skip_locked=True)))
+    released = 0
+    for worker in dead:
+        released += _expire_leases(session, Task.lease_owner.startswith(f"{worker}/", autoescape=True), now)
+        session.execute(delete(Worker).where(Worker.id == worker).execution_options(synchronize_session=False))
+    return released
+
+
+def release_all(session: Session, *, now: datetime) -> int:
+    """Hand back every leased task (the embedded server at start: it is the only process, so every
+    lease is a dead one's). Returns how many."""
+    session.execute(delete(Worker).execution_options(synchronize_session=False))
+    return _expire_leases(session, Task.lease_owner.is_not(None), now)
 
 
 def _finish(session: Session, leased: Leased, now: datetime, **values: Any) -> bool:
@@ -130,9 +223,19 @@ def fail(session: Session, *, leased: Leased, error: str, now: datetime) -> bool
     return _finish(session, leased, now, state=FAILED, last_error=error, finished_at=now)
 
 
-def retry_later(session: Session, *, leased: Leased, error: str, at: datetime, now: datetime) -> bool:
-    """Give the task back for another attempt at ``at`` (a temporary failure)."""
-    return _finish(session, leased, now, state=PENDING, last_error=error, next_attempt_at=at)
+def retry_later(session: Session, *, leased: Leased, error: str, at: datetime, now: datetime,
+                result: dict[str, Any] | None = None) -> bool:
+    """Give the task back for another attempt at ``at`` (a temporary failure); ``result`` marks it
+    (``{"failing": True}``: past its max attempts, retried until the site answers)."""
+    return _finish(session, leased, now, state=PENDING, last_error=error, next_attempt_at=at, result=result)
+
+
+def due_now(session: Session, *, site_id: str, now: datetime) -> int:
+    """Make the waiting tasks of a site due at once (it came back online); returns how many."""
+    result = session.execute(
+        update(Task).where(Task.site_id == site_id, Task.state == PENDING, Task.next_attempt_at > now)
+        .values(next_attempt_at=now).execution_options(synchronize_session=False))
+    return int(getattr(result, "rowcount", 0))
 
 
 def release(session: Session, *, leased: Leased, at: datetime, now: datetime) -> bool:

@@ -22,7 +22,8 @@ OPERATION_STATES = (RUNNING, SUCCEEDED, FAILED, CANCELLED)
 
 class Operation(Base):
     __tablename__ = "operations"
-    __table_args__ = (Index("ix_operations_project_created", "project_id", "created_at"),)
+    __table_args__ = (Index("ix_operations_project_created", "project_id", "created_at"),
+                      Index("ix_operations_continuation", "continuation", "continued_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
@@ -34,6 +35,10 @@ class Operation(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False, index=True)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The next stage: a registered continuation (``stages``) started in the transaction that settles the
+    # last task, or by the recovery scan; ``continued_at`` says it was started.
+    continuation: Mapped[str | None] = mapped_column(String(64))
+    continued_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
 class Task(Base):
@@ -61,6 +66,21 @@ class Task(Base):
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     last_error: Mapped[str | None] = mapped_column(Text)
     result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # What an attempt was about to do to the site (e.g. create), written before it did it, so that the
+    # attempt that follows a crash knows what it finds there is Skyfleet's own work.
+    intent: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Worker(Base):
+    """A live engine process: its heartbeat keeps the leases it holds; once it stops beating for the
+    worker TTL, any other process releases those leases (well before they would expire)."""
+
+    __tablename__ = "workers"
+
+    id: Mapped[str] = mapped_column(String(160), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), nullable=False, index=True)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
+
+from skyfleet.domains.text import Name
 
 
 class TaskCounts(BaseModel):
@@ -58,9 +60,12 @@ class OperationList(BaseModel):
 class OperationCreate(BaseModel):
     """Run task kind ``kind`` with ``payload`` on the named sites, or on the sites a selector picks."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"kind": "site.probe", "selector": "tier=edge"}]})
 
-    kind: str = Field(min_length=1, max_length=64)
+    kind: Name = Field(min_length=1, max_length=64)
     payload: dict[str, Any] = Field(default_factory=dict)
-    sites: list[str] | None = Field(None, max_length=100_000, description="Site names or ids.")
-    selector: str | None = Field(None, description="Label selector, e.g. tier=edge; all managed sites if empty.")
+    sites: list[Annotated[Name, Field(max_length=255)]] | None = Field(None, max_length=10_000,
+                                                                      description="Site names or ids.")
+    selector: Name | None = Field(None, max_length=4096,
+                                  description="Label selector, e.g. tier=edge; all managed sites if empty.")

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.db.base import new_id
 from skyfleet.domains.events import service as events
+from skyfleet.domains.operations import stages
 from skyfleet.domains.operations.models import (
     CANCELLED,
     FAILED,
@@ -25,6 +26,7 @@ from skyfleet.domains.operations.models import (
     Task,
 )
 from skyfleet.domains.operations.schemas import OperationDetail, OperationOut, TaskCounts, TaskOut
+from skyfleet.domains.pagination import find_marker, text_marker
 from skyfleet.errors import Conflict, NotFound
 
 
@@ -36,20 +38,34 @@ class SiteRef:
 
 def submit(
     session: Session, *, kind: str, targets: Sequence[SiteRef], payload: dict[str, Any],
-    user_id: str | None, project_id: str | None, now: datetime,
+    user_id: str | None, project_id: str | None, now: datetime, continuation: str | None = None,
 ) -> Operation:
-    """Record an operation and one pending task per target site (flushed, not committed)."""
-    operation = Operation(kind=kind, state=RUNNING if targets else SUCCEEDED, user_id=user_id,
-                          project_id=project_id, payload=payload, total=len(targets), created_at=now,
-                          updated_at=now, finished_at=None if targets else now)
+    """Record an operation and one pending task per target site (flushed, not committed).
+
+    ``continuation``: the registered next stage (see ``stages``), started when the tasks settle.
+    """
+    return submit_each(session, kind=kind, payloads=[(site, payload) for site in targets], summary=payload,
+                       user_id=user_id, project_id=project_id, now=now, continuation=continuation)
+
+
+def submit_each(
+    session: Session, *, kind: str, payloads: Sequence[tuple[SiteRef, dict[str, Any]]], summary: dict[str, Any],
+    user_id: str | None, project_id: str | None, now: datetime, continuation: str | None = None,
+) -> Operation:
+    """``submit`` where every task carries its own payload; ``summary`` is the operation's."""
+    operation = Operation(kind=kind, state=RUNNING if payloads else SUCCEEDED, user_id=user_id,
+                          project_id=project_id, payload=summary, total=len(payloads), created_at=now,
+                          updated_at=now, finished_at=None if payloads else now, continuation=continuation)
     session.add(operation)
     session.flush()
-    if targets:
+    if payloads:
         session.execute(insert(Task), [
             {"id": new_id(), "operation_id": operation.id, "site_id": site.id, "site_name": site.name,
              "kind": kind, "payload": payload, "state": PENDING, "attempts": 0, "next_attempt_at": now,
-             "created_at": now, "updated_at": now} for site in targets
+             "created_at": now, "updated_at": now} for site, payload in payloads
         ])
+    elif continuation is not None:
+        stages.settled(session, operation=operation, final=SUCCEEDED, now=now)
     return operation
 
 
@@ -83,10 +99,12 @@ def list_operations(
         query = query.where(Operation.state.in_(filters.states))
     if filters.project_id is not None:
         query = query.where(Operation.project_id == filters.project_id)
-    if marker:
-        last = session.get(Operation, marker)
-        if last is None:
-            raise NotFound(f"marker {marker!r} is not a known operation")
+    ref = text_marker(marker)
+    if ref:
+        visible = select(Operation).where(Operation.id == ref)
+        if filters.project_id is not None:
+            visible = visible.where(Operation.project_id == filters.project_id)
+        last: Operation = find_marker(session, visible, ref, "operation")
         query = query.where(or_(Operation.created_at < last.created_at,
                                 and_(Operation.created_at == last.created_at, Operation.id < last.id)))
     rows = list(session.scalars(query.order_by(Operation.created_at.desc(), Operation.id.desc())
@@ -133,11 +151,13 @@ def retry(session: Session, *, operation: Operation, now: datetime) -> int:
     if count == 0:
         raise Conflict(f"operation {operation.id} has no failed task to retry")
     operation.state, operation.finished_at, operation.updated_at = RUNNING, None, now
+    operation.continued_at = None  # the next stage is decided again when the retried tasks settle
     return count
 
 
 def finish_if_done(session: Session, *, operation: Operation, now: datetime) -> str | None:
-    """Close ``operation`` when none of its tasks is open (caller holds its row lock); the final state."""
+    """Close ``operation`` when none of its tasks is open (caller holds its row lock) and start its next
+    stage, if it has one, in the same transaction; the final state."""
     by_state: dict[str, int] = {state: int(n) for state, n in session.execute(
         select(Task.state, func.count()).where(Task.operation_id == operation.id).group_by(Task.state)
     ).all()}
@@ -155,15 +175,21 @@ def finish_if_done(session: Session, *, operation: Operation, now: datetime) -> 
         + ", ".join(f"{n} {state}" for state, n in sorted(by_state.items())),
         details={"operation_id": operation.id, "kind": operation.kind, "counts": by_state},
     )
+    stages.settled(session, operation=operation, final=final, now=now)
     return final
 
 
 def to_out(operation: Operation, counts: TaskCounts) -> OperationOut:
     return OperationOut(
         id=operation.id, kind=operation.kind, state=operation.state, user_id=operation.user_id,
-        project_id=operation.project_id, payload=operation.payload, total=operation.total, counts=counts,
+        project_id=operation.project_id, payload=_shown(operation.payload), total=operation.total, counts=counts,
         created_at=operation.created_at, updated_at=operation.updated_at, finished_at=operation.finished_at,
     )
+
+
+def _shown(payload: dict[str, Any] | None) -> dict[str, Any]:
+    """An operation's payload without sealed secrets (``*_box``: a user's encrypted password)."""
+    return {k: ("<sealed>" if k.endswith("_box") and v else v) for k, v in (payload or {}).items()}
 
 
 def to_detail(operation: Operation, counts: TaskCounts, tasks: Sequence[Task]) -> OperationDetail:

@@ -8,7 +8,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class MappingSet(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"remote_project_id": "3f2a9c04b7e14d0c9a6b1c2d3e4f5a6b"}]})
 
     remote_project_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$",
                                    description="The project's id in that site's Keystone.")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, true
+from sqlalchemy import JSON, Boolean, ForeignKey, String, Text, false, true
 from sqlalchemy.orm import Mapped, mapped_column
 
 from skyfleet.db.base import Base, UTCDateTime, utcnow
@@ -43,6 +43,8 @@ class QuotaProject(Base):
     weights: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     overrides: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     breached: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    # Sites whose collection found the project neither by id nor by name (site id -> name), as last reported.
+    unmapped: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}", nullable=False)
     needs_plan: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true(), nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
@@ -65,6 +67,11 @@ class QuotaSiteState(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     network_digest: Mapped[str | None] = mapped_column(String(32))  # Neutron counts at the last check
     full_read_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # every service read
+    # Writes not confirmed (in flight, or failed: they may have landed): resource -> the largest such
+    # limit. The site counts at the larger of this and its confirmed limit until a write is acknowledged.
+    pending: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, server_default="{}", nullable=False)
+    # The site's Keystone knows neither the project's id nor its name: the project cannot use the site.
+    absent: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false(), nullable=False)
 
 
 class QuotaSiteCursor(Base):
@@ -77,6 +84,17 @@ class QuotaSiteCursor(Base):
     cursors: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     checked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+
+
+class QuotaSiteDefaults(Base):
+    """The limits a site enforces for a project it was never told about (its quota defaults), read at
+    its first collection: a site where a project was never observed counts at these."""
+
+    __tablename__ = "quota_site_defaults"
+
+    site_id: Mapped[str] = mapped_column(String(36), ForeignKey("sites.id", ondelete="CASCADE"), primary_key=True)
+    limits: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
+    observed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
 
 
 class QuotaMark(Base):

@@ -12,10 +12,19 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from skyfleet.db.base import utcnow
-from skyfleet.domains.quotas.models import QuotaClass, QuotaMark, QuotaProject, QuotaSiteCursor, QuotaSiteState
+from skyfleet.domains.quotas.models import (
+    QuotaClass,
+    QuotaMark,
+    QuotaProject,
+    QuotaSiteCursor,
+    QuotaSiteDefaults,
+    QuotaSiteState,
+)
+from skyfleet.domains.quotas.rebalance import UNLIMITED
 from skyfleet.domains.quotas.schemas import BUILTIN_DEFAULTS, ClassOut, Limits, QuotaOut, QuotaUpdate
 from skyfleet.errors import Invalid, NotFound
 
@@ -101,14 +110,16 @@ def get_quota(session: Session, *, project_id: str) -> QuotaOut:
     return to_out(session, project_id, session.get(QuotaProject, project_id))
 
 
-def set_quota(session: Session, *, project_id: str, data: QuotaUpdate, now: datetime | None = None) -> QuotaOut:
-    """Create or change the project's global quota (overrides are merged)."""
+def set_quota(session: Session, *, project_id: str, data: QuotaUpdate, now: datetime | None = None,
+              home_domain: str = "Default") -> QuotaOut:
+    """Create or change the project's global quota (overrides are merged); a new project's domain is
+    ``home_domain`` unless ``data`` names one."""
     now = now or utcnow()
     if data.quota_class and data.quota_class != DEFAULT_CLASS and session.get(QuotaClass, data.quota_class) is None:
         raise Invalid(f"no quota class {data.quota_class!r}")
     row = session.get(QuotaProject, project_id)
     if row is None:
-        row = QuotaProject(project_id=project_id, domain_name="Default", mode="hard", policy="proportional",
+        row = QuotaProject(project_id=project_id, domain_name=home_domain, mode="hard", policy="proportional",
                            weights={}, overrides={}, breached={}, created_at=now, updated_at=now)
         session.add(row)
     row.overrides = {**row.overrides, **data.limits}
@@ -182,7 +193,13 @@ def record_observation(session: Session, *, project_id: str, site_id: str, obser
         return False
     if observed.get("error"):
         row.last_error = str(observed["error"])[:2000]
+        absent = bool(observed.get("absent"))
+        if absent != bool(row.absent):
+            row.absent = absent
+            return True
         return False
+    if row.absent:
+        row.absent = False
     errors = observed.get("errors") or {}
     row.remote_project_id = observed.get("remote_project_id") or row.remote_project_id
     usage = {**(row.usage or {}), **observed.get("usage", {})}
@@ -197,6 +214,16 @@ def record_observation(session: Session, *, project_id: str, site_id: str, obser
     row.observed_at = at
     row.last_error = "; ".join(f"{k}: {v}" for k, v in sorted(errors.items()))[:2000] if errors else None
     return changed
+
+
+def learn_name(session: Session, *, project_id: str, name: str | None, domain_name: str | None) -> bool:
+    """A site's Keystone knew the project's id: remember its name and domain, so sites that share
+    nothing with it find the project by name. Never overrides a name an admin gave."""
+    row = session.get(QuotaProject, project_id)
+    if row is None or row.project_name or not name:
+        return False
+    row.project_name, row.domain_name, row.needs_plan = name, domain_name or "Default", True
+    return True
 
 
 def mark_for_plan(session: Session, *, project_ids: Sequence[str] | None) -> None:
@@ -259,12 +286,15 @@ def record_applied(session: Session, *, site_id: str, applied: dict[str, Limits]
     if not applied:
         return
     session.flush()
-    rows = session.execute(select(QuotaSiteState.project_id, QuotaSiteState.applied, QuotaSiteState.limits)
+    rows = session.execute(select(QuotaSiteState.project_id, QuotaSiteState.applied, QuotaSiteState.limits,
+                                  QuotaSiteState.pending)
                            .where(QuotaSiteState.site_id == site_id,
                                   QuotaSiteState.project_id.in_(list(applied)))).all()
     known = {r.project_id: r for r in rows}
+    # An acknowledged write is confirmed: it replaces whatever earlier write of the same limits was unconfirmed.
     updates = [{"project_id": pid, "site_id": site_id, "applied_at": at,
-                "applied": {**(known[pid].applied or {}), **limits}, "limits": {**(known[pid].limits or {}), **limits}}
+                "applied": {**(known[pid].applied or {}), **limits}, "limits": {**(known[pid].limits or {}), **limits},
+                "pending": {k: v for k, v in (known[pid].pending or {}).items() if k not in limits}}
                for pid, limits in applied.items() if pid in known]
     if updates:
         session.execute(update(QuotaSiteState), updates)
@@ -272,6 +302,54 @@ def record_applied(session: Session, *, site_id: str, applied: dict[str, Limits]
         session.add(QuotaSiteState(project_id=pid, site_id=site_id, usage={}, limits=dict(applied[pid]),
                                    applied=dict(applied[pid]), applied_at=at))
     session.expire_all()  # rows loaded before hold the old values
+
+
+def _larger(a: int | None, b: int) -> int:
+    if a is None:
+        return b
+    return UNLIMITED if UNLIMITED in (a, b) else max(a, b)
+
+
+def record_pending(session: Session, *, site_id: str, writes: dict[str, Limits]) -> None:
+    """Writes about to be sent to one site, per project: until acknowledged each counts as pending
+    (the site may enforce the larger of its old and new limit). A failed write stays pending."""
+    if not writes:
+        return
+    session.flush()
+    rows = session.execute(select(QuotaSiteState.project_id, QuotaSiteState.pending)
+                           .where(QuotaSiteState.site_id == site_id,
+                                  QuotaSiteState.project_id.in_(list(writes)))).all()
+    known = {r.project_id: dict(r.pending or {}) for r in rows}
+    updates = []
+    for pid, limits in writes.items():
+        if pid not in known:
+            continue
+        merged = dict(known[pid])
+        for key, value in limits.items():
+            merged[key] = _larger(merged.get(key), int(value))
+        updates.append({"project_id": pid, "site_id": site_id, "pending": merged})
+    if updates:
+        session.execute(update(QuotaSiteState), updates)
+    session.expire_all()
+
+
+def site_defaults(session: Session) -> dict[str, Limits]:
+    """Per site, the quota defaults it reported (what it enforces for a project it was never told about)."""
+    return {row.site_id: dict(row.limits) for row in session.scalars(select(QuotaSiteDefaults))}
+
+
+def set_site_defaults(session: Session, *, site_id: str, limits: Limits, at: datetime) -> None:
+    row = session.get(QuotaSiteDefaults, site_id)
+    if row is None:
+        try:  # two collections of a new site may report its defaults at once
+            with session.begin_nested():
+                session.add(QuotaSiteDefaults(site_id=site_id, limits=dict(limits), observed_at=at))
+            return
+        except IntegrityError:
+            row = session.get(QuotaSiteDefaults, site_id)
+            if row is None:
+                raise
+    row.limits, row.observed_at = dict(limits), at
 
 
 def record_site_error(session: Session, *, site_id: str, payload_projects: Sequence[str] | None,

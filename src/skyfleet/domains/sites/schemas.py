@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field, SecretStr, model_validator
+
+from skyfleet.domains.text import Name, Text
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$"
 LABEL_KEY_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._/-]{0,61}[A-Za-z0-9])?$"
@@ -22,22 +25,22 @@ class SiteAuth(Strict):
     """How Skyfleet authenticates to a site: a clouds.yaml ``auth`` block plus region and interface."""
 
     auth_url: AnyHttpUrl
-    username: str | None = Field(None, max_length=255)
-    user_id: str | None = Field(None, max_length=64)
-    password: SecretStr | None = None
-    application_credential_id: str | None = Field(None, max_length=64)
-    application_credential_name: str | None = Field(None, max_length=255)
-    application_credential_secret: SecretStr | None = None
-    project_name: str | None = Field(None, max_length=255)
-    project_id: str | None = Field(None, max_length=64)
-    user_domain_name: str | None = Field(None, max_length=255)
-    user_domain_id: str | None = Field(None, max_length=64)
-    project_domain_name: str | None = Field(None, max_length=255)
-    project_domain_id: str | None = Field(None, max_length=64)
-    region_name: str | None = Field(None, max_length=255)
+    username: Name | None = Field(None, max_length=255)
+    user_id: Name | None = Field(None, max_length=64)
+    password: SecretStr | None = Field(None, min_length=1, max_length=4096)
+    application_credential_id: Name | None = Field(None, max_length=64)
+    application_credential_name: Name | None = Field(None, max_length=255)
+    application_credential_secret: SecretStr | None = Field(None, min_length=1, max_length=4096)
+    project_name: Name | None = Field(None, max_length=255)
+    project_id: Name | None = Field(None, max_length=64)
+    user_domain_name: Name | None = Field(None, max_length=255)
+    user_domain_id: Name | None = Field(None, max_length=64)
+    project_domain_name: Name | None = Field(None, max_length=255)
+    project_domain_id: Name | None = Field(None, max_length=64)
+    region_name: Name | None = Field(None, max_length=255)
     interface: Literal["public", "internal", "admin"] = "public"
     verify: bool = True
-    cacert: str | None = Field(None, description="PEM bundle, or a path readable by Skyfleet.")
+    cacert: Text | None = Field(None, max_length=65536, description="PEM bundle, or a path readable by Skyfleet.")
 
     @model_validator(mode="after")
     def _one_method(self) -> SiteAuth:
@@ -82,15 +85,20 @@ class Location(Strict):
     longitude: float = Field(ge=-180, le=180)
 
 
-Labels = dict[str, str]
+Labels = dict[Name, Name]
 
 
 class SiteCreate(Strict):
-    name: str = Field(pattern=NAME_PATTERN)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
+        "name": "paris-1", "labels": {"tier": "edge", "country": "fr"}, "group": "eu",
+        "auth": {"auth_url": "https://paris.example.net:5000/v3", "username": "skyfleet", "password": "secret",
+                 "project_name": "admin", "user_domain_name": "Default", "project_domain_name": "Default"}}]})
+
+    name: Name = Field(pattern=NAME_PATTERN)
     auth: SiteAuth
     labels: Labels = Field(default_factory=dict)
-    group: str | None = Field(None, pattern=NAME_PATTERN)
-    description: str = Field("", max_length=2000)
+    group: Name | None = Field(None, pattern=NAME_PATTERN)
+    description: Text = Field("", max_length=2000)
     location: Location | None = None
     managed: bool = True
 
@@ -101,11 +109,14 @@ class SiteCreate(Strict):
 
 
 class SiteUpdate(Strict):
-    name: str | None = Field(None, pattern=NAME_PATTERN)
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [
+        {"labels": {"tier": "core"}, "description": "second room", "managed": True}]})
+
+    name: Name | None = Field(None, pattern=NAME_PATTERN)
     auth: SiteAuth | None = None
     labels: Labels | None = None
-    group: str | None = Field(None, pattern=NAME_PATTERN)
-    description: str | None = Field(None, max_length=2000)
+    group: Name | None = Field(None, pattern=NAME_PATTERN)
+    description: Text | None = Field(None, max_length=2000)
     location: Location | None = None
     managed: bool | None = None
 
@@ -117,14 +128,13 @@ class SiteUpdate(Strict):
 
 
 def check_labels(labels: Labels) -> None:
-    import re
-
+    """At most 64 labels, keys and values matching their patterns (the whole string: no trailing newline)."""
     if len(labels) > 64:
         raise ValueError("at most 64 labels per site")
     for key, value in labels.items():
-        if not re.match(LABEL_KEY_PATTERN, key):
+        if not re.fullmatch(LABEL_KEY_PATTERN, key):
             raise ValueError(f"label key {key!r} must match {LABEL_KEY_PATTERN}")
-        if not re.match(LABEL_VALUE_PATTERN, value):
+        if not re.fullmatch(LABEL_VALUE_PATTERN, value):
             raise ValueError(f"label value {value!r} of {key!r} must match {LABEL_VALUE_PATTERN}")
 
 
@@ -149,7 +159,7 @@ class SiteOut(BaseModel):
     id: str
     name: str
     description: str
-    labels: Labels
+    labels: dict[str, str]  # shown as stored (no input check on the way out)
     group: str | None
     location: Location | None
     managed: bool

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.db.base import utcnow
 from skyfleet.domains.events import service as events
+from skyfleet.domains.pagination import find_marker, text_marker
 from skyfleet.domains.selectors import Requirement
 from skyfleet.domains.sites.models import Site, SiteLabel
 from skyfleet.domains.sites.schemas import (
@@ -115,10 +116,10 @@ def list_sites(
 ) -> tuple[list[Site], str | None]:
     """Sites sorted by name; ``marker`` is the name (or id) of the last site of the previous page."""
     query = site_query(filters)
-    if marker:
-        marker_name = session.scalar(select(Site.name).where(or_(Site.id == marker, Site.name == marker)))
-        if marker_name is None:
-            raise NotFound(f"marker {marker!r} is not a known site")
+    ref = text_marker(marker)
+    if ref:
+        marker_name = find_marker(session, select(Site.name).where(or_(Site.id == ref, Site.name == ref)), ref,
+                                  "site")
         query = query.where(Site.name > marker_name)
     rows = list(session.scalars(query.order_by(Site.name).limit(limit + 1)))
     next_marker = rows[limit - 1].name if len(rows) > limit else None
@@ -200,6 +201,14 @@ class HealthObservation:
     error: str | None = None
 
 
+def short_reason(text: str | None, *, limit: int = 300) -> str | None:
+    """``text`` fit for ``last_error``: secrets masked, control characters dropped, at most ``limit`` chars."""
+    if not text:
+        return None
+    cleaned = " ".join("".join(ch if ch.isprintable() else " " for ch in redact(text)).split())
+    return cleaned if len(cleaned) <= limit else cleaned[: limit - 1] + "…"
+
+
 def record_health(
     session: Session, *, site: Site, seen: HealthObservation, offline_after: int, now: datetime
 ) -> str | None:
@@ -213,10 +222,10 @@ def record_health(
         if seen.capabilities is not None:
             site.capabilities = seen.capabilities
         after = "degraded" if seen.failed_services else "online"
-        site.last_error = redact(seen.error) if seen.error else None
+        site.last_error = short_reason(seen.error)
     else:
         site.consecutive_failures += 1
-        site.last_error = redact(seen.error or "unreachable")
+        site.last_error = short_reason(seen.error or "unreachable")
         after = "offline" if site.consecutive_failures >= offline_after else before
     if after == before:
         return None
@@ -232,12 +241,6 @@ def record_health(
                  "consecutive_failures": site.consecutive_failures},
     )
     return after
-
-
-def audit_targets(session: Session) -> list[tuple[str, str]]:
-    """(id, name) of every managed site, the ones the health audit visits."""
-    return [(row.id, row.name) for row in session.execute(
-        select(Site.id, Site.name).where(Site.managed.is_(True)).order_by(Site.name))]
 
 
 def reencrypt_all(session: Session, *, box: SecretBox) -> int:

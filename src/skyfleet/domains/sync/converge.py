@@ -2,21 +2,30 @@
 
 ``converge`` submits one operation per resource covering the sites whose binding has no open task:
 ensure where the placement puts the resource, delete where a binding exists outside it (or
-everywhere when the resource is being deleted). ``fold`` reads the finished tasks of bindings.
-Both run inside the caller's transaction (a request, or one drift-audit pass).
+everywhere when the resource is being deleted). ``fold`` reads the finished tasks of bindings; the
+engine runs it when a converge operation settles (its continuation), so bindings, ownership and
+finished deletes are recorded with no reader. Both run inside the caller's transaction (a request,
+a settling task, or one drift-audit pass); reads fold into a view they never commit.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from skyfleet.domains.events import service as events
+from skyfleet.domains.identity import follow as identity
+from skyfleet.domains.images import rollout
+from skyfleet.domains.images import service as images
+from skyfleet.domains.networks import service as networks
+from skyfleet.domains.networks import vpn
 from skyfleet.domains.operations import service as operations
+from skyfleet.domains.operations import stages
 from skyfleet.domains.operations.models import CANCELLED, FAILED, OPEN_STATES, SUCCEEDED, Operation, Task
 from skyfleet.domains.projects import service as projects
 from skyfleet.domains.sites.models import Site
@@ -25,6 +34,10 @@ from skyfleet.domains.sync.schemas import BindingOut, ResourceOut
 from skyfleet.domains.sync.service import TASK_KIND, placed_sites
 
 GONE = ("deleted", "absent", "kept")
+FOLD = "sync.fold"
+#: Called when an image's converge operation settled, with its folded bindings (boots waiting for a
+#: copy register here); each returns True when it submitted work.
+IMAGE_FOLDED: list[Callable[[Session, SyncResource, dict[str, SyncBinding], datetime], bool]] = []
 
 
 def bindings_of(session: Session, resource: SyncResource) -> dict[str, SyncBinding]:
@@ -41,8 +54,11 @@ def fold(session: Session, resource: SyncResource, *, now: datetime) -> dict[str
         task = tasks.get(binding.task_id or "")
         if task is None:
             continue
-        if task.state in OPEN_STATES:
-            binding.status, binding.last_error = "pending", task.last_error
+        if task.state in OPEN_STATES:  # "failed" while a task past its max attempts keeps retrying
+            result = task.result or {}
+            binding.status = "failed" if result.get("failing") else "copying" if result.get("progress") \
+                else "pending"
+            binding.last_error = task.last_error
             continue
         if task.finished_at is not None and binding.updated_at >= task.finished_at:
             continue  # this outcome was folded already
@@ -58,7 +74,12 @@ def fold(session: Session, resource: SyncResource, *, now: datetime) -> dict[str
         _fold_one(binding, task, result)
         if task.state == SUCCEEDED:
             binding.generation = generation
+            networks.note_result(resource, site_id, result)
         binding.updated_at = max(now, task.finished_at or now)
+    identity.after_fold(session, resource, bindings, now=now)
+    if resource.kind == networks.KIND:  # a site whose copy is gone gives its prefix back
+        placed = None if resource.state == DELETING else {s.id for s in placed_sites(session, resource.placement)}
+        networks.after_fold(session, resource, bindings, placed)
     if resource.state == DELETING and not bindings:
         session.delete(resource)
     return bindings
@@ -93,11 +114,53 @@ def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
                                "generation": resource.generation}
     if resource.kind == "flavor":
         payload["replace"] = bool(options.get("replace"))
-    if resource.kind == "keypair" and options.get("owner", "caller") == "caller" and owner.get("real_user"):
-        payload["user"] = {"id": owner.get("user_id"), "name": owner.get("user_name")}
-    if resource.kind == "security_group" and owner.get("project_id"):
-        payload["project"] = {"id": owner.get("project_id"), "name": owner.get("project_name")}
+    if resource.kind == "image":
+        payload.update({k: int(options.get(k) or 0) for k in ("target_bps", "source_bps")})
+        payload.update(keep_previous=bool(options.get("keep_previous")),
+                       retire_action=str(options.get("retire_action") or "delete"))
+    if resource.kind == "user" and options.get("password_box"):
+        payload["password_box"] = options["password_box"]  # sealed; opened only by the kind
+    if resource.kind == vpn.KIND and options.get("psk_box"):
+        payload["psk_box"] = options["psk_box"]  # sealed; opened only by the kind
+    if resource.kind == "user" and options.get("leave_groups"):
+        payload["leave_groups"] = list(options["leave_groups"])
+    if resource.kind in ("project", "user", "group", "role_assignment") and _domain_declared(resource):
+        payload["domain_declared"] = True  # a missing domain is then waited for, not a failure
+    payload.update(owner_refs(resource.kind, owner, site_owner=options.get("owner") == "site"))
     return payload
+
+
+def _domain_declared(resource: SyncResource) -> bool:
+    """Whether Skyfleet itself declares the domain this identity object lives in."""
+    name = resource.spec.get("domain")
+    session = object_session(resource)
+    if not name or name == "Default" or session is None:
+        return False
+    found = session.execute(select(SyncResource.id).where(SyncResource.kind == "domain", SyncResource.name == name,
+                                                          SyncResource.state != DELETING)).first()
+    return found is not None
+
+
+def owner_refs(kind: str, owner: dict[str, Any], *, site_owner: bool = False) -> dict[str, Any]:
+    """Whose user or project a task acts in on each site: the owner's mapped user (keypairs) or project
+    (security groups); the site credential's own (``site_scope``) only for a fleet admin's resource that
+    asks for it or names none (noauth). A tenant's resource always carries its own."""
+    admin = bool(owner.get("is_admin")) or not owner.get("real_user", True)
+    out: dict[str, Any] = {}
+    if kind == "keypair" and not site_owner and owner.get("real_user"):
+        out["user"] = {"id": owner.get("user_id"), "name": owner.get("user_name"),
+                       **_domain(owner.get("user_domain_name"))}
+    if kind in ("security_group", "image", "network", "vpn_mesh") and owner.get("project_id"):
+        out["project"] = {"id": owner.get("project_id"), "name": owner.get("project_name"),
+                          **_domain(owner.get("project_domain_name"))}
+    acts_as = "user" if kind == "keypair" else "project"
+    if kind in ("keypair", "security_group", "image", "network", "vpn_mesh") and admin and acts_as not in out:
+        out["site_scope"] = True
+    return out
+
+
+def _domain(name: Any) -> dict[str, str]:
+    return {"domain_name": str(name)} if name else {}
 
 
 def converge(session: Session, resource: SyncResource, *, now: datetime, user_id: str | None = None,
@@ -106,26 +169,33 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
 
     ``supersede``: cancel open tasks first (the spec changed, so they carry a stale payload).
     """
+    if supersede:
+        _lock_open_tasks(session, resource)
     bindings = fold(session, resource, now=now)
     if resource in session.deleted:
         return None
     if supersede:
         _cancel_open(session, bindings, now=now)
     open_ids = _open_tasks(session, bindings)
-    placed = {} if resource.state == DELETING else {s.id: s for s in placed_sites(session, resource.placement)}
+    wanted, hold = ([], set()) if resource.state == DELETING else _targets(session, resource)
+    placed = {s.id: s for s in wanted}
     managed = _forget_gone_sites(session, resource, bindings)
     ensure = [s for s in placed.values() if not _busy(bindings.get(s.id), open_ids)]
+    if resource.kind == networks.KIND and ensure:  # each site's copy needs its prefix from the pool
+        refused = networks.allocate(session, resource=resource, sites=ensure, now=now, strict=False)
+        ensure = [s for s in ensure if s.id not in refused]
     remove = [b for sid, b in bindings.items()
-              if sid not in placed and sid in managed and not _busy(b, open_ids)]
+              if sid not in placed and sid not in hold and sid in managed and not _busy(b, open_ids)]
     targets = [operations.SiteRef(s.id, s.name) for s in ensure] + \
         [operations.SiteRef(b.site_id, b.site_name) for b in remove]
     if not targets:
         return None
     operation = operations.submit(session, kind=TASK_KIND[resource.kind], targets=targets,
                                   payload=_payload(resource, "ensure"), user_id=user_id,
-                                  project_id=resource.scope or None, now=now)
+                                  project_id=resource.scope or None, now=now, continuation=FOLD)
     _specialise(session, operation.id, resource, bindings, {b.site_id for b in remove})
     task_of = dict(session.execute(select(Task.site_id, Task.id).where(Task.operation_id == operation.id)).all())
+    _carry_intents(session, {sid: b.task_id for sid, b in bindings.items() if b.task_id}, task_of)
     for site in ensure:
         binding = bindings.get(site.id) or _new_binding(session, resource, site, now)
         binding.task_id, binding.action, binding.status, binding.updated_at = task_of[site.id], "ensure", \
@@ -135,6 +205,37 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
             "delete", "pending", now
     resource.operation_id, resource.updated_at = operation.id, now
     return operation
+
+
+def _targets(session: Session, resource: SyncResource) -> tuple[list[Site], set[str]]:
+    """The sites that should hold the resource (its placement; an image: narrowed by its sync mode), and
+    the placed sites whose copies are left as they are (a controlled rollout has not reached them)."""
+    placed = placed_sites(session, resource.placement)
+    return images.targets(resource, placed) if resource.kind == "image" else (placed, set())
+
+
+def _lock_open_tasks(session: Session, resource: SyncResource) -> None:
+    """Lock the resource's open tasks (in id order) before its bindings are written. A worker that
+    finishes one of them locks the task first and then folds the bindings (the continuation); a
+    request that folded the bindings first and then cancelled the tasks took the same two locks in
+    the other order, and PostgreSQL answered one of them with a deadlock (a 503 to the caller)."""
+    task_ids = select(SyncBinding.task_id).where(SyncBinding.resource_id == resource.id,
+                                                 SyncBinding.task_id.is_not(None))
+    session.execute(select(Task.id).where(Task.id.in_(task_ids), Task.state.in_(OPEN_STATES))
+                    .order_by(Task.id).with_for_update()).all()
+
+
+def _carry_intents(session: Session, previous: dict[str, str], task_of: dict[str, str]) -> None:
+    """A site's new task inherits the create its unfinished predecessor recorded (it was cancelled,
+    perhaps after a crash, or failed): what the new task finds there may be Skyfleet's own."""
+    if not previous:
+        return
+    for task_id, intent in session.execute(select(Task.id, Task.intent).where(
+            Task.id.in_(list(previous.values())), Task.state != SUCCEEDED)).all():
+        site_id = next(sid for sid, tid in previous.items() if tid == task_id)
+        if intent and intent.get("create") and site_id in task_of:
+            session.execute(update(Task).where(Task.id == task_of[site_id]).values(intent=intent)
+                            .execution_options(synchronize_session=False))
 
 
 def _forget_gone_sites(session: Session, resource: SyncResource, bindings: dict[str, SyncBinding]) -> set[str]:
@@ -156,12 +257,14 @@ def _specialise(session: Session, operation_id: str, resource: SyncResource, bin
     and the site's own project id where an admin recorded an explicit project mapping."""
     base = _payload(resource, "ensure")
     mapped = _explicit_projects(session, base)
-    site_ids = set(bindings) | {sid for _, sid in mapped}
+    own = networks.site_fields(resource)  # a declared network: each site's prefix
+    own.update(vpn.site_fields(session, resource))  # a VPN mesh: each site's prefixes and peers
+    site_ids = set(bindings) | {sid for _, sid in mapped} | set(own)
     groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for sid in site_ids:
         binding = bindings.get(sid)
         payload = {**base, "action": "delete" if sid in removing else "ensure",
-                   "owned": bool(binding and binding.owned)}
+                   "owned": bool(binding and binding.owned), **own.get(sid, {})}
         payload = _map_projects(payload, {p: r for (p, s), r in mapped.items() if s == sid})
         if payload == {**base, "owned": False}:
             continue  # what submit already wrote
@@ -173,8 +276,9 @@ def _specialise(session: Session, operation_id: str, resource: SyncResource, bin
 
 
 def _project_ids(payload: dict[str, Any]) -> list[str]:
+    # (a role assignment names its project by a plain name: not a reference to map)
     refs = [payload.get("project") or {}, *(payload.get("access") or [])]
-    return [str(ref["id"]) for ref in refs if ref.get("id")]
+    return [str(ref["id"]) for ref in refs if isinstance(ref, dict) and ref.get("id")]
 
 
 def _explicit_projects(session: Session, payload: dict[str, Any]) -> dict[tuple[str, str], str]:
@@ -186,7 +290,7 @@ def _map_projects(payload: dict[str, Any], remote: dict[str, str]) -> dict[str, 
     if not remote:
         return payload
     out = dict(payload)
-    if out.get("project") and out["project"].get("id") in remote:
+    if isinstance(out.get("project"), dict) and out["project"].get("id") in remote:
         out["project"] = {"id": remote[out["project"]["id"]], "name": None}
     if out.get("access"):
         out["access"] = [{"id": remote[a["id"]], "name": None} if a.get("id") in remote else a
@@ -228,20 +332,56 @@ def render(session: Session, resource: SyncResource, bindings: dict[str, SyncBin
     """The resource with each site's binding; a binding of an offline site reads ``unknown``."""
     availability = dict(session.execute(select(Site.id, Site.availability).where(
         Site.id.in_(list(bindings)))).all()) if bindings else {}
+    progress = _progress(session, bindings)
     out = []
     for b in sorted(bindings.values(), key=lambda b: b.site_name):
         status = "unknown" if availability.get(b.site_id, "offline") == "offline" else b.status
         out.append(BindingOut(site_id=b.site_id, site_name=b.site_name, status=status, action=b.action,
                               remote_id=b.remote_id, owned=b.owned, error=b.last_error, task_id=b.task_id,
-                              updated_at=b.updated_at))
+                              updated_at=b.updated_at, progress=progress.get(b.task_id or "")))
     counts: dict[str, int] = {}
     for binding in out:
         counts[binding.status] = counts.get(binding.status, 0) + 1
     return ResourceOut(id=resource.id, kind=resource.kind, name=resource.name, project_id=resource.scope or None,
-                       spec=_public_spec(resource), placement=resource.placement, options=resource.options,
+                       spec=_public_spec(resource), placement=resource.placement, options=_public_options(resource),
                        state=resource.state, generation=resource.generation, operation_id=resource.operation_id,
                        counts=counts, bindings=out, created_at=resource.created_at, updated_at=resource.updated_at)
 
 
+def _progress(session: Session, bindings: dict[str, SyncBinding]) -> dict[str, dict[str, Any]]:
+    """The reported progress of the copies under way, by task id."""
+    task_ids = [b.task_id for b in bindings.values() if b.status == "copying" and b.task_id]
+    if not task_ids:
+        return {}
+    rows = session.execute(select(Task.id, Task.result).where(Task.id.in_(task_ids))).all()
+    return {tid: result["progress"] for tid, result in rows if isinstance(result, dict) and result.get("progress")}
+
+
 def _public_spec(resource: SyncResource) -> dict[str, Any]:
     return dict(resource.spec)
+
+
+def _public_options(resource: SyncResource) -> dict[str, Any]:
+    """Options without sealed secrets: a user's password is write-only; only whether one is set shows."""
+    out = {k: v for k, v in resource.options.items() if k not in ("password_box", "psk_box")}
+    if resource.kind == "user":
+        out["password_set"] = bool(resource.options.get("password_box"))
+    return out
+
+
+def _fold_settled(session: Session, operation: Operation, _final: str, now: datetime) -> bool:
+    """The continuation of a converge operation: record its outcomes in the resource's bindings."""
+    resource = session.get(SyncResource, (operation.payload or {}).get("resource_id"))
+    if resource is None:
+        return False
+    bindings = fold(session, resource, now=now)
+    if resource.kind != "image" or resource in session.deleted:
+        return False  # nothing new to run
+    spawned = [hook(session, resource, bindings, now) for hook in IMAGE_FOLDED]
+    if rollout.judge(session, resource, bindings, now=now):
+        # the next wave (or the retiring of old copies), in the lane of whoever started the wave just done
+        return converge(session, resource, now=now, user_id=operation.user_id) is not None or any(spawned)
+    return any(spawned)
+
+
+stages.register(FOLD, _fold_settled)

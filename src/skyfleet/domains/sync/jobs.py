@@ -1,10 +1,12 @@
 """One-shot copies ("copy keypair K from site A to sites B and C"), the model of Kingbird's os-sync.
 
-A job is an engine operation of kind ``sync.copy``: first one ``sync.read`` task on the source site
-returns the resources' specs; ``advance`` then declares each as a one-shot desired resource placed
-on the target sites (scope ``copy:<job id>``, never re-converged by the drift audit), which the
-usual ``sync.*`` kinds create, adopt or refuse exactly like declared resources. The job's status is
-read from those bindings. Sites are named by Skyfleet name or by their region name.
+A job is an engine operation of kind ``sync.copy`` in two stages: first one ``sync.read`` task on the
+source site returns the resources' specs; the job's continuation (``advance``, run by the engine in
+the transaction that settles the read) then declares each as a one-shot desired resource placed on
+the target sites (scope ``copy:<job id>``, never re-converged by the drift audit), which the usual
+``sync.*`` kinds create, adopt or refuse exactly like declared resources. Nothing waits for a reader:
+reading a job never moves it on. The job's status is read from those bindings. Sites are named by
+Skyfleet name or by their region name.
 """
 
 from __future__ import annotations
@@ -16,9 +18,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from skyfleet.domains.operations import service as operations
+from skyfleet.domains.operations import stages
 from skyfleet.domains.operations.models import OPEN_STATES, SUCCEEDED, Operation, Task
 from skyfleet.domains.sites.models import Site
-from skyfleet.domains.sync.converge import converge, fold
+from skyfleet.domains.sync.converge import converge, fold, owner_refs
 from skyfleet.domains.sync.models import SyncResource
 from skyfleet.domains.sync.service import Caller
 from skyfleet.errors import Invalid, NotFound
@@ -41,21 +44,18 @@ def create_job(session: Session, *, resource_type: str, names: list[str], source
                force: bool, caller: Caller, now: datetime) -> Operation:
     """Record the job and its read task on the source site (flushed, not committed)."""
     src = find_site(session, source)
-    dests = [find_site(session, t).name for t in dict.fromkeys(targets)]
+    asked = {find_site(session, t).name: t for t in dict.fromkeys(targets)}  # site name -> name as asked
+    dests = list(asked)
     if src.name in dests:
         raise Invalid(f"the source {source!r} is also a target")
-    read: dict[str, Any] = {"resource_type": resource_type, "names": names}
-    if resource_type == "keypair" and caller.real_user:
-        read["user"] = {"id": caller.user_id, "name": caller.user_name}
-    if resource_type == "security_group" and caller.project_id:
-        read["project"] = {"id": caller.project_id, "name": caller.project_name}
+    read: dict[str, Any] = {"resource_type": resource_type, "names": names,
+                            **owner_refs(resource_type, caller.owner())}
     job = operations.submit(session, kind="sync.read", targets=[operations.SiteRef(src.id, src.name)],
-                            payload=read, user_id=caller.user_id, project_id=caller.project_id, now=now)
+                            payload=read, user_id=caller.user_id, project_id=caller.project_id, now=now,
+                            continuation=JOB_KIND)
     job.kind = JOB_KIND
     job.payload = {**read, "source": src.name, "targets": dests, "force": force, "stage": "reading",
-                   "owner": {"user_id": caller.user_id, "user_name": caller.user_name,
-                             "project_id": caller.project_id, "project_name": caller.project_name,
-                             "real_user": caller.real_user}}
+                   "owner": caller.owner(), "asked": {**asked, src.name: source}}
     return job
 
 
@@ -73,21 +73,24 @@ def list_jobs(session: Session, *, caller: Caller) -> list[Operation]:
     return list(session.scalars(query.order_by(Operation.created_at)))
 
 
-def advance(session: Session, job: Operation, *, now: datetime) -> None:
-    """Once the source was read, declare the copies (idempotent)."""
+def advance(session: Session, job: Operation, *, now: datetime) -> bool:
+    """Once the source was read, declare the copies (idempotent); the job's continuation. True when
+    the copies were submitted."""
     payload = dict(job.payload)
-    if payload.get("stage") != "reading":
-        return
+    if payload.get("stage") not in ("reading", "failed"):  # failed: the read was retried
+        return False
     task = session.scalars(select(Task).where(Task.operation_id == job.id)).first()
     if task is None or task.state in OPEN_STATES:
-        return
+        return False
     if task.state != SUCCEEDED:
         payload["stage"], payload["error"] = "failed", task.last_error
         job.payload = payload
-        return
+        return False
     targets = select(Site).where(Site.name.in_(payload["targets"]))
     ids = []
     for spec in (task.result or {}).get("specs", {}).values():
+        if payload["resource_type"] == "image":  # Kingbird: a copy keeps the source's id unless forced
+            spec = {**spec, "same_id": not payload["force"]}
         resource = SyncResource(kind=payload["resource_type"], name=spec["name"], scope=f"copy:{job.id}",
                                 owner=payload["owner"], spec=spec,
                                 placement={"sites": [s.name for s in session.scalars(targets)]},
@@ -98,7 +101,16 @@ def advance(session: Session, job: Operation, *, now: datetime) -> None:
         converge(session, resource, now=now, user_id=job.user_id)
         ids.append(resource.id)
     payload["stage"], payload["resource_ids"] = "copying", ids
+    payload.pop("error", None)
     job.payload = payload
+    return bool(ids)
+
+
+def _continue(session: Session, job: Operation, _final: str, now: datetime) -> bool:
+    return advance(session, job, now=now)
+
+
+stages.register(JOB_KIND, _continue)
 
 
 def rows(session: Session, job: Operation, *, now: datetime) -> list[dict[str, Any]]:
@@ -118,7 +130,9 @@ def rows(session: Session, job: Operation, *, now: datetime) -> list[dict[str, A
 
 def _row(job: Operation, name: str, payload: dict[str, Any], target: str, status: str,
          error: str | None) -> dict[str, Any]:
-    return {"id": job.id, "resource": name, "source_region": payload["source"], "target_region": target,
+    asked = payload.get("asked") or {}  # rows name the regions as the request named them
+    return {"id": job.id, "resource": name, "source_region": asked.get(payload["source"], payload["source"]),
+            "target_region": asked.get(target, target),
             "resource_type": payload["resource_type"], "sync_status": status, "error": error,
             "created_at": job.created_at.isoformat(), "updated_at": job.updated_at.isoformat()}
 

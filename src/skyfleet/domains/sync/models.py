@@ -14,7 +14,8 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from skyfleet.db.base import Base, UTCDateTime, new_id, utcnow
 
-KINDS = ("keypair", "flavor", "security_group")
+KINDS = ("keypair", "flavor", "security_group", "project", "user", "group", "role_assignment",
+         "domain", "image", "network")
 ACTIVE, DELETING = "active", "deleting"
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from skyfleet.domains.text import Name
 
 
 class Placement(BaseModel):
@@ -13,9 +15,9 @@ class Placement(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sites: list[str] | None = Field(None, max_length=10_000)
-    selector: str | None = Field(None, max_length=1000)
-    group: str | None = Field(None, max_length=64)
+    sites: list[Annotated[Name, Field(max_length=255)]] | None = Field(None, max_length=10_000)
+    selector: Name | None = Field(None, max_length=1000)
+    group: Name | None = Field(None, max_length=64)
 
     @model_validator(mode="after")
     def _one(self) -> Placement:
@@ -56,6 +58,8 @@ class BindingOut(BaseModel):
     error: str | None
     task_id: str | None
     updated_at: datetime
+    progress: dict[str, Any] | None = Field(
+        None, description="a copy under way (images): bytes done, total bytes when known, when reported")
 
 
 class ResourceOut(BaseModel):

@@ -17,6 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from skyfleet.domains.pagination import find_marker, text_marker
 from skyfleet.domains.selectors import parse_selector
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
@@ -24,7 +25,12 @@ from skyfleet.domains.sync.models import ACTIVE, DELETING, SyncResource
 from skyfleet.domains.sync.schemas import Placement, ResourceCreate, ResourceUpdate
 from skyfleet.errors import Conflict, Invalid, NotFound
 
-TASK_KIND = {"keypair": "sync.keypair", "flavor": "sync.flavor", "security_group": "sync.security_group"}
+TASK_KIND = {"keypair": "sync.keypair", "flavor": "sync.flavor", "security_group": "sync.security_group",
+             "project": "sync.project", "user": "sync.user", "group": "sync.group",
+             "role_assignment": "sync.role_assignment", "domain": "sync.domain", "image": "sync.image",
+             "network": "sync.network", "vpn_mesh": "vpn.mesh"}
+#: Kinds that belong to the fleet, not to a project (scope ""): flavors and declared identity.
+FLEET_KINDS = frozenset({"flavor", "project", "user", "group", "role_assignment", "domain"})
 GONE = ("deleted", "absent", "kept")
 
 
@@ -38,14 +44,20 @@ class Caller:
     project_name: str | None
     is_admin: bool
     real_user: bool = True  # False in noauth mode: there is no user to map onto sites
+    user_domain_name: str | None = None
+    project_domain_name: str | None = None
+
+    def owner(self) -> dict[str, Any]:
+        """The owner record a desired resource or a job keeps (whose user and project it acts in)."""
+        return {"user_id": self.user_id, "user_name": self.user_name, "project_id": self.project_id,
+                "project_name": self.project_name, "real_user": self.real_user, "is_admin": self.is_admin,
+                "user_domain_name": self.user_domain_name, "project_domain_name": self.project_domain_name}
 
 
 def create(session: Session, *, kind: str, data: ResourceCreate, spec: dict[str, Any], caller: Caller,
            now: datetime) -> SyncResource:
     """Record a desired resource (``spec`` already validated by its kind)."""
-    owner = {"user_id": caller.user_id, "user_name": caller.user_name, "project_id": caller.project_id,
-             "project_name": caller.project_name, "real_user": caller.real_user}
-    resource = SyncResource(kind=kind, name=str(spec["name"]), scope=_scope(kind, caller), owner=owner,
+    resource = SyncResource(kind=kind, name=str(spec["name"]), scope=_scope(kind, caller), owner=caller.owner(),
                             spec=spec, placement=data.placement.model_dump(exclude_none=True),
                             options={"force": data.force, "replace": data.replace, "owner": data.owner},
                             state=ACTIVE, generation=1, created_at=now, updated_at=now)
@@ -58,14 +70,14 @@ def create(session: Session, *, kind: str, data: ResourceCreate, spec: dict[str,
 
 
 def _scope(kind: str, caller: Caller) -> str:
-    return "" if kind == "flavor" else (caller.project_id or "")
+    return "" if kind in FLEET_KINDS else (caller.project_id or "")
 
 
 def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bool = False) -> SyncResource:
     """A resource by id or name that the caller may see (tenants: their project's)."""
     query = select(SyncResource).where(SyncResource.kind == kind,
                                        (SyncResource.id == ref) | (SyncResource.name == ref))
-    if not caller.is_admin and kind != "flavor":
+    if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
     if for_update:
         query = query.with_for_update()
@@ -80,10 +92,13 @@ def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bo
 def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
                    marker: str | None) -> tuple[list[SyncResource], str | None]:
     query = select(SyncResource).where(SyncResource.kind == kind)
-    if not caller.is_admin and kind != "flavor":
+    if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
-    if marker:
-        query = query.where(SyncResource.id > marker)
+    ref = text_marker(marker)
+    if ref:
+        find_marker(session, query.with_only_columns(SyncResource.id).where(SyncResource.id == ref), ref,
+                    f"desired {kind}")
+        query = query.where(SyncResource.id > ref)
     rows = list(session.scalars(query.order_by(SyncResource.id).limit(limit + 1)))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
 

@@ -7,7 +7,11 @@ service's JSON to a :class:`Record` (the fields the global view filters on, plus
 document); every call counts in :class:`Reader.calls` so the refresh can prove what it cost.
 
 Incremental reads: Nova servers with ``changes-since`` (deleted servers come back as DELETED);
-Cinder volumes with ``changes-since`` plus an id-only listing that reveals deletions.
+Cinder volumes with ``updated_at=gte:`` at microversion 3.60 plus an id-only listing that reveals
+deletions. Cinder knows no ``changes-since``: for an admin it answers an empty list, so the feed saw
+nothing. A site older than 3.60 answers 406 and its volumes are listed in full instead.
+
+Every listing follows the pages the service names (:mod:`.paging`); a short page is not the end.
 """
 
 from __future__ import annotations
@@ -18,28 +22,18 @@ from typing import Any
 
 from openstack import connection as sdk_connection
 
+from skyfleet.drivers.base import CAPACITY_FIELDS, INVENTORY_KINDS, Record
 from skyfleet.drivers.openstack.errors import is_temporary_status, site_call
+from skyfleet.drivers.openstack.paging import PAGE, next_params
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 
-PAGE = 1000
+#: Cinder's time-comparison filters (``updated_at=gte:``) are documented from this microversion.
+VOLUME_FEED_MICROVERSION = "3.60"
 Json = dict[str, Any]
 
 
-@dataclass(frozen=True)
-class Record:
-    """One remote resource as the inventory stores it."""
-
-    kind: str
-    remote_id: str
-    project_id: str | None
-    name: str | None
-    status: str | None
-    ips: tuple[str, ...] = ()
-    data: Json = field(default_factory=dict)
-    updated: str | None = None
-
-
-def _server(item: Json) -> Record:
+def server_record(item: Json) -> Record:
+    """A Nova server (a ``/servers/detail`` item or ``GET /servers/{id}``'s body) as the global view stores it."""
     addresses = {net: [a.get("addr") for a in entries] for net, entries in (item.get("addresses") or {}).items()}
     flavor = item.get("flavor") or {}
     image = item.get("image") or {}
@@ -131,9 +125,6 @@ def _flavor(item: Json) -> Record:
                         "is_public": item.get("os-flavor-access:is_public")})
 
 
-CAPACITY_FIELDS = ("vcpus", "vcpus_used", "memory_mb", "memory_mb_used", "local_gb", "local_gb_used")
-
-
 def _hypervisor(item: Json) -> Record:
     return Record(kind="hypervisors", remote_id=str(item["id"]), project_id=None,
                   name=item.get("hypervisor_hostname"), status=item.get("state"),
@@ -158,7 +149,7 @@ class Source:
 
 
 SOURCES: dict[str, Source] = {
-    "servers": Source("compute", "/servers/detail", "servers", _server, params={"all_tenants": "1"}),
+    "servers": Source("compute", "/servers/detail", "servers", server_record, params={"all_tenants": "1"}),
     "volumes": Source("block_storage", "/volumes/detail", "volumes", _volume, params={"all_tenants": "1"}),
     "images": Source("image", "/images", "images", _image),
     "networks": Source("network", "/networks", "networks", _network),
@@ -173,21 +164,22 @@ SOURCES: dict[str, Source] = {
     "availability_zones": Source("compute", "/os-availability-zone", "availabilityZoneInfo", _zone, paged=False),
 }
 KINDS: tuple[str, ...] = tuple(SOURCES)
-INCREMENTAL_KINDS: tuple[str, ...] = ("servers", "volumes")
+assert KINDS == INVENTORY_KINDS, "every inventory kind the interface names has its source here"
 
 
 class Reader:
     """Reads one site through one openstacksdk connection, counting its calls."""
 
-    def __init__(self, conn: sdk_connection.Connection) -> None:
+    def __init__(self, conn: sdk_connection.Connection, *, page: int = PAGE) -> None:
         self.conn = conn
+        self.page = page
         self.calls = 0
 
-    def _get(self, service: str, path: str, params: Json) -> Json:
+    def _get(self, service: str, path: str, params: Json, microversion: str | None = None) -> Json:
         adapter = getattr(self.conn, service)
         self.calls += 1
         with site_call():
-            response = adapter.get(path, params=params, raise_exc=False)
+            response = adapter.get(path, params=params, microversion=microversion, raise_exc=False)
         if response.status_code >= 400:
             text = response.text[:500]
             error = TemporarySiteError if is_temporary_status(response.status_code, text) else PermanentSiteError
@@ -195,18 +187,15 @@ class Reader:
         body: Json = response.json()
         return body
 
-    def _items(self, source: Source, extra: Json | None = None) -> Iterator[Json]:
-        params = {**source.params, **(extra or {})}
+    def _items(self, source: Source, extra: Json | None = None, *,
+               microversion: str | None = None) -> Iterator[Json]:
+        params: Json | None = {**source.params, **(extra or {})}
         if source.paged:
-            params["limit"] = PAGE
-        marker: str | None = None
-        while True:
-            page = self._get(source.service, source.path, {**params, **({"marker": marker} if marker else {})})
-            items = page.get(source.key) or []
-            yield from items
-            if not source.paged or len(items) < PAGE:
-                return
-            marker = str(items[-1]["id"])
+            params = {**(params or {}), "limit": self.page}
+        while params is not None:
+            body = self._get(source.service, source.path, params, microversion)
+            yield from body.get(source.key) or []
+            params = next_params(body, source.key, params)
 
     def full(self, kind: str) -> list[Record]:
         """Every resource of ``kind`` on the site."""
@@ -215,11 +204,19 @@ class Reader:
 
     def changed_servers(self, since: str) -> list[Record]:
         """Servers changed at or after ``since`` (site time), deleted ones with status DELETED."""
-        return [_server(item) for item in self._items(SOURCES["servers"], {"changes-since": since})]
+        return [server_record(item) for item in self._items(SOURCES["servers"], {"changes-since": since})]
 
     def changed_volumes(self, since: str) -> tuple[list[Record], set[str]]:
-        """Volumes changed since ``since``, and the ids of every volume (to detect deletions)."""
-        changed = [_volume(item) for item in self._items(SOURCES["volumes"], {"changes-since": since})]
+        """Volumes changed at or after ``since`` (site time), and the ids of every volume (to detect
+        deletions). A site older than microversion 3.60 (406) gets every volume listed instead."""
+        try:
+            changed = [_volume(item) for item in self._items(SOURCES["volumes"], {"updated_at": f"gte:{since}"},
+                                                             microversion=VOLUME_FEED_MICROVERSION)]
+        except PermanentSiteError as exc:
+            if exc.status != 406:
+                raise
+            every = self.full("volumes")
+            return every, {r.remote_id for r in every}
         ids_source = Source("block_storage", "/volumes", "volumes", _volume, params={"all_tenants": "1"})
         return changed, {str(item["id"]) for item in self._items(ids_source)}
 

@@ -3,6 +3,11 @@
 Authenticating costs a round trip and building an openstacksdk Connection costs CPU; a fleet-wide
 fan-out would pay both for every task. Entries are keyed by a hash of the auth document (so a
 changed credential gets a fresh session) and expire after ``ttl`` seconds.
+
+The health audit logs in to every site every cycle (that is what it checks); it hands the token it
+got to this pool (:meth:`SitePool.share`), so the engine's next task on the site, and the inventory
+refresh, use it instead of logging in again: one login per site per audit cycle for the whole
+process, where keystoneauth's login is the costliest client-side part of a site call.
 """
 
 from __future__ import annotations
@@ -39,6 +44,22 @@ class SitePool:
             if found is None:
                 found = self._sessions[key] = make_session(auth, timeout=timeout)
             return found
+
+    def share(self, auth: dict[str, Any], *, timeout: float, fresh: ks_session.Session) -> None:
+        """Let this credential's cached session use the token ``fresh`` just obtained (adopting ``fresh``
+        when none is cached): the token is newer than, or as new as, any the pool holds."""
+        access = getattr(fresh.auth, "auth_ref", None)
+        if access is None:
+            return
+        key = _key(auth, timeout)
+        with self._lock:
+            found = self._sessions.get(key)
+            if found is None:
+                self._sessions[key] = fresh
+                return
+        held = getattr(found.auth, "auth_ref", None)
+        if held is None or held.expires is None or (access.expires is not None and access.expires >= held.expires):
+            found.auth.auth_ref = access  # keystoneauth uses a plugin's auth_ref until it nears expiry
 
     def connection(self, auth: dict[str, Any], *, timeout: float) -> sdk_connection.Connection:
         key = _key(auth, timeout)

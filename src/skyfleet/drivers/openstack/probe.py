@@ -13,6 +13,7 @@ from keystoneauth1 import discover
 from keystoneauth1 import exceptions as ks_exc
 
 from skyfleet.drivers.base import SERVICE_TYPES, ProbeResult, ServiceProbe
+from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.session import make_session
 
 
@@ -25,18 +26,20 @@ def _version(value: Any) -> str | None:
 
 
 def describe_error(exc: BaseException) -> str:
-    """A short, secret-free description of a failed call."""
+    """A short, secret-free description of a failed call: a status code and an exception class, never
+    the remote's own text (a site, or whatever its URL points at, chooses that text and it is shown)."""
+    name = type(exc).__name__
     if isinstance(exc, ks_exc.Unauthorized):
         return "authentication failed (401 Unauthorized)"
     if isinstance(exc, ks_exc.ConnectTimeout | ks_exc.ConnectFailure):
-        return f"cannot connect: {type(exc).__name__}"
+        return f"cannot connect: {name}"
     if isinstance(exc, ks_exc.RequestTimeout):
         return "request timed out"
     if isinstance(exc, ks_exc.HttpError):
-        return f"HTTP {exc.http_status}: {exc.message or type(exc).__name__}"
+        return f"HTTP {exc.http_status} ({name})"
     if isinstance(exc, ks_exc.EndpointNotFound):
-        return f"endpoint not found: {exc}"
-    return f"{type(exc).__name__}: {exc}"[:500]
+        return f"endpoint not found ({name})"
+    return name
 
 
 def _discovery_url(url: str, project_id: str | None) -> str:
@@ -93,18 +96,23 @@ def _availability_zones(session: Any, interface: str, region: str | None) -> lis
     return sorted(z["zoneName"] for z in zones if z.get("zoneState", {}).get("available", True))
 
 
-def probe_site(auth: dict[str, Any], *, timeout: float) -> ProbeResult:
-    """Probe one site; never raises for a site-side failure."""
+def probe_site(auth: dict[str, Any], *, timeout: float, share: SitePool | None = None) -> ProbeResult:
+    """Probe one site; never raises for a site-side failure. ``share``: the pool that gets the token the
+    probe logged in with, for the process's other calls to the site."""
     interface = auth.get("interface", "public")
     region = auth.get("region_name") or None
-    session = make_session(auth, timeout=timeout)
     started = time.monotonic()
     try:
+        # Building the session is inside: auth that keystoneauth cannot use is this site's error, not a crash
+        # after the site was stored.
+        session = make_session(auth, timeout=timeout)
         access = session.auth.get_access(session)
     except Exception as exc:
         return ProbeResult(reachable=False, error=describe_error(exc),
                            latency_ms=round((time.monotonic() - started) * 1000, 2))
     auth_latency = round((time.monotonic() - started) * 1000, 2)
+    if share is not None:
+        share.share(auth, timeout=timeout, fresh=session)
     catalog = access.service_catalog
     services: list[ServiceProbe] = []
     for kind, aliases in SERVICE_TYPES.items():

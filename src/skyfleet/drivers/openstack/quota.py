@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
 from skyfleet.drivers.openstack.errors import site_call
@@ -54,6 +55,34 @@ def find_project(session: ks_session.Session, *, auth_url: str, name: str, domai
         found = session.get(f"{root}/projects?name={quote(name)}&domain_id={quote(domains[0]['id'])}"
                             ).json().get("projects", [])
     return str(found[0]["id"]) if found else None
+
+
+@dataclass(frozen=True)
+class KnownProject:
+    """A project the site's Keystone knows by id, with its name and its domain's name."""
+
+    project_id: str
+    name: str
+    domain_name: str
+
+
+def project_by_id(session: ks_session.Session, *, auth_url: str, project_id: str) -> KnownProject | None:
+    """The project with this id in the site's Keystone (regions sharing a Keystone share ids), or None."""
+    root = _identity_root(auth_url)
+    with site_call():
+        try:
+            project = session.get(f"{root}/projects/{quote(project_id)}").json().get("project") or {}
+        except ks_exc.NotFound:
+            return None
+        domain_id = str(project.get("domain_id") or "default")
+        try:
+            domain = session.get(f"{root}/domains/{quote(domain_id)}").json().get("domain") or {}
+        except ks_exc.NotFound:
+            domain = {}
+    if not project.get("id"):
+        return None
+    return KnownProject(project_id=str(project["id"]), name=str(project.get("name") or ""),
+                        domain_name=str(domain.get("name") or "Default"))
 
 
 def _reading(body: Mapping[str, Any], keys: Iterable[str], used_key: str) -> QuotaReading:

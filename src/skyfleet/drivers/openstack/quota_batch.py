@@ -32,6 +32,7 @@ from keystoneauth1 import exceptions as ks_exc
 from keystoneauth1 import session as ks_session
 
 from skyfleet.drivers.openstack.errors import from_status, site_call
+from skyfleet.drivers.openstack.paging import PAGE, next_params, with_query
 from skyfleet.drivers.openstack.quota import SERVICES, Endpoint, QuotaReading, reading_of
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 
@@ -41,7 +42,6 @@ CATALOG_TYPES = {"compute": "compute", "volume": "block-storage", "network": "ne
 NETWORK_COLLECTIONS = {"networks": "network", "subnets": "subnet", "ports": "port", "routers": "router",
                        "floatingips": "floatingip", "security-groups": "security_group",
                        "security-group-rules": "security_group_rule"}
-PAGE = 1000
 NOT_IN_CATALOG = "service not in the site's catalog"
 
 
@@ -123,18 +123,18 @@ class Calls:
             except json.JSONDecodeError as exc:
                 raise TemporarySiteError(f"the site answered {method} {path} with a body that is not JSON") from exc
 
-    async def pages(self, service: str, path: str, key: str, *,
+    async def pages(self, service: str, path: str, key: str, params: Mapping[str, Any], *,
                     headers: Mapping[str, str] | None = None) -> tuple[list[dict[str, Any]], str | None]:
-        """Every item of a paginated listing (``<key>_links`` rel=next), and the first page's Date."""
+        """Every item of a paginated listing (pages as :mod:`.paging` walks them), and the first page's
+        Date header."""
         items: list[dict[str, Any]] = []
-        url: str | None = path
+        query: dict[str, Any] | None = dict(params)
         clock = None
-        while url:
-            body, date = await self.call("GET", service, url, headers=headers)
+        while query is not None:
+            body, date = await self.call("GET", service, with_query(path, query), headers=headers)
             clock = clock or date
             items += body.get(key, []) if isinstance(body, dict) else []
-            links = body.get(f"{key}_links", []) if isinstance(body, dict) else []
-            url = next((link["href"] for link in links if link.get("rel") == "next"), None)
+            query = next_params(body, key, query)
         return items, clock
 
 
@@ -217,6 +217,33 @@ def write_many(session: ks_session.Session, where: Endpoint, writes: Mapping[Key
                      concurrency=concurrency)
 
 
+def read_defaults(session: ks_session.Session, where: Endpoint, project_id: str, *,
+                  concurrency: int = 4) -> dict[str, int]:
+    """The site's quota defaults (what it enforces for a project it was never told about): Nova and
+    Cinder ``os-quota-sets/{p}/defaults``, Neutron ``quotas/{p}/default``. A service missing from the
+    catalog enforces nothing (0); one whose call fails permanently is left out (the caller assumes
+    the stock defaults)."""
+    paths = {"compute": f"/os-quota-sets/{quote(project_id)}/defaults",
+             "volume": f"/os-quota-sets/{quote(project_id)}/defaults",
+             "network": f"/v2.0/quotas/{quote(project_id)}/default"}
+
+    async def one(calls: Calls, key: Key) -> dict[str, int]:
+        _, service = key
+        if service not in calls.target.urls:
+            return dict.fromkeys(SERVICES[service], 0)
+        body, _ = await calls.call("GET", service, paths[service])
+        document = (body or {}).get("quota" if service == "network" else "quota_set") or {}
+        return {k: int(document[k]) for k in SERVICES[service] if isinstance(document.get(k), int | str)}
+
+    keys = [(project_id, service) for service in paths]
+    found = run_batch(session, where, lambda calls: _gather(keys, lambda k: one(calls, k)), concurrency=concurrency)
+    out: dict[str, int] = {}
+    for value in found.values():
+        if not isinstance(value, PermanentSiteError):
+            out.update(value)
+    return out
+
+
 def digest(counts: Mapping[str, int]) -> str:
     """A short fingerprint of one project's Neutron counts (what the next round compares)."""
     blob = json.dumps(sorted((k, int(v)) for k, v in counts.items()))
@@ -224,25 +251,28 @@ def digest(counts: Mapping[str, int]) -> str:
 
 
 async def _compute_changes(calls: Calls, since: str) -> tuple[set[str], str | None]:
-    servers, clock = await calls.pages(
-        "compute", f"/servers/detail?all_tenants=1&limit={PAGE}&changes-since={quote(since)}", "servers")
+    servers, clock = await calls.pages("compute", "/servers/detail", "servers",
+                                       {"all_tenants": "1", "limit": PAGE, "changes-since": since})
     return {str(s.get("tenant_id")) for s in servers if s.get("tenant_id")}, clock
 
 
 async def _volume_changes(calls: Calls, since: str) -> tuple[set[str], str | None]:
-    volumes, clock = await calls.pages(
-        "volume", f"/volumes/detail?all_tenants=1&limit={PAGE}&updated_at={quote('gte:' + since)}", "volumes",
-        headers={"OpenStack-API-Version": "volume 3.60"})
+    volumes, clock = await calls.pages("volume", "/volumes/detail", "volumes",
+                                       {"all_tenants": "1", "limit": PAGE, "updated_at": "gte:" + since},
+                                       headers={"OpenStack-API-Version": "volume 3.60"})
     return {str(v.get("os-vol-tenant-attr:tenant_id")) for v in volumes
             if v.get("os-vol-tenant-attr:tenant_id")}, clock
 
 
 async def _network_counts(calls: Calls) -> tuple[dict[str, dict[str, int]], str | None]:
-    listed = await asyncio.gather(*(calls.call("GET", "network", f"/v2.0/{name}?fields=project_id")
+    """Per project, how many of each Neutron resource it holds (every page of each listing; no
+    ``limit`` is asked, but a site that caps listings names the next page)."""
+    listed = await asyncio.gather(*(calls.pages("network", f"/v2.0/{name}", name.replace("-", "_"),
+                                                {"fields": "project_id"})
                                     for name in NETWORK_COLLECTIONS))
     counts: dict[str, Counter[str]] = {}
-    for (name, resource), (body, _) in zip(NETWORK_COLLECTIONS.items(), listed, strict=True):
-        for item in (body or {}).get(name.replace("-", "_"), []):
+    for resource, (items, _) in zip(NETWORK_COLLECTIONS.values(), listed, strict=True):
+        for item in items:
             counts.setdefault(str(item.get("project_id")), Counter())[resource] += 1
     return {p: dict(c) for p, c in counts.items()}, listed[0][1]
 

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import hashlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
+
+from skyfleet.drivers.openstack.cabundle import bundle_path
 
 _PASSWORD_KEYS = (
     "auth_url", "username", "user_id", "password", "project_name", "project_id", "user_domain_name",
@@ -28,12 +27,7 @@ def _verify(auth: dict[str, Any]) -> bool | str:
         return True
     if "-----BEGIN" not in cacert:
         return str(cacert)
-    # keystoneauth wants a path: keep PEM content in a file named by its hash.
-    digest = hashlib.sha256(cacert.encode()).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"skyfleet-ca-{digest}.pem"
-    if not path.exists():
-        path.write_text(cacert)
-    return str(path)
+    return bundle_path(cacert)  # keystoneauth wants a path: a private file of this process
 
 
 def make_auth(auth: dict[str, Any]) -> v3.Auth:

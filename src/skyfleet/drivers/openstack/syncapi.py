@@ -14,6 +14,7 @@ from keystoneauth1 import adapter as ks_adapter
 from openstack import connection as sdk_connection
 
 from skyfleet.drivers.openstack.errors import from_status, site_call
+from skyfleet.drivers.openstack.paging import PAGE, next_params
 
 Json = dict[str, Any]
 KEYPAIR_USER_MICROVERSION = "2.10"
@@ -36,6 +37,17 @@ def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, 
         return response.json()
     except ValueError:
         return {}
+
+
+def _listing(conn: sdk_connection.Connection, service: str, url: str, key: str, params: Json) -> list[Json]:
+    """Every item of a listing, page after page (a site may cap pages below ``limit``)."""
+    items: list[Json] = []
+    query: Json | None = {**params, "limit": PAGE}
+    while query is not None:
+        body = _call(conn, service, "GET", url, params=query)
+        items += body.get(key) or []
+        query = next_params(body, key, query)
+    return items
 
 
 def _compute(conn: sdk_connection.Connection) -> ks_adapter.Adapter:
@@ -102,7 +114,7 @@ def delete_keypair(conn: sdk_connection.Connection, name: str, *, user_id: str |
 
 def find_flavor(conn: sdk_connection.Connection, name: str) -> Json | None:
     """The flavor named ``name`` (public or private) with its extra specs and access list."""
-    flavors = _call(conn, "compute", "GET", "/flavors/detail", params={"is_public": "None"})["flavors"]
+    flavors = _listing(conn, "compute", "/flavors/detail", "flavors", {"is_public": "None"})
     flavor = next((f for f in flavors if f.get("name") == name), None)
     if flavor is None:
         return None

@@ -16,14 +16,31 @@ projects (``cursors`` None) reads them all and moves no cursor.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from skyfleet.drivers.openstack.quota import SERVICES, Endpoint, QuotaReading, find_project
-from skyfleet.drivers.openstack.quota_batch import NOT_IN_CATALOG, Hints, change_hints, digest, read_many, write_many
+from skyfleet.domains.quotas.mapping import UNMAPPED
+from skyfleet.drivers.openstack.quota import (
+    SERVICES,
+    Endpoint,
+    KnownProject,
+    QuotaReading,
+    find_project,
+    project_by_id,
+)
+from skyfleet.drivers.openstack.quota_batch import (
+    NOT_IN_CATALOG,
+    Hints,
+    change_hints,
+    digest,
+    read_defaults,
+    read_many,
+    write_many,
+)
 from skyfleet.errors import PermanentSiteError
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
 
@@ -49,29 +66,54 @@ class QuotaPayload(BaseModel):
     projects: list[ProjectRef] = Field(max_length=100_000)
     services: list[str] = Field(default_factory=lambda: list(SERVICES))
     cursors: dict[str, str] | None = None  # site time of the previous round's collection; None: no hints
+    defaults: bool = False  # read the site's quota defaults too (not known yet)
 
 
 def _where(ctx: SiteContext) -> Endpoint:
     return Endpoint(interface=ctx.interface, region=ctx.region)
 
 
-def resolve(ctx: SiteContext, projects: list[ProjectRef]) -> dict[str, str | None]:
-    """Each project's id on the site (None: not found there)."""
-    ids: dict[str, str | None] = {}
+@dataclass
+class Found:
+    """How one project was found on the site: its id there (None: not found), the name and domain
+    learned from the site's Keystone when it knew the global id, and whether the site surely does not
+    hold it (neither the id nor the name is known there)."""
+
+    remote: str | None
+    learned: KnownProject | None = None
+    absent: bool = False
+
+
+def find(ctx: SiteContext, projects: list[ProjectRef]) -> dict[str, Found]:
+    """Each project on the site: its known id, else the global id if the site's Keystone knows it
+    (regions sharing one Keystone), else the same name in the same-named domain."""
+    out: dict[str, Found] = {}
+    auth_url = str(ctx.auth.get("auth_url", ""))
     for ref in projects:
         if ref.remote_project_id:
-            ids[ref.project_id] = ref.remote_project_id
+            out[ref.project_id] = Found(ref.remote_project_id)
+            continue
+        known = project_by_id(ctx.session(), auth_url=auth_url, project_id=ref.project_id)
+        if known is not None:
+            out[ref.project_id] = Found(known.project_id, learned=known)
         elif ref.project_name:
-            ids[ref.project_id] = find_project(ctx.session(), auth_url=str(ctx.auth.get("auth_url", "")),
-                                               name=ref.project_name, domain_name=ref.domain_name)
+            remote = find_project(ctx.session(), auth_url=auth_url, name=ref.project_name,
+                                  domain_name=ref.domain_name)
+            out[ref.project_id] = Found(remote, absent=remote is None)
         else:
-            ids[ref.project_id] = None
-    return ids
+            out[ref.project_id] = Found(None)
+    return out
+
+
+def resolve(ctx: SiteContext, projects: list[ProjectRef]) -> dict[str, str | None]:
+    """Each project's id on the site (None: not found there)."""
+    return {k: v.remote for k, v in find(ctx, projects).items()}
 
 
 def _missing(ref: ProjectRef) -> str:
-    return (f"project {ref.project_name!r} not found in domain {ref.domain_name!r}" if ref.project_name
-            else "no mapping and no project name to look up")
+    return (f"{UNMAPPED}: no project with id {ref.project_id!r} nor named {ref.project_name!r} in domain "
+            f"{ref.domain_name!r}" if ref.project_name
+            else f"{UNMAPPED}: no project with id {ref.project_id!r}, and no project name to look up")
 
 
 def _hints(ctx: SiteContext, payload: QuotaPayload) -> tuple[Hints | None, dict[str, str]]:
@@ -109,7 +151,8 @@ def _to_read(ref: ProjectRef, remote: str, services: list[str], hints: Hints | N
 
 
 def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
-    ids = resolve(ctx, payload.projects)
+    found = find(ctx, payload.projects)
+    ids = {k: v.remote for k, v in found.items()}
     hints, cursors = _hints(ctx, payload)
     wanted: dict[tuple[str, str], str] = {}  # (remote id, service) -> global project id
     out: dict[str, Any] = {}
@@ -117,7 +160,7 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
     for ref in payload.projects:
         remote = ids[ref.project_id]
         if remote is None:
-            out[ref.project_id] = {"error": _missing(ref)}
+            out[ref.project_id] = {"error": _missing(ref), "absent": found[ref.project_id].absent}
             continue
         services = _to_read(ref, remote, payload.services, hints)
         if not services:
@@ -144,6 +187,10 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
             remote = ids[ref.project_id]
             if remote is not None and ref.project_id in out and "error" not in out[ref.project_id]:
                 out[ref.project_id]["network_digest"] = hints.network_digests.get(remote, digest({}))
+    for project_id, how in found.items():
+        if how.learned is not None and project_id in out and "error" not in out[project_id]:
+            out[project_id]["project_name"] = how.learned.name
+            out[project_id]["domain_name"] = how.learned.domain_name
     full = {ref.project_id for ref in payload.projects if ref.full or hints is None}
     for project_id in full & set(out):
         out[project_id]["full"] = True
@@ -152,6 +199,9 @@ def observe_usage(ctx: SiteContext, payload: QuotaPayload) -> dict[str, Any]:
         result["cursors"] = cursors
     if warnings:
         result["warnings"] = warnings
+    if payload.defaults:
+        any_id = next((remote for remote in ids.values() if remote), "default")
+        result["defaults"] = read_defaults(ctx.session(), _where(ctx), any_id)
     return result
 
 

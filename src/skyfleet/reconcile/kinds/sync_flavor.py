@@ -4,32 +4,44 @@ Flavors are immutable in Nova: when vcpus, ram, disk, ephemeral, swap, rxtx fact
 differ, the flavor is replaced (deleted and created again) only if ``replace`` is set, else the
 binding reports the drift (out-of-sync). Extra specs and the project access list are mutable and
 repaired in place. A different pre-existing flavor of the same name is never touched without
-``force``. Access entries are global projects mapped onto the site (see ``sync_common``).
+``force``. Access entries are global projects mapped onto the site (see ``sync_common``). A create
+is recorded on the task before the call (see ``sync_keypair``).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from pydantic import Field
 
+from skyfleet.domains.quotas.schemas import MAX_LIMIT as MAX_INT
+from skyfleet.domains.text import Name
 from skyfleet.drivers.openstack import syncapi
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
-from skyfleet.reconcile.kinds.sync_common import IdentityRef, SyncPayload, refuse, resolve, verdict
+from skyfleet.reconcile.kinds.sync_common import (
+    IdentityRef,
+    SyncPayload,
+    create_intent,
+    created_earlier,
+    refuse,
+    resolve,
+    verdict,
+)
 
 
 class FlavorSync(SyncPayload):
-    name: str = Field(min_length=1, max_length=255)
-    id: str | None = Field(None, max_length=255)
-    vcpus: int = Field(ge=1)
-    ram: int = Field(ge=1)
-    disk: int = Field(0, ge=0)
-    ephemeral: int = Field(0, ge=0)
-    swap: int = Field(0, ge=0)
-    rxtx_factor: float = Field(1.0, gt=0)
+    name: Name = Field(min_length=1, max_length=255)
+    id: Name | None = Field(None, max_length=255)
+    vcpus: int = Field(ge=1, le=MAX_INT)  # Nova keeps these in signed 32-bit columns
+    ram: int = Field(ge=1, le=MAX_INT)
+    disk: int = Field(0, ge=0, le=MAX_INT)
+    ephemeral: int = Field(0, ge=0, le=MAX_INT)
+    swap: int = Field(0, ge=0, le=MAX_INT)
+    rxtx_factor: float = Field(1.0, gt=0, le=MAX_INT, allow_inf_nan=False)
     is_public: bool = True
-    extra_specs: dict[str, str] = Field(default_factory=dict)
-    access: list[IdentityRef] = Field(default_factory=list)
+    extra_specs: dict[Annotated[Name, Field(max_length=255)], Annotated[Name, Field(max_length=255)]] = Field(
+        default_factory=dict, max_length=256)
+    access: list[IdentityRef] = Field(default_factory=list, max_length=1000)
     replace: bool = False
 
 
@@ -50,7 +62,9 @@ def _observed_core(found: dict[str, Any]) -> dict[str, Any]:
 
 def observe(ctx: SiteContext, p: FlavorSync) -> dict[str, Any]:
     found = syncapi.find_flavor(ctx.connection(), p.name)
-    seen: dict[str, Any] = {"found": found, "action": p.action, "replace": p.replace, "may_delete": p.owned or p.purge}
+    seen: dict[str, Any] = {"found": found, "action": p.action, "replace": p.replace,
+                            "may_delete": p.owned or p.purge or ctx.created_before,
+                            "created_before": ctx.created_before}
     if found is None or p.action == "delete":
         return seen
     access = sorted({pid for ref in p.access if (pid := resolve(ctx, "projects", ref))}) if not p.is_public else []
@@ -74,15 +88,16 @@ def diff(p: FlavorSync, seen: dict[str, Any]) -> Plan | None:
         return {"delete": found["id"]} if found is not None and seen["may_delete"] else None
     if found is None:
         return {"create": True}
-    if not _mutable(seen) and (not seen["core_diff"] or (p.owned and not p.replace)):
+    owned = p.owned or seen["created_before"]
+    if not _mutable(seen) and (not seen["core_diff"] or (owned and not p.replace)):
         return None  # in sync, or drift that only a replace could repair (reported by summary)
-    if not (p.owned or p.force):
+    if not (owned or p.force):
         what = ", ".join(seen["core_diff"] + (["extra specs or access"] if _mutable(seen) else []))
         raise refuse("flavor", p.name, what)
     if seen["core_diff"] and p.replace:
         return {"replace": found["id"]}
     return {"repair": found["id"], **{k: seen[k] for k in ("specs_set", "specs_unset", "access_add",
-                                                            "access_remove", "core_diff")}}
+                                                            "access_remove", "core_diff", "created_before")}}
 
 
 def _create(ctx: SiteContext, p: FlavorSync) -> dict[str, Any]:
@@ -121,7 +136,8 @@ def apply(ctx: SiteContext, p: FlavorSync, plan: Plan) -> dict[str, Any]:
         syncapi.flavor_access(conn, fid, pid, add=False)
     if plan["core_diff"]:
         return _drift(fid, plan["core_diff"])
-    return verdict("in-sync", remote_id=fid, detail="repaired extra specs / access")
+    return verdict("in-sync", remote_id=fid, detail="repaired extra specs / access",
+                   created=bool(plan.get("created_before")))
 
 
 def _drift(fid: str, fields: list[str]) -> dict[str, Any]:
@@ -135,9 +151,10 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
         return verdict("absent" if found is None else "kept", remote_id=None,
                        detail="" if found is None else "not created by Skyfleet; kept (use purge)")
     if seen.get("core_diff"):
-        return _drift(found["id"], seen["core_diff"])
-    return verdict("in-sync", remote_id=found["id"])
+        return {**_drift(found["id"], seen["core_diff"]), "created": bool(seen.get("created_before"))}
+    return verdict("in-sync", remote_id=found["id"], **created_earlier(seen))
 
 
 KIND = register(TaskKind(name="sync.flavor", description="Converge a desired flavor in one site.",
-                         payload=FlavorSync, observe=observe, diff=diff, apply=apply, summary=summary))
+                         payload=FlavorSync, observe=observe, diff=diff, apply=apply, summary=summary,
+                         intent=create_intent, persistent=True))

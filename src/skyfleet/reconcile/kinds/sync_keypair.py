@@ -3,7 +3,9 @@
 The copy belongs to the user named by ``user`` (the caller's user mapped onto the site), or to the
 site credential's own user when ``user`` is unset; Nova 2.10 lets an admin act for another user.
 Absent -> create; same public key -> in sync (adopted when Skyfleet did not create it); another
-key -> replaced only when Skyfleet owns the copy or ``force`` is set, else a failed binding.
+key -> replaced only when Skyfleet owns the copy or ``force`` is set, else a failed binding. A
+create is recorded on the task before the call, so the attempt after a crash that finds the key
+knows it made it (owned), rather than adopting its own copy.
 """
 
 from __future__ import annotations
@@ -14,7 +16,16 @@ from pydantic import Field
 
 from skyfleet.drivers.openstack import syncapi
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
-from skyfleet.reconcile.kinds.sync_common import IdentityRef, SyncPayload, refuse, resolve, verdict
+from skyfleet.reconcile.kinds.sync_common import (
+    IdentityRef,
+    SyncPayload,
+    create_intent,
+    created_earlier,
+    refuse,
+    resolve_owner,
+    same_public_key,
+    verdict,
+)
 
 
 class KeypairSync(SyncPayload):
@@ -23,16 +34,12 @@ class KeypairSync(SyncPayload):
     user: IdentityRef | None = None
 
 
-def _same_key(a: str | None, b: str) -> bool:
-    return a is not None and a.split()[:2] == b.split()[:2]
-
-
 def observe(ctx: SiteContext, p: KeypairSync) -> dict[str, Any]:
-    user_id = resolve(ctx, "users", p.user)
+    user_id = resolve_owner(ctx, "users", p.user, site_scope=p.site_scope)
     found = syncapi.get_keypair(ctx.connection(), p.name, user_id=user_id)
     return {"user_id": user_id, "found": found, "action": p.action,
-            "same": found is not None and _same_key(found.get("public_key"), p.public_key),
-            "may_delete": p.owned or p.purge}
+            "same": found is not None and same_public_key(found.get("public_key"), p.public_key),
+            "may_delete": p.owned or p.purge or ctx.created_before, "created_before": ctx.created_before}
 
 
 def diff(p: KeypairSync, seen: dict[str, Any]) -> Plan | None:
@@ -43,8 +50,8 @@ def diff(p: KeypairSync, seen: dict[str, Any]) -> Plan | None:
         return {"create": True, "user_id": seen["user_id"]}
     if seen["same"]:
         return None
-    if not (p.owned or p.force):
-        raise refuse("keypair", p.name, f"another public key, fingerprint {found.get('fingerprint')}")
+    if not (p.owned or p.force or seen["created_before"]):
+        raise refuse("keypair", p.name, "another public key")
     return {"replace": True, "user_id": seen["user_id"]}
 
 
@@ -67,8 +74,9 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
         return verdict("absent" if found is None else "kept", remote_id=None,
                        detail="" if found is None else "not created by Skyfleet; kept (use purge)")
     return verdict("in-sync", remote_id=found["name"], user_id=found.get("user_id") or seen["user_id"],
-                   fingerprint=found.get("fingerprint"))
+                   fingerprint=found.get("fingerprint"), **created_earlier(seen))
 
 
 KIND = register(TaskKind(name="sync.keypair", description="Converge a desired keypair in one site.",
-                         payload=KeypairSync, observe=observe, diff=diff, apply=apply, summary=summary))
+                         payload=KeypairSync, observe=observe, diff=diff, apply=apply, summary=summary,
+                         intent=create_intent, persistent=True))

@@ -5,7 +5,8 @@ project is given). Rules are compared as a set of (direction, ethertype, protoco
 a rule's ``remote_group`` names a group of the same project and is resolved to that group's own id
 in this site (itself included). Neutron's two default egress rules are part of the desired set
 unless ``default_egress`` is false. Missing rules are added and extra ones removed, but only on a
-group Skyfleet created (or with ``force``).
+group Skyfleet created (or with ``force``). A create is recorded on the task before the call, so
+a group found after a crash (perhaps still missing rules) is known to be Skyfleet's and completed.
 """
 
 from __future__ import annotations
@@ -14,10 +15,19 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from skyfleet.domains.text import Name, Text
 from skyfleet.drivers.openstack import syncapi
 from skyfleet.errors import TemporarySiteError
 from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
-from skyfleet.reconcile.kinds.sync_common import IdentityRef, SyncPayload, refuse, resolve, verdict
+from skyfleet.reconcile.kinds.sync_common import (
+    IdentityRef,
+    SyncPayload,
+    create_intent,
+    created_earlier,
+    refuse,
+    site_project,
+    verdict,
+)
 
 RuleKey = tuple[str, str, str | None, int | None, int | None, str | None, str | None]
 ANY_CIDR = {"0.0.0.0/0", "::/0"}
@@ -28,17 +38,17 @@ class Rule(BaseModel):
 
     direction: Literal["ingress", "egress"] = "ingress"
     ethertype: Literal["IPv4", "IPv6"] = "IPv4"
-    protocol: str | None = Field(None, max_length=32)
+    protocol: Name | None = Field(None, max_length=32)
     port_range_min: int | None = Field(None, ge=0, le=65535)
     port_range_max: int | None = Field(None, ge=0, le=65535)
-    remote_ip_prefix: str | None = Field(None, max_length=64)
-    remote_group: str | None = Field(None, max_length=255, description="name of a group of the same project")
+    remote_ip_prefix: Name | None = Field(None, max_length=64)
+    remote_group: Name | None = Field(None, max_length=255, description="name of a group of the same project")
 
 
 class SecurityGroupSync(SyncPayload):
-    name: str = Field(min_length=1, max_length=255)
-    description: str = Field("", max_length=255)
-    rules: list[Rule] = Field(default_factory=list)
+    name: Name = Field(min_length=1, max_length=255)
+    description: Text = Field("", max_length=255)
+    rules: list[Rule] = Field(default_factory=list, max_length=1000)
     default_egress: bool = True
     project: IdentityRef | None = None
 
@@ -74,10 +84,11 @@ def desired_rules(ctx: SiteContext, p: SecurityGroupSync, project_id: str, own_i
 
 
 def observe(ctx: SiteContext, p: SecurityGroupSync) -> dict[str, Any]:
-    project_id = resolve(ctx, "projects", p.project) or syncapi.current_ids(ctx.connection())[1]
+    project_id = site_project(ctx, p.project, site_scope=p.site_scope)
     found = syncapi.find_security_group(ctx.connection(), p.name, str(project_id))
     seen: dict[str, Any] = {"found": found, "action": p.action, "project_id": project_id,
-                            "may_delete": p.owned or p.purge}
+                            "may_delete": p.owned or p.purge or ctx.created_before,
+                            "created_before": ctx.created_before}
     if found is None or p.action == "delete":
         return seen
     want = desired_rules(ctx, p, str(project_id), found["id"])
@@ -98,11 +109,12 @@ def diff(p: SecurityGroupSync, seen: dict[str, Any]) -> Plan | None:
         return {"create": True, "project_id": seen["project_id"]}
     if not (seen["add"] or seen["remove"] or seen["description"]):
         return None
-    if not (p.owned or p.force):
+    if not (p.owned or p.force or seen["created_before"]):
         raise refuse("security group", p.name, f"{len(seen['add'])} rule(s) missing, "
                      f"{len(seen['remove'])} extra, description {'differs' if seen['description'] else 'same'}")
     return {"repair": found["id"], "add": seen["add"], "remove": seen["remove"],
-            "description": seen["description"], "project_id": seen["project_id"]}
+            "description": seen["description"], "project_id": seen["project_id"],
+            "created_before": seen["created_before"]}
 
 
 def _rule_body(group_id: str, key: list[Any]) -> dict[str, Any]:
@@ -139,7 +151,8 @@ def apply(ctx: SiteContext, p: SecurityGroupSync, plan: Plan) -> dict[str, Any]:
         syncapi.delete_rule(conn, rid)
     for key in plan["add"]:
         syncapi.create_rule(conn, _rule_body(gid, key))
-    return verdict("in-sync", remote_id=gid, detail=f"repaired: +{len(plan['add'])} -{len(plan['remove'])} rules")
+    return verdict("in-sync", remote_id=gid, detail=f"repaired: +{len(plan['add'])} -{len(plan['remove'])} rules",
+                   created=bool(plan.get("created_before")))
 
 
 def summary(seen: dict[str, Any]) -> dict[str, Any]:
@@ -147,8 +160,9 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
     if seen["action"] == "delete":
         return verdict("absent" if found is None else "kept", remote_id=None,
                        detail="" if found is None else "not created by Skyfleet; kept (use purge)")
-    return verdict("in-sync", remote_id=found["id"])
+    return verdict("in-sync", remote_id=found["id"], **created_earlier(seen))
 
 
 KIND = register(TaskKind(name="sync.security_group", description="Converge a desired security group in one site.",
-                         payload=SecurityGroupSync, observe=observe, diff=diff, apply=apply, summary=summary))
+                         payload=SecurityGroupSync, observe=observe, diff=diff, apply=apply, summary=summary,
+                         intent=create_intent, persistent=True))

@@ -1,0 +1,130 @@
+"""Declared identity on top of the desired-resource machinery of ``domains/sync``: the rules a
+declaration must meet before it is stored, and the user's write-only password.
+
+Why it exists: projects, users, groups and role assignments are desired resources (``SyncResource``
+of kinds ``project``, ``user``, ``group``, ``role_assignment``) converged by the same engine, audit
+and bindings as keypairs. What differs is decided here, once:
+
+- a declaration never names the user or project of a placed site's own credential (Skyfleet's
+  service identity), never grants the ``admin`` role, and never declares the ``Default`` domain or
+  the domain of a placed site's credential (400);
+- a user's password is kept out of the spec: it is sealed with the SecretBox into the resource's
+  options (``password_box``), never returned, never logged; ``null`` means an externally managed
+  password;
+- a user's group memberships follow its ``groups`` list: the groups dropped from it are remembered
+  (``leave_groups``) so that every site takes the user out of them;
+- a role assignment's name is derived from what it grants (actor, project or domain, role,
+  inheritance), so a second ``PUT`` finds the first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skyfleet.domains.sync.models import DELETING, SyncResource
+from skyfleet.domains.sync.service import placed_sites
+from skyfleet.errors import Invalid
+from skyfleet.secrets import SecretBox
+
+SPEC_FIELDS: dict[str, tuple[str, ...]] = {
+    "project": ("name", "domain", "description", "enabled"),
+    "user": ("name", "domain", "description", "email", "enabled", "default_project", "groups", "password"),
+    "group": ("name", "domain", "description"),
+    "role_assignment": ("user", "group", "project", "role", "domain", "inherited", "create_missing_roles"),
+    "domain": ("name", "description", "enabled"),
+}
+PROTECTED_ROLES = frozenset({"admin"})
+UNSET: Any = object()
+
+
+def split_password(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """``spec`` without its password, and the password (``UNSET`` when the spec does not name it)."""
+    unknown = set(spec) - set(SPEC_FIELDS[kind])
+    if unknown:
+        raise Invalid(f"unknown field(s) in spec: {sorted(unknown)}; allowed: {list(SPEC_FIELDS[kind])}")
+    rest = {k: v for k, v in spec.items() if k != "password"}
+    password = spec.get("password", UNSET)
+    if password is not UNSET and password is not None and (
+            not isinstance(password, str) or not 1 <= len(password) <= 4096):
+        raise Invalid("spec.password: a string of 1 to 4096 characters, or null (managed outside Skyfleet)")
+    return rest, password
+
+
+def role_assignment_name(spec: dict[str, Any]) -> str:
+    """What the assignment grants, as its name: ``user:alice:acme:member`` (or ``group:...``) on a
+    project, with ``@Domain`` appended outside ``Default``; ``user:alice:domain:Acme:member`` on the
+    domain itself (no project named); prefixed with ``inherited:`` for an OS-INHERIT grant. Names
+    hold no ``:``, so the number of parts tells a project target from a domain target."""
+    user, group = spec.get("user"), spec.get("group")
+    if (user is None) == (group is None):
+        raise Invalid("a role assignment names exactly one of user, group")
+    if not spec.get("role"):
+        raise Invalid("a role assignment names a role")
+    actor = f"user:{user}" if user else f"group:{group}"
+    domain = spec.get("domain") or "Default"
+    prefix = "inherited:" if spec.get("inherited") else ""
+    if not spec.get("project"):
+        return f"{prefix}{actor}:domain:{domain}:{spec['role']}"
+    return f"{prefix}{actor}:{spec['project']}:{spec['role']}" + ("" if domain == "Default" else f"@{domain}")
+
+
+def check_protected(session: Session, *, kind: str, spec: dict[str, Any], placement: dict[str, Any]) -> None:
+    """400 when a declaration names a placed site's own credential's user or project, or the admin role."""
+    users: set[str] = set()
+    projects: set[str] = set()
+    for site in placed_sites(session, placement):
+        users.add(str(site.auth_public.get("username") or ""))
+        projects.add(str(site.auth_public.get("project_name") or ""))
+    domains: set[str] = {"default"}
+    for site in placed_sites(session, placement):
+        for key in ("user_domain_name", "project_domain_name", "domain_name"):
+            if site.auth_public.get(key):
+                domains.add(str(site.auth_public[key]).lower())
+    users.discard("")
+    projects.discard("")
+    if kind == "domain" and str(spec.get("name") or "").lower() in domains:
+        raise Invalid(f"domain {spec.get('name')!r} is the Default domain or the domain of a placed site's own "
+                      "credential; Skyfleet never manages it")
+    named_user = spec.get("name") if kind == "user" else spec.get("user") if kind == "role_assignment" else None
+    named_project = spec.get("name") if kind == "project" else spec.get("project") \
+        if kind == "role_assignment" else None
+    if named_user in users:
+        raise Invalid(f"user {named_user!r} is the user of a placed site's own credential (Skyfleet's service "
+                      "user); Skyfleet never manages it")
+    if named_project in projects:
+        raise Invalid(f"project {named_project!r} is the project of a placed site's own credential; Skyfleet "
+                      "never manages it")
+    if kind == "role_assignment" and spec.get("role") in PROTECTED_ROLES:
+        raise Invalid(f"role {spec['role']!r} is not granted through Skyfleet (admin roles are protected)")
+
+
+def objects_in_domain(session: Session, name: str) -> list[SyncResource]:
+    """The declared projects, users, groups and role assignments that live in the domain ``name``
+    (converged again when the domain itself is declared, so that they wait for it)."""
+    rows = session.execute(select(SyncResource).where(
+        SyncResource.kind.in_(("project", "user", "group", "role_assignment")),
+        SyncResource.state != DELETING)).scalars().all()
+    return [r for r in rows if (r.spec.get("domain") or "Default") == name]
+
+
+def seal_password(resource: SyncResource, box: SecretBox, password: Any) -> None:
+    """Store (or clear, for None) the user's password sealed; ``UNSET`` leaves it as it is."""
+    if password is UNSET:
+        return
+    options = {k: v for k, v in resource.options.items() if k != "password_box"}
+    if password is not None:
+        options["password_box"] = box.encrypt({"password": password})
+    resource.options = options
+
+
+def track_left_groups(resource: SyncResource, new_spec: dict[str, Any] | None) -> None:
+    """Remember the groups a user's declaration no longer lists, so every site takes the user out of
+    them (a group listed again is forgotten from that list)."""
+    if resource.kind != "user" or new_spec is None:
+        return
+    before, after = set(resource.spec.get("groups") or []), set(new_spec.get("groups") or [])
+    left = (set(resource.options.get("leave_groups") or []) | (before - after)) - after
+    resource.options = {**resource.options, "leave_groups": sorted(left)}

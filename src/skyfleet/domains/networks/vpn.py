@@ -1,0 +1,156 @@
+"""A routing domain meshed with site-to-site IPsec (Neutron VPNaaS) over a declared network's sites.
+
+Why it exists: a declared network gives each site its own routed prefix; a routing domain says those
+prefixes should reach one another. Where the sites' Neutron has VPNaaS, Skyfleet can build that reach
+through public APIs alone: a VPN service on each site's router of the network and a connection between
+every pair of sites. The mesh is a desired resource (``vpn_mesh``, one binding per site, converged and
+audited by the same engine as the network); this module holds what is particular to it:
+
+- each site's task gets its own part (``site_fields``): its local prefixes, and its peers -- every
+  other site of the network with the peer's prefixes and its router's gateway address, as the network's
+  own tasks last reported it (``gateway_ip`` in their results). A site whose Neutron has no VPNaaS
+  (its binding failed with that reason) is left out of its peers' lists: nobody dials a site that
+  cannot answer;
+- the pre-shared key: generated or given once, kept sealed with the SecretBox in the resource's options
+  (``psk_box``), opened only by the site task, never in an answer, a log line or an error;
+- the view a user reads: per site its status, the VPN service's address and each connection's status.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import secrets
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from skyfleet.domains.addresses.models import RoutingDomain
+from skyfleet.domains.networks.service import prefixes
+from skyfleet.domains.operations.models import Task
+from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
+from skyfleet.errors import Conflict
+
+KIND = "vpn_mesh"
+NETWORK_KIND = "network"
+#: What a site without VPNaaS answers (the driver's words: ``vpnapi.NOT_AVAILABLE``).
+NO_VPNAAS = "no vpnaas extension"
+
+
+def new_psk() -> str:
+    """A pre-shared key for a mesh that was given none: 48 random URL-safe characters."""
+    return secrets.token_urlsafe(36)
+
+
+def check_psk(psk: str) -> str | None:
+    """Why ``psk`` cannot be a pre-shared key (never quoting it), or None."""
+    if not 16 <= len(psk) <= 128:
+        return f"psk: must be 16 to 128 characters (got {len(psk)})"
+    if not all(33 <= ord(c) <= 126 for c in psk):
+        return "psk: printable ASCII characters only, no spaces"
+    return None
+
+
+def mesh_of(session: Session, domain: RoutingDomain, *, for_update: bool = False) -> SyncResource | None:
+    """The mesh of a routing domain (its resource is named by the domain's id), if any."""
+    query = select(SyncResource).where(SyncResource.kind == KIND, SyncResource.name == domain.id)
+    return session.scalars(query.with_for_update() if for_update else query).first()
+
+
+def refuse_if_meshed(session: Session, network: SyncResource) -> None:
+    """409 when a routing domain's mesh stands on the network (its VPN services are on the routers)."""
+    for mesh in session.scalars(select(SyncResource).where(SyncResource.kind == KIND,
+                                                          SyncResource.scope == network.scope)):
+        if mesh.spec.get("network_id") == network.id:
+            domain = session.get(RoutingDomain, mesh.name)
+            raise Conflict(f"network {network.name!r} carries the VPN mesh of routing domain "
+                           f"{domain.name if domain else mesh.name!r}; delete the mesh first")
+
+
+def _results(session: Session, task_ids: list[str]) -> dict[str, Any]:
+    """The stored results of tasks by id."""
+    if not task_ids:
+        return {}
+    return {str(tid): result for tid, result in session.execute(select(Task.id, Task.result)
+                                                                .where(Task.id.in_(task_ids))).all()}
+
+
+def network_sites(session: Session, network: SyncResource) -> dict[str, dict[str, Any]]:
+    """Site id -> name, prefixes and router gateway address (as the site's last successful task
+    reported it) of each site where the network's copy exists."""
+    held, gateways = prefixes(network), dict(network.options.get("gateways") or {})
+    out: dict[str, dict[str, Any]] = {}
+    for binding in session.scalars(select(SyncBinding).where(SyncBinding.resource_id == network.id)):
+        site_id = binding.site_id
+        if binding.action != "ensure" or binding.remote_id is None or site_id not in held:
+            continue
+        cidrs = [held[site_id][k] for k in ("cidr", "cidr2") if held[site_id].get(k)]
+        out[site_id] = {"site_name": binding.site_name, "cidrs": cidrs, "address": gateways.get(site_id)}
+    return out
+
+
+def check_ready(session: Session, network: SyncResource) -> list[str]:
+    """The network's site ids for a mesh; 409 with the reason when it is on fewer than two sites in
+    sync, or a site's router has no gateway address yet (a mesh needs ``router.external_network``)."""
+    if network.state == DELETING:
+        raise Conflict(f"network {network.name!r} is being deleted")
+    if not (network.spec.get("router") or {}).get("enabled", True):
+        raise Conflict(f"network {network.name!r} has no router (router.enabled is false): a VPN service "
+                       "lives on the router")
+    sites = network_sites(session, network)
+    if len(sites) < 2:
+        raise Conflict(f"network {network.name!r} is made on {len(sites)} site(s); a mesh needs two or more "
+                       "(wait for its bindings to be in-sync)")
+    bare = sorted(info["site_name"] for info in sites.values() if not info["address"])
+    if bare:
+        raise Conflict(f"network {network.name!r} has no router gateway address on {', '.join(bare)}: declare it "
+                       "with router.external_network (peers connect to the router's gateway address)")
+    return sorted(sites)
+
+
+def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str, Any]]:
+    """Each site's part of the mesh: its local prefixes and its peers (address and prefixes)."""
+    if resource.kind != KIND:
+        return {}
+    network = session.get(SyncResource, str(resource.spec.get("network_id")))
+    if network is None:
+        return {}
+    meshed = set(resource.placement.get("sites") or [])  # the network's sites when the mesh was asked
+    sites = {sid: info for sid, info in network_sites(session, network).items() if sid in meshed}
+    unable = {b.site_id for b in session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id))
+              if b.last_error and NO_VPNAAS in b.last_error}
+    out: dict[str, dict[str, Any]] = {}
+    for site_id, info in sites.items():
+        peers = [{"site": other["site_name"], "address": other["address"], "cidrs": _same_version(other)}
+                 for oid, other in sorted(sites.items(), key=lambda kv: kv[1]["site_name"])
+                 if oid != site_id and oid not in unable and other["address"]]
+        out[site_id] = {"local_cidrs": _same_version(info), "peers": peers}
+    return out
+
+
+def _same_version(info: dict[str, Any]) -> list[str]:
+    """The site's prefixes of its gateway address's IP version: VPNaaS drivers refuse a connection
+    that mixes versions, so a dual-stack network's other-version prefix is not meshed."""
+    if not info["address"]:
+        return list(info["cidrs"])
+    version = ipaddress.ip_address(info["address"]).version
+    return [c for c in info["cidrs"] if ipaddress.ip_network(c).version == version]
+
+
+def view(session: Session, resource: SyncResource, domain: RoutingDomain, *, network_name: str | None,
+         bindings: list[SyncBinding]) -> dict[str, Any]:
+    """What a user reads of a mesh: per site its binding's status and error, the VPN service's address
+    and each connection's status (as of the site's last run), never the key."""
+    bindings = sorted(bindings, key=lambda b: b.site_name)
+    task_ids = [b.task_id for b in bindings if b.task_id]
+    results = _results(session, task_ids)
+    sites = []
+    for b in bindings:
+        result = dict(results.get(b.task_id or "") or {}) if b.status == "in-sync" else {}
+        sites.append({"site_name": b.site_name, "status": b.status, "error": b.last_error,
+                      "address": result.get("address"), "connections": result.get("connections") or {}})
+    return {"routing_domain": domain.name, "routing_domain_id": domain.id, "network": network_name,
+            "network_id": resource.spec.get("network_id"), "state": resource.state,
+            "ike_policy": resource.spec.get("ike_policy"), "ipsec_policy": resource.spec.get("ipsec_policy"),
+            "psk_set": bool(resource.options.get("psk_box")), "operation_id": resource.operation_id,
+            "sites": sites, "updated_at": resource.updated_at}

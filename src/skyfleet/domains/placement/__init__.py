@@ -1,0 +1,1 @@
+"""Placement: where a tenant's servers can run (locations) and where they should (ranked candidates)."""

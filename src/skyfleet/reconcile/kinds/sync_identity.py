@@ -1,0 +1,261 @@
+"""``sync.project``, ``sync.user``, ``sync.group``: converge one declared Keystone object in one
+site's own Keystone (ensure or delete).
+
+Why it exists: sites that share nothing each keep their own projects, users and groups; a fleet
+admin declares them once. The rule, per site:
+
+- absent -> created (owned); the object is looked up by name in the same-named domain;
+- present with the declared attributes -> adopted (in sync; not owned unless an earlier, cut-short
+  attempt of this task created it);
+- present with other attributes -> a failed binding naming the fields, unless Skyfleet owns it
+  (drift: repaired) or ``force`` is set (taken over);
+- a user is added to each group of ``groups``, and taken out of the groups an earlier version of the
+  declaration listed (``leave_groups``); other memberships are left alone;
+- a domain the site lacks fails the binding, unless Skyfleet declares that domain too
+  (``domain_declared``): then the task retries until the domain's own task has created it;
+- a user's password is sealed in the payload (encrypted with the SecretBox) and opened only here;
+  the site is asked whether the password works (an unscoped token request), and it is set when it
+  does not: on create, on rotation, and after an out-of-band change (drift);
+- delete: only what Skyfleet created is touched. Projects and users are disabled, or deleted with
+  ``purge``; groups (which cannot be disabled) are deleted only with ``purge``.
+
+The site credential's own user and project are never touched (a refusal, not a silent skip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from skyfleet.domains.text import Name, Text
+from skyfleet.drivers.openstack import identityapi, syncapi
+from skyfleet.errors import PermanentSiteError, TemporarySiteError
+from skyfleet.logs import SECRETS
+from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
+from skyfleet.reconcile.kinds.sync_common import SyncPayload, create_intent, verdict
+
+NAME = r"^[^/:\s][^/:]{0,63}$"
+
+
+class _Named(SyncPayload):
+    name: Name = Field(pattern=NAME)
+    domain: Name = Field("Default", min_length=1, max_length=64)
+    description: Text = Field("", max_length=255)
+    domain_declared: bool = False  # Skyfleet declares the domain too: wait for it, do not fail
+
+
+class ProjectSync(_Named):
+    enabled: bool = True
+
+
+class GroupSync(_Named):
+    pass
+
+
+class UserSync(_Named):
+    email: Name | None = Field(None, max_length=255)
+    enabled: bool = True
+    default_project: Name | None = Field(None, pattern=NAME)
+    groups: list[Annotated[Name, Field(pattern=NAME)]] = Field(default_factory=list, max_length=100)
+    leave_groups: list[Name] = Field(default_factory=list)  # groups the declaration listed once, no longer
+    password_box: str | None = Field(None, repr=False)  # the password, sealed with the SecretBox
+
+
+Payload = ProjectSync | GroupSync | UserSync
+COLLECTION: dict[type[Any], identityapi.Collection] = {ProjectSync: "projects", GroupSync: "groups",
+                                                       UserSync: "users"}
+
+
+@contextmanager
+def opened_password(ctx: SiteContext, p: Payload) -> Iterator[str | None]:
+    """The user's password in clear, for the length of the block; masked in logs meanwhile."""
+    if not isinstance(p, UserSync) or not p.password_box:
+        yield None
+        return
+    if ctx.reveal is None:
+        raise PermanentSiteError("this worker cannot open sealed passwords")
+    password = str(ctx.reveal(p.password_box)["password"])
+    known = password in SECRETS  # already masked for another reason (a site secret): keep it so
+    SECRETS.add(password)
+    try:
+        yield password
+    finally:
+        if not known:
+            SECRETS.discard(password)
+
+
+def missing_domain(ctx: SiteContext, domain: str, declared: bool) -> Exception:
+    """A domain the site lacks: waited for (retried) when Skyfleet declares it, a failure otherwise."""
+    if declared:
+        return TemporarySiteError(f"domain {domain!r} is not in site {ctx.site_name} yet")
+    return PermanentSiteError(f"no domain {domain!r} in site {ctx.site_name}")
+
+
+def _domain(ctx: SiteContext, p: Payload) -> str:
+    found = identityapi.domain_id(ctx.connection(), p.domain)
+    if found is None:
+        raise missing_domain(ctx, p.domain, p.domain_declared)
+    return found
+
+
+def _project_id(ctx: SiteContext, name: str, domain: str) -> str:
+    found = identityapi.find_named(ctx.connection(), "projects", name, domain)
+    if found is None:  # its own task may not have run yet: retry
+        raise TemporarySiteError(f"project {name!r} is not in site {ctx.site_name} yet")
+    return str(found["id"])
+
+
+def desired(ctx: SiteContext, p: Payload, domain: str) -> dict[str, Any]:
+    """The attributes Skyfleet compares and writes (besides name, domain and password)."""
+    attrs: dict[str, Any] = {"description": p.description}
+    if isinstance(p, ProjectSync | UserSync):
+        attrs["enabled"] = p.enabled
+    if isinstance(p, UserSync):
+        attrs["email"] = p.email
+        attrs["default_project_id"] = _project_id(ctx, p.default_project, domain) if p.default_project else None
+    return attrs
+
+
+def _protected(ctx: SiteContext, collection: str, found: dict[str, Any] | None) -> None:
+    if found is None or collection == "groups":
+        return
+    user_id, project_id = syncapi.current_ids(ctx.connection())
+    if found["id"] == (user_id if collection == "users" else project_id):
+        raise PermanentSiteError(f"refused: {found['name']!r} is the {collection[:-1]} of Skyfleet's own "
+                                 f"credential in site {ctx.site_name}; Skyfleet never manages it")
+
+
+def observe(ctx: SiteContext, p: Payload) -> dict[str, Any]:
+    collection = COLLECTION[type(p)]
+    if p.action == "delete" and identityapi.domain_id(ctx.connection(), p.domain) is None:
+        # no domain, nothing in it to remove (a purged domain takes its objects with it)
+        return {"collection": collection, "found": None, "action": p.action, "owned": p.owned,
+                "created_before": ctx.created_before, "domain": None}
+    domain = _domain(ctx, p)
+    found = identityapi.find_named(ctx.connection(), collection, p.name, domain)
+    _protected(ctx, collection, found)
+    seen: dict[str, Any] = {"collection": collection, "found": found, "action": p.action,
+                            "owned": p.owned or ctx.created_before, "created_before": ctx.created_before,
+                            "domain": domain}
+    if p.action == "delete":
+        return seen
+    want = desired(ctx, p, domain)
+    seen["want"] = want
+    if found is not None:
+        seen["differs"] = sorted(k for k, v in want.items() if found.get(k, None if k != "description" else "") != v)
+        if isinstance(p, UserSync):
+            seen.update(_user_extras(ctx, p, found, domain))
+    return seen
+
+
+def _user_extras(ctx: SiteContext, p: UserSync, found: dict[str, Any], domain: str) -> dict[str, Any]:
+    """Whether the password works (an enabled user only: Keystone refuses any password of a disabled
+    one) and which declared groups the user is missing from."""
+    extras: dict[str, Any] = {"password_ok": True, "join": [], "leave": []}
+    with opened_password(ctx, p) as password:
+        if password is not None and p.enabled and found.get("enabled", True):
+            extras["password_ok"] = identityapi.password_works(ctx.connection(), str(found["id"]), password)
+    for group in p.groups:
+        gid = _group_id(ctx, group, domain)
+        if not identityapi.in_group(ctx.connection(), gid, str(found["id"])):
+            extras["join"].append(gid)
+    for group in p.leave_groups:
+        left = identityapi.find_named(ctx.connection(), "groups", group, domain)
+        if left is not None and identityapi.in_group(ctx.connection(), str(left["id"]), str(found["id"])):
+            extras["leave"].append(str(left["id"]))
+    return extras
+
+
+def _group_id(ctx: SiteContext, name: str, domain: str) -> str:
+    found = identityapi.find_named(ctx.connection(), "groups", name, domain)
+    if found is None:
+        raise TemporarySiteError(f"group {name!r} is not in site {ctx.site_name} yet")
+    return str(found["id"])
+
+
+def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
+    found = seen["found"]
+    if p.action == "delete":
+        if found is None or not seen["owned"]:
+            return None
+        if p.purge:
+            return {"delete": found["id"]}
+        if seen["collection"] == "groups" or not found.get("enabled", True):
+            return None
+        return {"disable": found["id"]}
+    if found is None:
+        return {"create": True}
+    differs = list(seen["differs"]) + ([] if seen.get("password_ok", True) else ["password"])
+    if differs and not (seen["owned"] or p.force):
+        raise PermanentSiteError(
+            f"{seen['collection'][:-1]} {p.name!r} already exists in this site and differs "
+            f"({', '.join(differs)}); Skyfleet did not create it and does not overwrite it (set force to take it over)")
+    if not differs and not seen.get("join") and not seen.get("leave"):
+        return None
+    return {"update": found["id"], "fields": seen["differs"], "password": not seen.get("password_ok", True),
+            "join": seen.get("join", []), "leave": seen.get("leave", [])}
+
+
+def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
+    conn = ctx.connection()
+    collection: identityapi.Collection = COLLECTION[type(p)]
+    if "delete" in plan:
+        identityapi.delete_object(conn, collection, plan["delete"])
+        return verdict("deleted", remote_id=None)
+    if "disable" in plan:
+        identityapi.update_object(conn, collection, plan["disable"], {"enabled": False})
+        return verdict("kept", remote_id=plan["disable"], detail="disabled (purge deletes it)")
+    domain = identityapi.domain_id(conn, p.domain) or "default"
+    want = desired(ctx, p, domain)
+    with opened_password(ctx, p) as password:
+        if "create" in plan:
+            body = {"name": p.name, "domain_id": domain, **{k: v for k, v in want.items() if v is not None}}
+            if password is not None:
+                body["password"] = password
+            made = identityapi.create_object(conn, collection, body)
+            _join(ctx, p, str(made["id"]), domain)
+            return verdict("in-sync", remote_id=str(made["id"]), created=True, detail="created")
+        changes = {k: want[k] for k in plan["fields"]}
+        if plan["password"] and password is not None:
+            changes["password"] = password
+        if changes:
+            identityapi.update_object(conn, collection, plan["update"], changes)
+    for gid in plan["join"]:
+        identityapi.add_to_group(conn, gid, plan["update"])
+    for gid in plan["leave"]:
+        identityapi.remove_from_group(conn, gid, plan["update"])
+    what = [*plan["fields"], *(["password"] if plan["password"] else []),
+            *(["groups"] if plan["join"] or plan["leave"] else [])]
+    return verdict("in-sync", remote_id=plan["update"], created=ctx.created_before,
+                   detail=f"set {', '.join(what)}")
+
+
+def _join(ctx: SiteContext, p: Payload, user_id: str, domain: str) -> None:
+    if isinstance(p, UserSync):
+        for group in p.groups:
+            identityapi.add_to_group(ctx.connection(), _group_id(ctx, group, domain), user_id)
+
+
+def summary(seen: dict[str, Any]) -> dict[str, Any]:
+    found = seen["found"]
+    if seen["action"] == "delete":
+        if found is None:
+            return verdict("absent", remote_id=None)
+        detail = "not created by Skyfleet; kept" if not seen["owned"] else \
+            "kept (purge deletes it)" if seen["collection"] == "groups" else "disabled"
+        return verdict("kept", remote_id=str(found["id"]), detail=detail)
+    return verdict("in-sync", remote_id=str(found["id"]), created=bool(seen["created_before"]))
+
+
+def _kind(name: str, what: str, payload: type[Payload]) -> TaskKind[Any, Any]:
+    return register(TaskKind(name=name, description=f"Converge a declared Keystone {what} in one site.",
+                             payload=payload, observe=observe, diff=diff, apply=apply, summary=summary,
+                             intent=create_intent, persistent=True))
+
+
+PROJECT = _kind("sync.project", "project", ProjectSync)
+USER = _kind("sync.user", "user", UserSync)
+GROUP = _kind("sync.group", "group", GroupSync)

@@ -1,0 +1,712 @@
+// Skyfleet dashboard: a client of the REST API, nothing more. Every figure comes from /v1 with the
+// user's own token (header X-Auth-Token, kept in sessionStorage for this tab only, never in a URL or
+// localStorage), so the API's access decision is the only one. Text from the API is always set with
+// textContent, never parsed as HTML. No inline script or style: the page runs under a strict CSP.
+"use strict";
+
+const TOKEN_KEY = "skyfleet.token";
+const WHO_KEY = "skyfleet.who";  // who signed in: user and project names, project id (no secret)
+const state = { authMode: null, token: sessionStorage.getItem(TOKEN_KEY), abort: null,
+  who: JSON.parse(sessionStorage.getItem(WHO_KEY) || "null") };
+
+class ApiError extends Error {
+  constructor(status, title, detail, requestId) {
+    super(`${status} ${title}: ${detail}`);
+    this.status = status;
+    this.title = title;
+    this.detail = detail;
+    this.requestId = requestId;
+  }
+}
+
+function headers(extra) {
+  const h = Object.assign({ Accept: "application/json" }, extra || {});
+  if (state.token) h["X-Auth-Token"] = state.token;
+  return h;
+}
+
+async function api(path, signal, post) {
+  let response;
+  const init = { headers: headers(), cache: "no-store", credentials: "omit", signal };
+  if (post !== undefined) {
+    init.method = "POST";
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(post);
+  }
+  try {
+    response = await fetch(path, init);
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "Network error", "Skyfleet did not answer", null);
+  }
+  let body = null;
+  try { body = await response.json(); } catch (_) { body = null; }
+  if (!response.ok) {
+    const b = body || {};
+    throw new ApiError(response.status, b.title || response.statusText, b.detail || "",
+                       b.request_id || response.headers.get("X-Request-Id"));
+  }
+  return body;
+}
+
+// Every page of a list whose body has `key` and `next_marker` (at most `pages` pages).
+async function apiAll(path, key, signal, pages = 10) {
+  const rows = [];
+  let marker = null;
+  for (let i = 0; i < pages; i++) {
+    const sep = path.includes("?") ? "&" : "?";
+    const body = await api(marker ? `${path}${sep}marker=${encodeURIComponent(marker)}` : path, signal);
+    rows.push(...(body[key] || []));
+    marker = body.next_marker;
+    if (marker === null || marker === undefined) break;
+  }
+  return rows;
+}
+
+// ---- DOM helpers: elements are built, never parsed from strings --------------------------------
+
+function el(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (name === "text") node.textContent = String(value);
+    else if (name === "class") node.className = value;
+    else node.setAttribute(name, value === true ? "" : String(value));
+  }
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function fmtTime(value) {
+  if (!value) return "—";
+  const d = new Date(value);
+  return Number.isNaN(d.getTime()) ? String(value) : d.toISOString().replace("T", " ").slice(0, 19) + "Z";
+}
+
+function badge(value) {
+  const v = String(value || "unknown");
+  return el("span", { class: `badge st-${v.replace(/[^a-z0-9-]/gi, "-").toLowerCase()}`, text: v });
+}
+
+// A table with a caption and column headers, inside a scrollable region for narrow screens.
+function table(caption, columns, rows, rowFn, empty) {
+  const t = el("table", {},
+    el("caption", { text: caption }),
+    el("thead", {}, el("tr", {}, columns.map((c) => el("th", { scope: "col", text: c })))));
+  const body = el("tbody");
+  for (const row of rows) {
+    const cells = rowFn(row);
+    body.append(el("tr", {}, cells.map((c, i) => (i === 0 ? el("th", { scope: "row" }, c) : el("td", {}, c)))));
+  }
+  if (!rows.length) body.append(el("tr", {}, el("td", { colspan: columns.length, class: "empty", text: empty || "None." })));
+  t.append(body);
+  return el("div", { class: "scroll", role: "region", "aria-label": caption, tabindex: 0 }, t);
+}
+
+function errorBox(err, what) {
+  if (err && err.name === "AbortError") return null;
+  const box = el("div", { class: "error", role: "alert" });
+  if (err instanceof ApiError) {
+    const text = err.status === 403 ? `${what}: not available to your token.` : `${what}: the API refused.`;
+    box.append(el("strong", { text }), " ",
+      el("span", { class: "detail", text: `${err.status} ${err.title}${err.detail ? " — " + err.detail : ""}` }));
+    if (err.requestId) box.append(" · ", el("span", { class: "rid" }, "request id ", el("code", { text: err.requestId })));
+    if (err.status === 401 && what !== "Sign-in") box.append(" ", el("a", { href: "#/login", text: "Sign in again" }));
+  } else {
+    box.append(el("strong", { text: `${what}: ${err}` }));
+  }
+  return box;
+}
+
+function meter(used, total, label) {
+  if (!total) return "—";
+  const pct = Math.round((100 * used) / total);
+  return el("span", { class: "cap" },
+    el("meter", { min: 0, max: total, value: used, low: total * 0.7, high: total * 0.9, optimum: 0,
+                  "aria-label": `${label} ${used} of ${total}` }),
+    el("span", { class: "num", text: `${used}/${total} (${pct}%)` }));
+}
+
+function section(title, ...children) {
+  const id = "h-" + title.toLowerCase().replace(/[^a-z0-9]+/g, "-");
+  return el("section", { class: "panel", "aria-labelledby": id }, el("h2", { id, text: title }), ...children);
+}
+
+// ---- views -----------------------------------------------------------------------------------
+
+const AVAILABILITIES = ["online", "degraded", "offline", "unknown"];
+
+async function viewOverview(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Fleet overview" }));
+  const [sites, summary] = await Promise.allSettled([
+    apiAll("/v1/sites?limit=1000", "sites", signal), api("/v1/inventory/summary", signal)]);
+  const bySite = new Map();
+  if (summary.status === "fulfilled") for (const s of summary.value.sites || []) bySite.set(s.site_id, s);
+
+  if (sites.status === "rejected") {
+    main.append(section("Sites", errorBox(sites.reason, "The list of sites (fleet admins only)")));
+  } else {
+    let rows = sites.value;
+    const tallyHolder = el("div");
+    const filter = el("input", { id: "site-filter", type: "search", placeholder: "name, group or label" });
+    const avail = el("select", { id: "site-availability" }, el("option", { value: "", text: "any" }),
+      AVAILABILITIES.map((a) => el("option", { value: a, text: a })));
+    const holder = el("div");
+    const draw = () => {
+      tallyHolder.replaceChildren(availabilityTally(rows));
+      const q = filter.value.trim().toLowerCase();
+      const shown = rows.filter((s) => (!avail.value || s.availability === avail.value) && (!q ||
+        [s.name, s.group || "", ...Object.entries(s.labels || {}).map(([k, v]) => `${k}=${v}`)].join(" ").toLowerCase().includes(q)));
+      holder.replaceChildren(siteTable(shown, bySite, rows.length));
+    };
+    filter.addEventListener("input", draw);
+    avail.addEventListener("change", draw);
+    draw();
+    const status = el("p", { id: "sites-live", class: "status", role: "status", text: "connecting…" });
+    main.append(section("Sites", tallyHolder, status,
+      el("div", { class: "filters" },
+        el("label", { for: "site-filter", text: "Filter" }), filter,
+        el("label", { for: "site-availability", text: "Availability" }), avail),
+      holder));
+    // Live: a site's event (availability, registered, changed, removed) reads the list again, at most
+    // once per second, and redraws the tally and the table in place; no reload.
+    let pending = null;
+    followEvents(signal, status, (e) => {
+      if (!String(e.kind).startsWith("site.") || pending) return;
+      pending = setTimeout(async () => {
+        try {
+          rows = await apiAll("/v1/sites?limit=1000", "sites", signal);
+          draw();
+        } catch (err) {
+          const box = errorBox(err, "The list of sites");
+          if (box) status.replaceChildren(box);
+        }
+        pending = null;
+      }, 1000);
+    });
+  }
+
+  if (summary.status === "rejected") {
+    main.append(section("Inventory", errorBox(summary.reason, "The inventory summary")));
+  } else {
+    const s = summary.value;
+    const kinds = Object.entries(s.totals || {});
+    const cap = s.capacity;
+    main.append(section("Inventory",
+      cap ? el("p", { class: "caps" }, "vCPUs ", meter(cap.vcpus_used, cap.vcpus, "vCPUs"),
+        " RAM MiB ", meter(cap.memory_mb_used, cap.memory_mb, "RAM"),
+        " Disk GiB ", meter(cap.local_gb_used, cap.local_gb, "Disk")) : null,
+      table("Resources observed on the sites, by kind and status", ["Kind", "Counts"], kinds,
+        ([kind, byStatus]) => [kind, Object.entries(byStatus).map(([st, n]) => `${st}: ${n}`).join(", ")],
+        "Nothing observed yet.")));
+  }
+}
+
+function availabilityTally(rows) {
+  const counts = Object.fromEntries(AVAILABILITIES.map((a) => [a, 0]));
+  for (const s of rows) counts[s.availability] = (counts[s.availability] || 0) + 1;
+  return el("ul", { class: "tally", id: "availability-counts", "aria-label": "Sites per availability" },
+    el("li", { class: "total" }, el("span", { class: "n", text: rows.length }), " sites"),
+    Object.entries(counts).map(([a, n]) => el("li", { "data-availability": a }, el("span", { class: "n", text: n }), " ", badge(a))));
+}
+
+function siteTable(rows, bySite, total) {
+  return table(`Sites (${rows.length} of ${total})`,
+    ["Site", "Availability", "Group", "Labels", "Latency (ms)", "vCPUs", "RAM (MiB)", "Last audit"], rows, (s) => {
+      const inv = bySite.get(s.id);
+      const cap = inv && inv.capacity;
+      return [el("a", { href: `#/site/${encodeURIComponent(s.name)}`, text: s.name }),
+        badge(s.availability), s.group || "—",
+        Object.entries(s.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—",
+        s.latency_ms === null || s.latency_ms === undefined ? "—" : s.latency_ms.toFixed(1),
+        cap ? meter(cap.vcpus_used, cap.vcpus, "vCPUs") : "—",
+        cap ? meter(cap.memory_mb_used, cap.memory_mb, "RAM") : "—",
+        fmtTime(s.last_audit_at)];
+    }, "No site matches.");
+}
+
+async function viewSite(main, signal, name) {
+  main.append(el("p", {}, el("a", { href: "#/overview", text: "← Fleet overview" })));
+  let site;
+  try {
+    site = await api(`/v1/sites/${encodeURIComponent(name)}`, signal);
+  } catch (err) {
+    main.append(el("h1", { class: "view-title", text: `Site ${name}` }), errorBox(err, `Site ${name}`));
+    return;
+  }
+  main.append(el("h1", { class: "view-title" }, `Site ${site.name} `, badge(site.availability)));
+  const caps = site.capabilities || {};
+  const facts = [["Group", site.group || "—"], ["Region", caps.region_name || "—"],
+    ["Labels", Object.entries(site.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—"],
+    ["Managed", site.managed ? "yes" : "no"], ["Latency", site.latency_ms ? `${site.latency_ms} ms` : "—"],
+    ["Availability zones", (caps.availability_zones || []).join(", ") || "—"],
+    ["Last seen", fmtTime(site.last_seen_at)], ["Last audit", fmtTime(site.last_audit_at)],
+    ["Consecutive failures", site.consecutive_failures], ["Last error", site.last_error || "—"],
+    ["Description", site.description || "—"]];
+  main.append(section("Facts", el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]))));
+  main.append(section("Services", table("Services in the site's catalog",
+    ["Service", "Status", "Version", "Microversions", "Latency (ms)", "Endpoint"], caps.services || [], (s) => [
+      s.type, badge(s.status), s.version || "—",
+      s.min_microversion ? `${s.min_microversion} – ${s.max_microversion}` : "—",
+      s.latency_ms === null || s.latency_ms === undefined ? "—" : String(s.latency_ms),
+      el("code", { text: s.endpoint || "" })], "Not audited yet.")));
+  const [summary, events, series] = await Promise.allSettled([api("/v1/inventory/summary", signal),
+    api(`/v1/events?site=${encodeURIComponent(site.id)}&limit=20`, signal),
+    api(`/v1/indicators?site=${encodeURIComponent(site.id)}&since=1h&step=5m`, signal)]);
+  if (summary.status === "fulfilled") {
+    const inv = (summary.value.sites || []).find((s) => s.site_id === site.id);
+    const cap = inv && inv.capacity;
+    main.append(section("Capacity", cap ? el("p", { class: "caps" },
+      "vCPUs ", meter(cap.vcpus_used, cap.vcpus, "vCPUs"), " RAM MiB ", meter(cap.memory_mb_used, cap.memory_mb, "RAM"),
+      " Disk GiB ", meter(cap.local_gb_used, cap.local_gb, "Disk")) : el("p", { text: "No capacity observed yet." })));
+  }
+  main.append(section("Indicators", series.status === "fulfilled"
+    ? indicatorTable(series.value.series) : errorBox(series.reason, "Indicators")));
+  main.append(section("Recent events", events.status === "fulfilled"
+    ? eventTable("Recent events of this site", events.value.events) : errorBox(events.reason, "Events")));
+}
+
+// The latest value of each of a site's indicator series, with its mean and max over the hour (5 min buckets).
+function indicatorTable(rows) {
+  const round = (v) => String(Math.round(v * 100) / 100);
+  return table("Indicators of this site over the last hour (GET /v1/indicators)",
+    ["Indicator", "Latest", "Mean", "Max", "Unit", "At"], rows, (s) => {
+      const values = s.points.map((p) => p[1]);
+      const last = s.points[s.points.length - 1] || [null, null];
+      return [s.name, last[1] === null ? "—" : round(last[1]),
+        values.length ? round(values.reduce((a, b) => a + b, 0) / values.length) : "—",
+        values.length ? round(Math.max(...values)) : "—", s.unit, fmtTime(last[0])];
+    }, "No samples in the last hour.");
+}
+
+function eventRow(e) {
+  return [fmtTime(e.created_at), badge(e.severity), e.kind, e.site_name || "—", e.message];
+}
+
+function eventTable(caption, rows) {
+  return table(caption, ["Time", "Severity", "Kind", "Site", "Message"], rows, eventRow, "No events.");
+}
+
+async function viewEvents(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Events" }));
+  const status = el("p", { id: "stream-status", class: "status", role: "status", text: "connecting…" });
+  const live = el("tbody", { id: "live-events" });
+  const liveTable = el("div", { class: "scroll", role: "region", "aria-label": "Live events", tabindex: 0 },
+    el("table", {}, el("caption", { text: "Live events (newest first)" }),
+      el("thead", {}, el("tr", {}, ["Time", "Severity", "Kind", "Site", "Message"].map((c) => el("th", { scope: "col", text: c })))),
+      live));
+  main.append(section("Live", status, liveTable));
+  const recent = el("div");
+  main.append(section("Recent", recent));
+  try {
+    const body = await api("/v1/events?limit=50", signal);
+    recent.append(eventTable("The last 50 events", body.events));
+  } catch (err) {
+    const box = errorBox(err, "Events");
+    if (box) recent.append(box);
+  }
+  followEvents(signal, status, (e) => {
+    live.prepend(el("tr", { "data-event-id": e.id }, eventRow(e).map((c, i) => (i === 0 ? el("th", { scope: "row" }, c) : el("td", {}, c)))));
+    while (live.children.length > 200) live.lastElementChild.remove();
+  });
+}
+
+// Server-Sent Events read with fetch(), because EventSource cannot send the X-Auth-Token header and
+// a token in the query string would end up in logs and history. Reconnects with Last-Event-ID.
+async function followEvents(signal, status, onEvent) {
+  let lastId = null;
+  let delay = 1000;
+  while (!signal.aborted) {
+    try {
+      const extra = lastId === null ? {} : { "Last-Event-ID": String(lastId) };
+      const response = await fetch("/v1/events/stream", {
+        headers: headers(Object.assign({ Accept: "text/event-stream" }, extra)),
+        cache: "no-store", credentials: "omit", signal });
+      if (!response.ok) {
+        let b = {};
+        try { b = await response.json(); } catch (_) { b = {}; }
+        status.replaceChildren(errorBox(new ApiError(response.status, b.title || response.statusText, b.detail || "",
+          b.request_id || response.headers.get("X-Request-Id")), "The live event stream"));
+        if (response.status === 401 || response.status === 403) return;
+      } else {
+        status.textContent = "live: connected";
+        delay = 1000;
+        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+        let buffer = "";
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          buffer += value.replace(/\r\n?/g, "\n");
+          let cut;
+          while ((cut = buffer.indexOf("\n\n")) >= 0) {
+            const frame = buffer.slice(0, cut);
+            buffer = buffer.slice(cut + 2);
+            let id = null;
+            const data = [];
+            for (const line of frame.split("\n")) {
+              if (line.startsWith("id:")) id = line.slice(3).trim();
+              else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+            }
+            if (id !== null) lastId = id;
+            if (data.length) {
+              try { onEvent(JSON.parse(data.join("\n"))); } catch (_) { /* not an event: ignore */ }
+            }
+          }
+        }
+        status.textContent = "live: reconnecting…";
+      }
+    } catch (err) {
+      if (err.name === "AbortError" || signal.aborted) return;
+      status.textContent = "live: connection lost, retrying…";
+    }
+    await new Promise((resolve) => setTimeout(resolve, delay));
+    delay = Math.min(delay * 2, 15000);
+  }
+}
+
+async function viewImages(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Images" }));
+  try {
+    const rows = await apiAll("/v1/images?limit=1000", "resources", signal);
+    main.append(section("Images and their copies", table("Images, with their binding status on each site",
+      ["Image", "State", "Mode", "Project", "Copies per site", "Updated"], rows, (r) => [
+        r.name, badge(r.state), (r.options && r.options.mode) || (r.spec && r.spec.mode) || "—", r.project_id || "public",
+        r.bindings && r.bindings.length ? el("ul", { class: "bindings" }, r.bindings.map((b) =>
+          el("li", {}, `${b.site_name} `, badge(b.status), b.error ? el("span", { class: "detail", text: ` ${b.error}` }) : null)))
+          : "no site yet",
+        fmtTime(r.updated_at)], "No image declared.")));
+  } catch (err) {
+    const box = errorBox(err, "Images");
+    if (box) main.append(box);
+  }
+}
+
+async function viewServers(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Servers" }));
+  try {
+    const rows = await apiAll("/v1/servers?limit=1000", "servers", signal);
+    main.append(section("Servers booted through Skyfleet", table("Servers, with their status and site",
+      ["Server", "Status", "Site", "Zone", "Project", "Error", "Created"], rows, (s) => [
+        s.name, badge(s.status), s.site || "—", s.availability_zone || "—", s.project_id || "—",
+        s.error || "—", fmtTime(s.created_at)], "No server.")));
+  } catch (err) {
+    const box = errorBox(err, "Servers");
+    if (box) main.append(box);
+  }
+}
+
+// Read again every 2 s while the view is open, so a new operation and its progress show without a reload.
+async function viewOperations(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Operations" }));
+  const holder = el("div");
+  const status = el("p", { id: "operations-live", class: "status", role: "status" });
+  main.append(section("Recent operations", status, holder));
+  while (!signal.aborted) {
+    let body;
+    try {
+      body = await api("/v1/operations?limit=100", signal);
+    } catch (err) {
+      const box = errorBox(err, "Operations");
+      if (box) holder.replaceChildren(box);
+      return;
+    }
+    holder.replaceChildren(operationTable(body.operations));
+    const open = body.operations.filter((o) => !o.finished_at).length;
+    status.textContent = `${open ? `${open} under way` : "none under way"}; refreshed every 2 s, last at ${fmtTime(new Date())}`;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+function operationTable(operations) {
+  return table("Operations, newest first, with their progress over the sites",
+    ["Operation", "Kind", "State", "Progress", "Failed", "Created", "Finished"], operations, (o) => {
+      const c = o.counts || {};
+      const done = (c.succeeded || 0) + (c.failed || 0) + (c.cancelled || 0);
+      const pct = o.total ? Math.floor((100 * done) / o.total) : 100;
+      return [el("code", { text: o.id.slice(0, 8), title: o.id }), o.kind, badge(o.state),
+        el("span", { class: "cap" }, el("progress", { max: o.total || 1, value: done, "aria-label": `${done} of ${o.total} tasks done` }),
+          el("span", { class: "num", text: `${done}/${o.total} (${pct} %)` })),
+        String(c.failed || 0), fmtTime(o.created_at), fmtTime(o.finished_at)];
+    }, "No operation.");
+}
+
+// ---- quota: the global limit of a project, its usage and each site's share -----------------------
+
+async function viewQuota(main, signal, project) {
+  main.append(el("h1", { class: "view-title", text: "Quota" }));
+  const pid = project || (state.who && state.who.project_id) || "";
+  const input = el("input", { id: "quota-project", value: pid, required: true, spellcheck: "false" });
+  const form = el("form", { class: "filters", id: "quota-form" },
+    el("label", { for: "quota-project", text: "Project id" }), input, el("button", { type: "submit", text: "Show" }));
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    location.hash = `#/quota/${encodeURIComponent(input.value.trim())}`;
+  });
+  main.append(section("Project", form, el("p", { class: "status",
+    text: "A tenant sees its own project (the one its token is scoped to); a fleet admin any project." })));
+  if (!pid) return;
+  const path = `/v1/quotas/${encodeURIComponent(pid)}`;
+  const [quota, usage] = await Promise.allSettled([api(path, signal), api(`${path}/usage`, signal)]);
+  if (quota.status === "rejected") {
+    main.append(section("Global quota", errorBox(quota.reason, `The quota of project ${pid}`)));
+    return;
+  }
+  const q = quota.value;
+  main.append(section("Global quota", el("dl", { class: "facts", id: "quota-facts" },
+    [["Project", `${q.project_name || "—"} (${q.project_id})`], ["Domain", q.domain_name],
+      ["Quota class", q.quota_class || "default"], ["Mode", q.mode], ["Split policy", q.policy]]
+      .map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })])),
+  q.warnings.length ? el("ul", { class: "warnings" }, q.warnings.map((w) => el("li", { text: w }))) : null));
+  if (usage.status === "rejected") {
+    main.append(section("Usage", errorBox(usage.reason, "The quota usage")));
+    return;
+  }
+  const u = usage.value;
+  const resources = Object.keys(u.limits).sort();
+  const over = new Set(u.over_limit);
+  const cell = (n) => (n === undefined || n === null ? "—" : n < 0 ? "unlimited" : String(n));
+  main.append(section("Usage and split over the sites", table(
+    `Global limit, usage and each site's share of project ${q.project_name || pid} (used / limit written)`,
+    ["Resource", "Global limit", "Used", ...u.sites.map((s) => s.site_name)], resources, (r) => {
+      const limit = u.limits[r];
+      const used = u.usage[r] || 0;
+      return [r, cell(limit),
+        el("span", { class: over.has(r) ? "cap over" : "cap" }, limit > 0 ? meter(used, limit, r) : String(used),
+          over.has(r) ? badge("over-limit") : null),
+        ...u.sites.map((s) => `${cell(s.usage[r])} / ${cell(s.applied[r])}`)];
+    }, "No limit."),
+  table("Sites of the split", ["Site", "Availability", "Observed", "Written", "Last error"], u.sites, (s) => [
+    s.site_name, badge(s.availability), fmtTime(s.observed_at), fmtTime(s.applied_at), s.last_error || "—"],
+  "The project is on no site yet.")));
+}
+
+// ---- rollouts: the waves of each image with a controlled rollout --------------------------------
+
+function waveState(rollout, index) {
+  if (rollout.state === "done" || rollout.state === "rolled-back") return rollout.state;
+  if (index < rollout.wave) return "done";
+  return index === rollout.wave ? rollout.state : "waiting";
+}
+
+async function viewRollouts(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Rollouts" }));
+  let images;
+  try {
+    images = await apiAll("/v1/images?limit=1000", "resources", signal);
+  } catch (err) {
+    const box = errorBox(err, "Images");
+    if (box) main.append(box);
+    return;
+  }
+  const controlled = images.filter((r) => (r.options && (r.options.rollout || r.options.mode === "controlled")));
+  if (!controlled.length) main.append(section("Controlled rollouts", el("p", { text: "No image with a controlled rollout." })));
+  for (const summary of controlled) {
+    let image;
+    try {
+      image = await api(`/v1/images/${encodeURIComponent(summary.name)}`, signal);
+    } catch (err) {
+      main.append(section(`Image ${summary.name}`, errorBox(err, `Image ${summary.name}`)));
+      continue;
+    }
+    const rollout = (image.options || {}).rollout;
+    if (!rollout) {
+      main.append(section(`Image ${image.name}`, el("p", { text: "Controlled, no rollout started yet." })));
+      continue;
+    }
+    const bySite = new Map((image.bindings || []).map((b) => [b.site_name, b]));
+    const waves = (rollout.wave_names || []).map((names, i) => ({ i, names }));
+    main.append(section(`Image ${image.name}`,
+      el("p", { class: "caps" }, "Rollout ", badge(rollout.state), ` wave ${Math.min(rollout.wave + 1, waves.length)} of ${waves.length}`,
+        ` · generation ${rollout.generation} · max failures per wave ${rollout.max_failures}`,
+        rollout.manual ? " · manual" : "", ` · updated ${fmtTime(rollout.updated_at)}`),
+      rollout.reason ? el("p", { class: "detail", text: rollout.reason }) : null,
+      table(`Waves of image ${image.name}`, ["Wave", "State", "Sites and their copies"], waves, (w) => [
+        `Wave ${w.i + 1}`, badge(waveState(rollout, w.i)),
+        el("ul", { class: "bindings" }, w.names.map((n) => {
+          const b = bySite.get(n);
+          return el("li", {}, `${n} `, b ? badge(b.status) : "no copy yet");
+        }))], "No wave.")));
+  }
+}
+
+// ---- map: sites by latitude and longitude on an equirectangular projection -----------------------
+
+const SVG = "http://www.w3.org/2000/svg";
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [name, value] of Object.entries(attrs || {})) {
+    if (name === "text") node.textContent = String(value);
+    else node.setAttribute(name, String(value));
+  }
+  for (const child of children.flat()) if (child) node.append(child);
+  return node;
+}
+
+async function viewMap(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Map of the sites" }));
+  let sites;
+  try {
+    sites = await apiAll("/v1/sites?limit=1000", "sites", signal);
+  } catch (err) {
+    main.append(section("Map", errorBox(err, "The list of sites (fleet admins only)")));
+    return;
+  }
+  const placed = sites.filter((s) => s.location);
+  // x = longitude + 180, y = 90 - latitude: one unit per degree, the whole world in 360 x 180
+  const grid = [];
+  for (let lon = -150; lon < 180; lon += 30) grid.push(svg("line", { x1: lon + 180, y1: 0, x2: lon + 180, y2: 180, class: "grid" }));
+  for (let lat = -60; lat < 90; lat += 30) grid.push(svg("line", { x1: 0, y1: 90 - lat, x2: 360, y2: 90 - lat, class: lat === 0 ? "grid equator" : "grid" }));
+  const dots = placed.map((s) => {
+    const x = s.location.longitude + 180;
+    const y = 90 - s.location.latitude;
+    return svg("a", { href: `#/site/${encodeURIComponent(s.name)}`, "data-site": s.name, "data-availability": s.availability },
+      svg("circle", { cx: x, cy: y, r: 3, class: `dot av-${s.availability}` },
+        svg("title", { text: `${s.name}: ${s.availability} (${s.location.latitude}, ${s.location.longitude})` })),
+      svg("text", { x: x + 4, y: y + 1.5, class: "label", text: s.name }));
+  });
+  const map = svg("svg", { viewBox: "0 0 360 180", class: "map", role: "img", id: "site-map",
+    "aria-label": `Sites placed by latitude and longitude: ${placed.length} of ${sites.length}` },
+  svg("rect", { x: 0, y: 0, width: 360, height: 180, class: "sea" }), grid, dots);
+  const legend = el("ul", { class: "tally legend" }, AVAILABILITIES.map((a) =>
+    el("li", {}, el("span", { class: `swatch av-${a}`, "aria-hidden": "true" }), " ", a)));
+  main.append(section("Map", el("p", { class: "status",
+    text: "Equirectangular projection (longitude across, latitude up), lines every 30°; no coastline." }),
+  el("div", { class: "scroll" }, map), legend));
+  main.append(section("Sites on the map", table("Sites and their location", ["Site", "Availability", "Latitude", "Longitude"],
+    sites, (s) => [el("a", { href: `#/site/${encodeURIComponent(s.name)}`, text: s.name }), badge(s.availability),
+      s.location ? String(s.location.latitude) : "no location", s.location ? String(s.location.longitude) : "—"],
+    "No site.")));
+}
+
+// ---- shell: login, routing --------------------------------------------------------------------
+
+const VIEWS = { overview: viewOverview, events: viewEvents, images: viewImages, servers: viewServers,
+  operations: viewOperations, quota: viewQuota, rollouts: viewRollouts, map: viewMap };
+
+function showLogin(message) {
+  document.getElementById("nav").hidden = true;
+  document.getElementById("view").hidden = true;
+  document.getElementById("logout").hidden = true;
+  document.getElementById("login-panel").hidden = false;
+  const box = document.getElementById("login-error");
+  box.replaceChildren();
+  if (message) box.append(message);
+  document.getElementById("signin-user").focus();
+}
+
+async function route() {
+  if (state.abort) state.abort.abort();
+  const needLogin = state.authMode !== "noauth" && !state.token;
+  if (needLogin || location.hash === "#/login") {
+    showLogin(null);
+    return;
+  }
+  state.abort = new AbortController();
+  const signal = state.abort.signal;
+  document.getElementById("login-panel").hidden = true;
+  document.getElementById("nav").hidden = false;
+  document.getElementById("logout").hidden = state.authMode === "noauth";
+  const main = document.getElementById("view");
+  main.hidden = false;
+  main.replaceChildren();
+  const parts = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
+  const name = parts[0];
+  for (const a of document.querySelectorAll("#nav a")) {
+    if (a.dataset.view === (name === "site" ? "overview" : name)) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  try {
+    if (name === "site" && parts[1]) await viewSite(main, signal, decodeURIComponent(parts.slice(1).join("/")));
+    else if (name === "quota") await viewQuota(main, signal, decodeURIComponent(parts.slice(1).join("/")));
+    else await (VIEWS[name] || viewOverview)(main, signal);
+  } catch (err) {
+    const box = errorBox(err, "This view");
+    if (box) main.append(box);
+  }
+}
+
+// Keeps a token once the API accepted it (any project-scoped token may read its events).
+async function useToken(token, who) {
+  state.who = who;
+  state.token = token;
+  try {
+    await api("/v1/events?limit=1");
+  } catch (err) {
+    state.token = null;
+    state.who = null;
+    sessionStorage.removeItem(TOKEN_KEY);
+    showLogin(errorBox(err, "Sign-in"));
+    return;
+  }
+  sessionStorage.setItem(TOKEN_KEY, state.token);
+  if (who) sessionStorage.setItem(WHO_KEY, JSON.stringify(who));
+  else sessionStorage.removeItem(WHO_KEY);
+  showWho();
+  if (location.hash === "#/login" || !location.hash) location.hash = "#/overview";
+  else route();
+}
+
+async function signIn(event) {
+  event.preventDefault();
+  const input = document.getElementById("token");
+  const token = input.value.trim();
+  input.value = "";
+  await useToken(token, null);
+}
+
+// User name and password: Skyfleet asks the home Keystone for a project-scoped token (POST /v1/auth/tokens).
+async function signInWithPassword(event) {
+  event.preventDefault();
+  const field = (id) => document.getElementById(id);
+  const password = field("signin-password");
+  const body = { username: field("signin-user").value.trim(), password: password.value,
+    project: field("signin-project").value.trim(), domain: field("signin-domain").value.trim() || "Default" };
+  password.value = "";
+  let issued;
+  try {
+    issued = await api("/v1/auth/tokens", undefined, body);
+  } catch (err) {
+    showLogin(errorBox(err, "Sign-in"));
+    password.focus();
+    return;
+  }
+  await useToken(issued.token, { user: issued.user_name || body.username, project: issued.project_name || body.project,
+    project_id: issued.project_id });
+}
+
+function showWho() {
+  const who = state.who;
+  document.getElementById("who").textContent = state.authMode === "noauth" ? "noauth (this machine only)"
+    : who ? `${who.user} · ${who.project}` : "";
+}
+
+function signOut() {
+  state.token = null;
+  state.who = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  sessionStorage.removeItem(WHO_KEY);
+  showWho();
+  location.hash = "#/login";
+}
+
+async function start() {
+  document.getElementById("login").addEventListener("submit", signIn);
+  document.getElementById("password-login").addEventListener("submit", signInWithPassword);
+  document.getElementById("logout").addEventListener("click", signOut);
+  window.addEventListener("hashchange", route);
+  try {
+    const meta = await api("/");
+    state.authMode = meta.auth_mode;
+    document.getElementById("version").textContent = `Skyfleet ${meta.version} · auth: ${meta.auth_mode}`;
+    showWho();
+  } catch (err) {
+    document.getElementById("version").replaceChildren(errorBox(err, "Skyfleet") || "");
+  }
+  route();
+}
+
+document.addEventListener("DOMContentLoaded", start);

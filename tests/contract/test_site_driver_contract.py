@@ -1,0 +1,108 @@
+"""Contract: the site-level driver calls against the sites -- session and probe, Nova's version
+document, and how the driver classifies real failures
+(temporary: over quota, conflicts; permanent: not found, forbidden by policy, bad request).
+
+Each test calls the driver functions themselves.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import openstack.connection
+import pytest
+from contract_support import Site, Tenant, quiet, skyfleet_auth, unique
+
+from skyfleet.drivers.openstack import compute
+from skyfleet.drivers.openstack.errors import from_status, is_temporary_status, site_call, translate
+from skyfleet.drivers.openstack.pool import SitePool
+from skyfleet.drivers.openstack.probe import describe_error, probe_site
+from skyfleet.drivers.openstack.session import make_auth, make_session
+from skyfleet.errors import PermanentSiteError, TemporarySiteError
+
+pytestmark = pytest.mark.contract
+
+
+@pytest.mark.covers("session.make_session", "session.make_auth", "compute.compute_version")
+def test_session_and_compute_version(site: Site) -> None:
+    auth = skyfleet_auth(site)
+    assert type(make_auth(auth)).__name__ == "Password"
+    session = make_session(auth, timeout=60)
+    found = compute.compute_version(session, interface=auth["interface"], region=auth["region_name"])
+    assert found.endpoint.rstrip("/").endswith("/v2.1") or "/v2.1/" in found.endpoint
+    assert found.version == "2.1"
+    assert found.max_microversion is not None
+    major, minor = (int(p) for p in found.max_microversion.split("."))
+    assert (major, minor) >= (2, 88)  # the version the inventory must not read hypervisors at
+
+
+@pytest.mark.covers("probe.probe_site", "probe.describe_error")
+def test_probe_reaches_every_service(site: Site) -> None:
+    result = probe_site(skyfleet_auth(site), timeout=60)
+    assert result.reachable and result.error is None, result
+    services = {s.type: s for s in result.services}
+    assert {"identity", "compute", "image", "network", "block-storage", "placement"} <= set(services)
+    assert all(s.ok for s in services.values()), services
+    assert services["compute"].max_microversion and services["block-storage"].max_microversion
+    assert "nova" in result.availability_zones
+
+    wrong = probe_site({**skyfleet_auth(site), "password": uuid.uuid4().hex}, timeout=60)
+    assert not wrong.reachable
+    assert wrong.error == "authentication failed (401 Unauthorized)"
+    with pytest.raises(Exception) as err:
+        make_session({**skyfleet_auth(site), "password": uuid.uuid4().hex}, timeout=60).get_token()
+    assert describe_error(err.value) == "authentication failed (401 Unauthorized)"
+
+
+@pytest.mark.covers("pool.SitePool.share", "pool.SitePool.session", "pool.SitePool.connection")
+def test_the_probes_login_serves_the_pools_next_calls(site: Site) -> None:
+    """The health audit's token, handed to the process's pool, is what the pool's session and connection
+    then use: a call through them is answered with that token, and no second login is made."""
+    auth, pool = skyfleet_auth(site), SitePool()
+    assert probe_site(auth, timeout=60, share=pool).reachable
+    session = pool.session(auth, timeout=60)
+    shared = session.auth.auth_ref
+    assert shared is not None and session.get_token() == shared.auth_token
+    conn = pool.connection(auth, timeout=60)
+    answer = conn.compute.get("/flavors")
+    assert answer.status_code == 200 and isinstance(answer.json()["flavors"], list)
+    assert session.auth.auth_ref is shared  # the call used the probe's token: no login of its own
+    assert probe_site(auth, timeout=60, share=pool).reachable  # the next audit's login replaces it
+    assert session.auth.auth_ref is not shared and session.get_token() == session.auth.auth_ref.auth_token
+
+
+def _failure(fn: object, *args: object, **kwargs: object) -> PermanentSiteError | TemporarySiteError:
+    with pytest.raises((PermanentSiteError, TemporarySiteError)) as err, site_call():
+        fn(*args, **kwargs)  # type: ignore[operator]
+    assert isinstance(err.value, PermanentSiteError | TemporarySiteError)
+    return err.value
+
+
+@pytest.mark.covers("errors.site_call", "errors.translate", "errors.from_status", "errors.is_temporary_status")
+def test_real_failures_are_classified(site: Site, project: Tenant) -> None:
+    admin: openstack.connection.Connection = site.admin
+    member = project.conn
+    pid = project.project_id
+
+    missing = _failure(admin.compute.get_flavor, uuid.uuid4().hex)
+    assert isinstance(missing, PermanentSiteError) and missing.status == 404
+
+    denied = _failure(member.compute.create_flavor, name=unique("flavor"), ram=64, vcpus=1, disk=1)
+    assert isinstance(denied, PermanentSiteError) and denied.status == 403
+
+    admin.block_storage.update_quota_set(pid, volumes=0)
+    admin.network.update_quota(pid, networks=0)
+    try:
+        cinder = _failure(member.block_storage.create_volume, name=unique("vol"), size=1)
+        assert isinstance(cinder, TemporarySiteError) and cinder.status == 413, cinder
+        neutron = _failure(member.network.create_network, name=unique("net"))
+        assert isinstance(neutron, TemporarySiteError) and neutron.status == 409, neutron
+    finally:
+        quiet(admin.block_storage.revert_quota_set, pid)
+        quiet(admin.network.delete_quota, pid)
+
+    # The same answers through the plain helpers: an over-quota 403 is temporary, a policy 403 is not.
+    assert is_temporary_status(403, "Quota exceeded for instances: Requested 1, but already used 0 of 0")
+    assert not is_temporary_status(403, "Policy doesn't allow os_compute_api:os-flavor-manage:create")
+    assert isinstance(from_status(503, "down"), TemporarySiteError)
+    assert translate(missing) is missing

@@ -1,0 +1,76 @@
+"""Who a Keystone token makes of its bearer, the access levels, and the fan-out rate limiter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from skyfleet.api import access
+from skyfleet.api.auth import principal_from_token
+from skyfleet.api.ratelimit import RateLimiter, TooManyRequests
+from skyfleet.errors import Forbidden
+
+
+def token(project: str | None = "demo", roles: tuple[str, ...] = ("member",), system: bool = False) -> dict[str, Any]:
+    body: dict[str, Any] = {"user": {"id": "u", "name": "bob", "domain": {"name": "Default"}},
+                            "roles": [{"name": r} for r in roles]}
+    if project:
+        body["project"] = {"id": f"id-{project}", "name": project, "domain": {"name": "Default"}}
+    if system:
+        body["system"] = {"all": True}
+    return body
+
+
+def who(body: dict[str, Any]) -> Any:
+    return principal_from_token(body, admin_role="admin", admin_project=("admin", "Default"),
+                                reader_roles=frozenset({"reader"}))
+
+
+@pytest.mark.parametrize(("body", "level"), [
+    (token(), access.Need.WRITE),
+    (token(roles=("reader",)), access.Need.READ),
+    (token(roles=("reader", "member")), access.Need.WRITE),
+    (token(project=None, roles=()), access.Need.PUBLIC),  # unscoped
+    (token(roles=()), access.Need.PUBLIC),  # role-less
+    (token(project="admin", roles=("admin",)), access.Need.ADMIN),
+    (token(project="demo", roles=("admin",)), access.Need.WRITE),  # a project admin is a tenant, no more
+    (token(project=None, roles=("admin",), system=True), access.Need.ADMIN),
+    (token(project=None, roles=("member",), system=True), access.Need.PUBLIC),
+])
+def test_levels(body: dict[str, Any], level: access.Need) -> None:
+    assert access.level(who(body)) == level
+
+
+def test_admin_project_in_another_domain_is_not_the_admin_project() -> None:
+    body = token(project="admin", roles=("admin",))
+    body["project"]["domain"]["name"] = "customers"
+    assert not who(body).is_admin
+
+
+def test_decide_checks_the_level_then_the_project_in_the_path() -> None:
+    tenant = who(token())
+    access.decide(tenant, access.Rule(access.Need.WRITE, own_project=("p",)), {"p": "id-demo"}, "x")
+    with pytest.raises(Forbidden, match="not the project of your token"):
+        access.decide(tenant, access.Rule(access.Need.READ, own_project=("p",)), {"p": "id-other"}, "x")
+    with pytest.raises(Forbidden, match="fleet admins"):
+        access.decide(tenant, access.ADMIN, {}, "x")
+    with pytest.raises(Forbidden, match="not scoped"):
+        access.decide(who(token(project=None, roles=())), access.READ, {}, "x")
+    access.decide(who(token(project="admin", roles=("admin",))), access.Rule(access.Need.READ, own_project=("p",)),
+                  {"p": "id-other"}, "x")
+
+
+def test_token_bucket_refuses_past_the_burst_and_refills() -> None:
+    now = [0.0]
+    limiter = RateLimiter(rate=1.0, burst=2, clock=lambda: now[0])
+    limiter.spend("a", "x")
+    limiter.spend("a", "x")
+    with pytest.raises(TooManyRequests) as refused:
+        limiter.spend("a", "x")
+    assert refused.value.retry_after == 1 and refused.value.status == 429
+    limiter.spend("b", "x")  # its own bucket
+    now[0] = 1.0
+    limiter.spend("a", "x")
+    with pytest.raises(TooManyRequests):
+        limiter.spend("a", "x")

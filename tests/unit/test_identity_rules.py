@@ -1,0 +1,86 @@
+"""Rules of declared identity that need no database and no site: which sites share a Keystone,
+ownership shared by them, the groups a user leaves, a role assignment's name, the password split."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from skyfleet.domains.identity import follow
+from skyfleet.domains.identity import service as identity
+from skyfleet.domains.sync.models import SyncBinding, SyncResource
+from skyfleet.errors import Invalid
+
+
+def test_sites_share_a_keystone_when_their_identity_endpoints_match() -> None:
+    assert follow.keystone_of({"auth_url": "http://k:5000/v3/"}) == follow.keystone_of({"auth_url": "http://k:5000"})
+    assert follow.keystone_of({"auth_url": "http://k:5000/v3"}) != follow.keystone_of({"auth_url": "http://j:5000/v3"})
+    assert follow.keystone_of({}) == ""
+
+
+def _binding(site: str, remote: str | None, owned: bool) -> SyncBinding:
+    return SyncBinding(resource_id="r", site_id=site, site_name=site, remote_id=remote, owned=owned, status="in-sync",
+                       action="ensure", generation=1, updated_at=datetime.now(UTC))
+
+
+def test_a_region_that_found_its_twins_object_owns_it_too() -> None:
+    bindings = {"a": _binding("a", "p1", True), "b": _binding("b", "p1", False), "c": _binding("c", "p1", False),
+                "d": _binding("d", "p2", False)}
+    keystone = {"a": "http://k1", "b": "http://k1", "c": "http://k2", "d": "http://k1"}
+    follow._share_ownership(bindings, keystone)
+    assert {s: b.owned for s, b in bindings.items()} == {"a": True, "b": True, "c": False, "d": False}
+
+
+def test_groups_dropped_from_a_users_list_are_left_until_listed_again() -> None:
+    user = SyncResource(kind="user", name="u", scope="", spec={"name": "u", "groups": ["a", "b"]}, options={},
+                        placement={})
+    identity.track_left_groups(user, {"name": "u", "groups": ["b"]})
+    assert user.options["leave_groups"] == ["a"]
+    user.spec = {"name": "u", "groups": ["b"]}
+    identity.track_left_groups(user, {"name": "u", "groups": ["a"]})
+    assert user.options["leave_groups"] == ["b"]
+    identity.track_left_groups(user, None)  # no spec change: nothing to track
+    assert user.options["leave_groups"] == ["b"]
+
+
+def test_role_assignment_names_and_password_split() -> None:
+    assert identity.role_assignment_name({"user": "alice", "project": "acme", "role": "member"}) == \
+        "user:alice:acme:member"
+    assert identity.role_assignment_name({"group": "ops", "project": "acme", "role": "reader", "domain": "Eng"}) == \
+        "group:ops:acme:reader@Eng"
+    with pytest.raises(Invalid):
+        identity.role_assignment_name({"user": "a", "group": "b", "project": "p", "role": "r"})
+    assert identity.role_assignment_name({"user": "alice", "role": "reader", "domain": "Eng"}) == \
+        "user:alice:domain:Eng:reader"
+    assert identity.role_assignment_name({"group": "ops", "project": "acme", "role": "reader",
+                                          "inherited": True}) == "inherited:group:ops:acme:reader"
+    rest, password = identity.split_password("user", {"name": "alice", "password": "s3cret"})
+    assert rest == {"name": "alice"} and password == "s3cret"
+    assert identity.split_password("user", {"name": "bob"})[1] is identity.UNSET
+    assert identity.split_password("user", {"name": "bob", "password": None})[1] is None
+    with pytest.raises(Invalid):
+        identity.split_password("project", {"name": "acme", "password": "x"})
+
+
+def test_a_password_is_masked_in_logs_only_while_a_task_holds_it() -> None:
+    from typing import Any
+
+    from skyfleet.logs import SECRETS, redact
+    from skyfleet.reconcile.kinds import SiteContext
+    from skyfleet.reconcile.kinds.sync_identity import UserSync, opened_password
+
+    def ctx_for(password: str) -> Any:
+        return SiteContext(site_id="s", site_name="s", auth={}, timeout=1, pool=None,  # type: ignore[arg-type]
+                           reveal=lambda _box: {"password": password})
+
+    payload = UserSync(name="alice", password_box="sealed")
+    with opened_password(ctx_for("Held-Only-Now-1"), payload) as password:
+        assert password == "Held-Only-Now-1" and "Held-Only-Now-1" not in redact("pw Held-Only-Now-1")
+    assert "Held-Only-Now-1" not in SECRETS
+    SECRETS.add("Site-Secret-Too-1")
+    with opened_password(ctx_for("Site-Secret-Too-1"), payload):
+        pass
+    assert "Site-Secret-Too-1" in SECRETS  # masked before for another reason: still masked
+    with opened_password(ctx_for("x"), UserSync(name="bob")) as none:
+        assert none is None  # no password declared: nothing opened
