@@ -12,13 +12,16 @@ from skyfleet.api.ratelimit import RateLimiter, TooManyRequests
 from skyfleet.errors import Forbidden
 
 
-def token(project: str | None = "demo", roles: tuple[str, ...] = ("member",), system: bool = False) -> dict[str, Any]:
+def token(project: str | None = "demo", roles: tuple[str, ...] = ("member",), system: bool = False,
+          domain: str | None = None) -> dict[str, Any]:
     body: dict[str, Any] = {"user": {"id": "u", "name": "bob", "domain": {"name": "Default"}},
                             "roles": [{"name": r} for r in roles]}
     if project:
         body["project"] = {"id": f"id-{project}", "name": project, "domain": {"name": "Default"}}
     if system:
         body["system"] = {"all": True}
+    if domain:  # Keystone's shape of a domain-scoped token
+        body["domain"] = {"id": f"id-{domain}", "name": domain}
     return body
 
 
@@ -37,6 +40,8 @@ def who(body: dict[str, Any]) -> Any:
     (token(project="demo", roles=("admin",)), access.Need.WRITE),  # a project admin is a tenant, no more
     (token(project=None, roles=("admin",), system=True), access.Need.ADMIN),
     (token(project=None, roles=("member",), system=True), access.Need.PUBLIC),
+    (token(project=None, roles=("admin",), domain="acme"), access.Need.PUBLIC),  # a domain admin: no level
+    (token(project=None, roles=("reader",), domain="acme"), access.Need.PUBLIC),
 ])
 def test_levels(body: dict[str, Any], level: access.Need) -> None:
     assert access.level(who(body)) == level
@@ -74,3 +79,46 @@ def test_token_bucket_refuses_past_the_burst_and_refills() -> None:
     limiter.spend("a", "x")
     with pytest.raises(TooManyRequests):
         limiter.spend("a", "x")
+
+
+def test_domain_scoped_tokens() -> None:
+    admin = who(token(project=None, roles=("admin",), domain="acme"))
+    assert admin.domain_admin and (admin.domain_id, admin.domain_name) == ("id-acme", "acme")
+    assert access.identity_scope(admin) == "acme"
+    reader = who(token(project=None, roles=("reader",), domain="acme"))
+    assert not reader.domain_admin and access.identity_scope(reader) == access.NO_DOMAIN
+    assert access.identity_scope(who(token(project="admin", roles=("admin",)))) is None
+    assert access.identity_scope(who(token())) == access.NO_DOMAIN  # a tenant: no domain at all
+
+
+def test_decide_lets_domain_admins_into_domain_rules_only() -> None:
+    admin = who(token(project=None, roles=("admin",), domain="acme"))
+    access.decide(admin, access.Rule(access.Need.ADMIN, domain=True), {}, "x")
+    with pytest.raises(Forbidden, match="domain admin's of domain 'acme'"):
+        access.decide(admin, access.ADMIN, {}, "x")
+    with pytest.raises(Forbidden, match="scoped to project|domain admin"):
+        access.decide(admin, access.READ, {}, "x")
+    reader = who(token(project=None, roles=("reader",), domain="acme"))
+    with pytest.raises(Forbidden, match="without the admin role"):
+        access.decide(reader, access.Rule(access.Need.ADMIN, domain=True), {}, "x")
+
+
+def test_check_identity_keeps_a_domain_admin_in_its_domain() -> None:
+    admin = who(token(project=None, roles=("admin",), domain="acme"))
+    fleet = who(token(project="admin", roles=("admin",)))
+    spec = {"name": "p", "domain": "acme"}
+    assert access.check_identity(admin, "project", spec, admin_role="admin") == spec
+    assert access.check_identity(admin, "user", {"name": "u", "domain": "id-acme"}, admin_role="admin") == \
+        {"name": "u", "domain": "acme"}  # its domain's id reads as its name
+    for kind, bad, reason in (
+            ("project", {"name": "p", "domain": "other"}, "only in its own domain"),
+            ("user", {"name": "u"}, "only in its own domain"),  # Default by default
+            ("role_assignment", {"user": "u", "role": "admin", "domain": "acme"}, "admin role"),
+            ("role_assignment", {"user": "u", "role": "Cloud-Admin", "domain": "acme"}, "admin role"),
+            ("role_assignment", {"user": "u", "role": "member", "domain": "acme", "create_missing_roles": True},
+             "fleet admins"),
+            ("domain", {"name": "acme"}, "fleet admins")):
+        with pytest.raises(Forbidden, match=reason):
+            access.check_identity(admin, kind, bad, admin_role="cloud-admin")
+        if kind != "domain" and bad.get("role") not in ("admin", "Cloud-Admin"):
+            assert access.check_identity(fleet, kind, bad, admin_role="admin") == bad

@@ -13,6 +13,13 @@ Levels, lowest first: ``public`` (no token), ``read`` (a project-scoped token wi
 ``admin`` (a fleet admin: the admin role on the admin project, or system-scoped). Unscoped and
 role-less tokens reach no level. Which rows a tenant sees is decided by the services, which filter
 by the caller's project; a tenant naming another project in a path gets 403 here.
+
+Domain admins (the admin role on a domain-scoped token) reach no level either: a rule lets them in
+with ``domain=True`` (the declared identity routes), and then only inside their own domain. What a
+declaration of theirs may name is decided by :func:`check_identity` (403 for another domain, the
+admin role, ``create_missing_roles``), and which declarations they see by :func:`identity_scope`,
+which the services filter on, as they filter tenants' rows by project (another domain's declaration
+is 404, like another tenant's object).
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import enum
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from skyfleet.errors import Forbidden, Invalid
 
@@ -53,6 +60,9 @@ class Rule:
     # The configured metrics scrape token (``Authorization: Bearer``, settings.metrics_token) also passes:
     # a Prometheus server holds no Keystone token that lasts.
     scrape_token: bool = False
+    # Domain admins also pass, whatever ``need`` says: for declared identity, inside their own domain
+    # (the services filter rows by :func:`identity_scope`; :func:`check_identity` checks what is declared).
+    domain: bool = False
 
 
 PUBLIC, READ, WRITE, ADMIN = Rule(Need.PUBLIC), Rule(Need.READ), Rule(Need.WRITE), Rule(Need.ADMIN)
@@ -69,11 +79,18 @@ def _kbs(need: Need, fanout: bool = False) -> Rule:
     return Rule(need, own_project=("project_id",), fanout=fanout, url_tenant="project_id", url_strict=True)
 
 
-def _sync_rows(path: str, create_need: Need, read: Need = Need.READ) -> dict[str, Rule]:
-    return {f"POST {path}": Rule(create_need, fanout=True), f"GET {path}": Rule(read),
-            f"GET {path}/{{ref}}": Rule(read),
-            f"PATCH {path}/{{ref}}": Rule(create_need, fanout=True),
-            f"DELETE {path}/{{ref}}": Rule(create_need, fanout=True)}
+def _sync_rows(path: str, create_need: Need, read: Need = Need.READ, *, domain_reads: bool = False,
+               domain_writes: bool = False) -> dict[str, Rule]:
+    return {f"POST {path}": Rule(create_need, fanout=True, domain=domain_writes),
+            f"GET {path}": Rule(read, domain=domain_reads),
+            f"GET {path}/{{ref}}": Rule(read, domain=domain_reads),
+            f"PATCH {path}/{{ref}}": Rule(create_need, fanout=True, domain=domain_writes),
+            f"DELETE {path}/{{ref}}": Rule(create_need, fanout=True, domain=domain_writes)}
+
+
+def _identity_rows(path: str) -> dict[str, Rule]:
+    """Fleet admins, and domain admins inside their own domain (reads and writes)."""
+    return _sync_rows(path, Need.ADMIN, read=Need.ADMIN, domain_reads=True, domain_writes=True)
 
 
 POLICY: dict[str, Rule] = {
@@ -110,14 +127,16 @@ POLICY: dict[str, Rule] = {
     "DELETE /v1/servers/{server_id}": WRITE, "POST /v1/servers/{server_id}/action": WRITE,
     "GET /v1/servers/{server_id}/console": Rule(Need.READ, fanout=True),  # live reads of one site
     "GET /v1/servers/{server_id}/actions": Rule(Need.READ, fanout=True),
-    # declared identity: fleet admins only in this slice, reads too (domain admins are a later step)
-    **_sync_rows("/v1/identity/domains", Need.ADMIN, read=Need.ADMIN),
-    **_sync_rows("/v1/identity/projects", Need.ADMIN, read=Need.ADMIN),
-    **_sync_rows("/v1/identity/users", Need.ADMIN, read=Need.ADMIN),
-    **_sync_rows("/v1/identity/groups", Need.ADMIN, read=Need.ADMIN),
-    "PUT /v1/identity/role-assignments": Rule(Need.ADMIN, fanout=True),
-    "GET /v1/identity/role-assignments": ADMIN, "GET /v1/identity/role-assignments/{ref}": ADMIN,
-    "DELETE /v1/identity/role-assignments/{ref}": Rule(Need.ADMIN, fanout=True),
+    # declared identity: fleet admins; domain admins inside their own domain (they read their own
+    # domain's declaration but never declare, change or remove a domain)
+    **_sync_rows("/v1/identity/domains", Need.ADMIN, read=Need.ADMIN, domain_reads=True),
+    **_identity_rows("/v1/identity/projects"),
+    **_identity_rows("/v1/identity/users"),
+    **_identity_rows("/v1/identity/groups"),
+    "PUT /v1/identity/role-assignments": Rule(Need.ADMIN, fanout=True, domain=True),
+    "GET /v1/identity/role-assignments": Rule(Need.ADMIN, domain=True),
+    "GET /v1/identity/role-assignments/{ref}": Rule(Need.ADMIN, domain=True),
+    "DELETE /v1/identity/role-assignments/{ref}": Rule(Need.ADMIN, fanout=True, domain=True),
     # Kingbird os-sync: the URL names the caller's project (fleet admins' too, as in Kingbird)
     f"POST {KB_SYNC}": _kbs(Need.WRITE, fanout=True),
     f"GET {KB_SYNC}": _kbs(Need.READ),
@@ -180,6 +199,7 @@ CAPABILITIES: dict[str, Need] = {
     "image.public": Need.ADMIN,  # an image every project of every site sees
     "inventory.any_project": Need.ADMIN,  # rows of every project, capacity, site errors
     "inventory.live": Need.READ,  # ask one site directly (rate limited as fan-out)
+    "identity.create_missing_roles": Need.ADMIN,  # create a role a site lacks (global roles)
 }
 
 
@@ -199,6 +219,12 @@ def level(principal: Principal) -> Need:
 
 def refusal(principal: Principal) -> str:
     """Why a caller without the level was refused, naming only its own token's facts."""
+    if principal.domain_admin:
+        return (f"your token is a domain admin's of domain {principal.domain_name!r}, which reaches only the "
+                "declared identity of that domain")
+    if principal.domain_id is not None and not principal.is_admin:
+        return (f"your token is scoped to domain {principal.domain_name!r} without the admin role there "
+                f"(roles {list(principal.roles)})")
     if principal.project_id is None and not principal.is_admin:
         return "the token is not scoped to a project; ask Keystone for a project-scoped token"
     if not principal.roles:
@@ -212,8 +238,9 @@ def decide(principal: Principal, rule: Rule, path_params: dict[str, str], what: 
     reached = level(principal)
     if rule.url_tenant and rule.url_first:
         check_url_tenant(principal, rule, path_params)
-    if reached < rule.need:
-        raise Forbidden(f"{what} is reserved to {WHO[rule.need]}; {refusal(principal)}")
+    if reached < rule.need and not (rule.domain and principal.domain_admin):
+        who = WHO[rule.need] + (" or domain admins (the admin role on a domain-scoped token)" if rule.domain else "")
+        raise Forbidden(f"{what} is reserved to {who}; {refusal(principal)}")
     if rule.url_tenant and not rule.url_first:
         check_url_tenant(principal, rule, path_params)
     if reached < Need.ADMIN:
@@ -261,3 +288,51 @@ def row_scope(principal: Principal) -> str | None:
     """The project whose rows ``principal`` reads: None (every project) for fleet admins, else its own
     (``-``, which matches nothing, when it has none)."""
     return None if principal.is_admin else (principal.project_id or "-")
+
+
+#: Kinds of declared identity (``/v1/identity/*``), the rows :func:`identity_scope` narrows.
+IDENTITY_KINDS = frozenset({"domain", "project", "user", "group", "role_assignment"})
+NO_DOMAIN = ""  # matches no declaration: a domain name is never empty
+
+
+def identity_scope(principal: Principal) -> str | None:
+    """The domain whose declared identity ``principal`` sees and changes, by name (declarations name
+    their domain by name, as the sites' Keystones are searched by name): None (every domain) for fleet
+    admins, the token's domain for a domain admin, and no domain at all for anybody else."""
+    if principal.is_admin:
+        return None
+    if principal.domain_admin and principal.domain_name:
+        return principal.domain_name
+    return NO_DOMAIN
+
+
+def check_identity(principal: Principal, kind: str, spec: dict[str, Any], *, admin_role: str) -> dict[str, Any]:
+    """What a declaration of ``kind`` may say, for ``principal`` (403 otherwise); ``spec`` as sent, before
+    the kind normalises it. Returns the spec to use: a domain admin may name its domain by name or by
+    its id, and the id is replaced by the name (a site's Keystone knows the domain by name only).
+
+    - ``create_missing_roles`` is for fleet admins (it creates global roles on sites);
+    - a domain admin declares only in its own domain (``domain``, default ``Default``); a role assignment
+      names its user or group, its project and its target domain in that one domain, so it never
+      reaches another domain;
+    - a domain admin never grants the admin role (nor the configured fleet admin role): that would be
+      more power than its own token holds on the sites."""
+    if kind == "role_assignment" and spec.get("create_missing_roles"):
+        require(principal, "identity.create_missing_roles", "create_missing_roles (creating a role a site lacks)")
+    scope = identity_scope(principal)
+    if scope is None:
+        return spec
+    if kind == "domain":
+        raise Forbidden("declaring, changing or removing a domain is reserved to fleet admins; "
+                        f"{refusal(principal)}")
+    named = spec.get("domain") or "Default"
+    if principal.domain_id is not None and named == principal.domain_id:
+        spec, named = {**spec, "domain": scope}, scope
+    if named != scope:
+        raise Forbidden(f"domain {str(named)!r}: a domain admin declares only in its own domain "
+                        f"({scope!r}); {refusal(principal)}")
+    role = spec.get("role")
+    if kind == "role_assignment" and isinstance(role, str) and role.lower() in {"admin", admin_role.lower()}:
+        raise Forbidden(f"role {role!r}: a domain admin does not grant the admin role (that would be more "
+                        "than its own token holds)")
+    return spec

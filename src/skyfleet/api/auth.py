@@ -5,7 +5,9 @@ of the token, in bounded caches: the token itself is never kept, logged or regis
 a flood of made-up tokens grows nothing. Refused tokens are remembered for a few seconds so the
 same one does not reach Keystone again at once. The admin role on the admin project (or a
 system-scoped token with it) makes a fleet admin; any role on project P makes a tenant of P, which
-only reads when its roles are all reader roles. What each may do is decided in ``access``.
+only reads when its roles are all reader roles; the admin role on a domain-scoped token makes a
+domain admin of that domain (declared identity inside it only). What each may do is decided in
+``access``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,11 @@ class Principal:
     system: bool = False  # a system-scoped token (no project)
     project_domain_name: str | None = None
     user_domain_name: str | None = None
+    # a domain-scoped token: the domain it is scoped to (Keystone's ``token.domain``), and whether it
+    # carries the admin role there (a domain admin: declared identity in that domain only)
+    domain_id: str | None = None
+    domain_name: str | None = None
+    domain_admin: bool = False
 
 
 NOAUTH_ADMIN = Principal(user_id="noauth", user_name="noauth", project_id=None, project_name=None,
@@ -57,12 +64,16 @@ def principal_from_token(body: dict[str, Any], *, admin_role: str, admin_project
     project_domain = (project.get("domain") or {}).get("name")
     on_admin_project = admin_project is None or (
         project.get("name") == admin_project[0] and project_domain in (admin_project[1], None))
+    # Keystone scopes a token to one of project, domain or system; only a pure domain scope counts here
+    domain = (body.get("domain") or {}) if not project and not system else {}
     return Principal(
         user_id=user.get("id", ""), user_name=user.get("name"), project_id=project.get("id"),
         project_name=project.get("name"), roles=roles,
         is_admin=admin_role in roles and (system or (bool(project) and on_admin_project)),
         read_only=bool(roles) and set(roles) <= reader_roles, system=system,
         project_domain_name=project_domain, user_domain_name=(user.get("domain") or {}).get("name"),
+        domain_id=domain.get("id"), domain_name=domain.get("name"),
+        domain_admin=admin_role in roles and bool(domain.get("id")) and bool(domain.get("name")),
     )
 
 

@@ -252,7 +252,9 @@ async def issue_token(ctx: Ctx) -> web.StreamResponse:
         roles = [{"id": r["id"], "name": r["name"]} for r in ac["roles"]]
     elif project_id:
         roles = ks.user_roles(user["id"], project_id)
-    elif system or domain_id:
+    elif domain_id:  # as Keystone: the roles granted on that domain, none inherited (401 without any)
+        roles = ks.domain_roles(user["id"], domain_id)
+    elif system:
         is_admin = any(u == user["id"] and r == admin_id for (u, _, r) in ks.assignments)
         roles = [{"id": admin_id, "name": "admin"}] if is_admin else []
     else:

@@ -126,6 +126,12 @@ class KeystoneState:
     def role_id(self, name: str) -> str:
         return str(next(r["id"] for r in self.roles.values() if r["name"] == name))
 
+    def add_domain(self, name: str, description: str = "") -> str:
+        did = hex_id()
+        self.domains[did] = {"id": did, "name": name, "description": description, "enabled": True, "tags": [],
+                             "options": {}}
+        return did
+
     def add_project(self, name: str, description: str, domain_id: str = "default") -> str:
         pid = hex_id()
         self.projects[pid] = {"id": pid, "name": name, "domain_id": domain_id, "description": description,
@@ -159,6 +165,15 @@ class KeystoneState:
         ids |= {r for (t, tid, a, aid, r, inherited) in self.scoped_grants
                 if inherited and ((t == "domains" and tid == domain) or (t == "projects" and tid == project_id))
                 and (aid == user_id if a == "users" else aid in groups)}
+        return [{"id": r, "name": self.roles[r]["name"]} for r in sorted(ids) if r in self.roles]
+
+    def domain_roles(self, user_id: str, domain_id: str) -> list[dict[str, str]]:
+        """The user's roles on the domain itself (its own and its groups' direct grants; an inherited
+        grant reaches the domain's projects, not the domain), as a domain-scoped token carries them."""
+        groups = {g for (g, u) in self.members if u == user_id}
+        ids = {r for (t, tid, a, aid, r, inherited) in self.scoped_grants
+               if t == "domains" and tid == domain_id and not inherited
+               and (aid == user_id if a == "users" else aid in groups)}
         return [{"id": r, "name": self.roles[r]["name"]} for r in sorted(ids) if r in self.roles]
 
     def token(self, token_id: str | None) -> Token | None:

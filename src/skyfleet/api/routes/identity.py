@@ -3,9 +3,10 @@ provisioned into every placed site's own Keystone by the engine (kinds ``sync.pr
 ``sync.user``, ``sync.group``, ``sync.role_assignment``), with the bindings, drift audit and
 ownership rules of the other desired resources (see docs/identity.md).
 
-Fleet admins only in this slice (reads too). A user's ``password`` is write-only: accepted in
-``spec`` on create and patch, sealed at rest, never in an answer (``options.password_set`` says
-whether one is set).
+Fleet admins, and domain admins inside their own domain (``access.check_identity`` decides what a
+declaration may name, the services show a domain admin only its domain's rows). A user's
+``password`` is write-only: accepted in ``spec`` on create and patch, sealed at rest, never in an
+answer (``options.password_set`` says whether one is set).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 
+from skyfleet.api import access
+from skyfleet.api.auth import Principal
 from skyfleet.api.deps import PrincipalDep, RuntimeDep
 from skyfleet.api.params import CLEAN_URL
 from skyfleet.api.routes.sync import caller_of, remove_resource
@@ -28,6 +31,15 @@ from skyfleet.errors import Conflict, NotFound
 from skyfleet.reconcile.kinds import validate_payload
 
 
+def allowed_spec(runtime: Any, principal: Principal, kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
+    """:func:`check_spec` of what ``principal`` may declare: checked by ``access`` as sent (403: another
+    domain, the admin role, ``create_missing_roles``), then again once normalised."""
+    admin_role = runtime.settings.admin_role
+    normalised, password = check_spec(kind, access.check_identity(principal, kind, spec, admin_role=admin_role))
+    access.check_identity(principal, kind, normalised, admin_role=admin_role)
+    return normalised, password
+
+
 def check_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The spec normalised by the kind's payload model (without the password), and the password."""
     rest, password = identity.split_password(kind, spec)
@@ -40,8 +52,8 @@ def check_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     return {k: normalised[k] for k in fields if k in normalised and k != "password"}, password
 
 
-def _declare(runtime: Any, principal: Any, kind: str, body: ResourceCreate) -> ResourceOut:
-    spec, password = check_spec(kind, body.spec)
+def _declare(runtime: Any, principal: Principal, kind: str, body: ResourceCreate) -> ResourceOut:
+    spec, password = allowed_spec(runtime, principal, kind, body.spec)
     now = utcnow()
     with transaction(runtime.factory) as session:
         service.validate_placement(session, body.placement)
@@ -60,12 +72,12 @@ def _declare(runtime: Any, principal: Any, kind: str, body: ResourceCreate) -> R
     return out
 
 
-def _change(runtime: Any, principal: Any, kind: str, ref: str, body: ResourceUpdate) -> ResourceOut:
+def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: ResourceUpdate) -> ResourceOut:
     now = utcnow()
     with transaction(runtime.factory) as session:
         resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), for_update=True)
         stored = {k: v for k, v in resource.spec.items() if not (kind == "role_assignment" and k == "name")}
-        spec, password = (check_spec(kind, {**stored, **body.spec}) if body.spec
+        spec, password = (allowed_spec(runtime, principal, kind, {**stored, **body.spec}) if body.spec
                           else (None, identity.UNSET))
         placement = body.placement.model_dump(exclude_none=True) if body.placement else resource.placement
         identity.check_protected(session, kind=kind, spec=spec or resource.spec, placement=placement)
@@ -137,7 +149,7 @@ def assignments_router() -> APIRouter:
 
     @router.put("", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut)
     def put(body: ResourceCreate, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
-        spec, _ = check_spec(kind, body.spec)
+        spec, _ = allowed_spec(runtime, principal, kind, body.spec)
         with read_only(runtime.factory) as session:
             existing = session.query(SyncResource.id).filter(SyncResource.kind == kind,
                                                              SyncResource.name == spec["name"]).scalar()

@@ -37,7 +37,8 @@ def caller_of(principal: Principal, home_domain: str | None = None) -> service.C
                           project_id=principal.project_id, project_name=principal.project_name,
                           is_admin=principal.is_admin, real_user=principal.user_id != "noauth",
                           user_domain_name=principal.user_domain_name or home_domain,
-                          project_domain_name=principal.project_domain_name or home_domain)
+                          project_domain_name=principal.project_domain_name or home_domain,
+                          identity_domain=access.identity_scope(principal))
 
 
 def check_spec(kind: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,8 @@ TASK_KIND = {"keypair": "sync.keypair", "flavor": "sync.flavor", "security_group
              "network": "sync.network", "vpn_mesh": "vpn.mesh"}
 #: Kinds that belong to the fleet, not to a project (scope ""): flavors and declared identity.
 FLEET_KINDS = frozenset({"flavor", "project", "user", "group", "role_assignment", "domain"})
+#: Declared identity: a domain admin sees only the declarations of its own domain (``Caller.identity_domain``).
+IDENTITY_KINDS = frozenset({"project", "user", "group", "role_assignment", "domain"})
 GONE = ("deleted", "absent", "kept")
 
 
@@ -46,6 +48,9 @@ class Caller:
     real_user: bool = True  # False in noauth mode: there is no user to map onto sites
     user_domain_name: str | None = None
     project_domain_name: str | None = None
+    # the one domain whose declared identity this caller sees (a domain admin's), None for every domain
+    # (fleet admins); decided by ``api.access.identity_scope``
+    identity_domain: str | None = None
 
     def owner(self) -> dict[str, Any]:
         """The owner record a desired resource or a job keeps (whose user and project it acts in)."""
@@ -79,6 +84,7 @@ def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bo
                                        (SyncResource.id == ref) | (SyncResource.name == ref))
     if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    query = _in_domain(query, kind, caller)
     if for_update:
         query = query.with_for_update()
     rows = list(session.scalars(query))
@@ -94,6 +100,7 @@ def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
     query = select(SyncResource).where(SyncResource.kind == kind)
     if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    query = _in_domain(query, kind, caller)
     ref = text_marker(marker)
     if ref:
         find_marker(session, query.with_only_columns(SyncResource.id).where(SyncResource.id == ref), ref,
@@ -101,6 +108,17 @@ def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
         query = query.where(SyncResource.id > ref)
     rows = list(session.scalars(query.order_by(SyncResource.id).limit(limit + 1)))
     return rows[:limit], (rows[limit - 1].id if len(rows) > limit else None)
+
+
+def _in_domain(query: Select[SyncResource], kind: str, caller: Caller) -> Select[SyncResource]:
+    """Narrow declared identity to the caller's domain (a domain admin's): a domain by its name, the
+    others by their spec's ``domain`` (``Default`` when absent), as tenants' rows are narrowed by project."""
+    if kind not in IDENTITY_KINDS or caller.identity_domain is None:
+        return query
+    if kind == "domain":
+        return query.where(SyncResource.name == caller.identity_domain)
+    named = func.coalesce(SyncResource.spec["domain"].as_string(), "Default")
+    return query.where(named == caller.identity_domain)
 
 
 def placed_sites(session: Session, placement: dict[str, Any], *, strict: bool = False) -> list[Site]:
