@@ -4,7 +4,11 @@ simulated home Keystone, by every kind of caller, on its own object and on anoth
 The expected access of each route is written here, apart from the application's own policy table,
 so that loosening the policy fails this test; a route the app serves without a row here fails too.
 Callers: fleet admin, tenant member, tenant reader (roles: reader only), a member of a second
-tenant, a role-less user's unscoped token, no token, a garbage token and a revoked token.
+tenant, a domain admin (the admin role on a domain-scoped token), a domain reader (the reader role
+on a domain-scoped token), a role-less user's unscoped token, no token, a garbage token and a
+revoked token. Declared identity is owned by domains the way tenants' objects are owned by projects:
+the domain admin's own domain holds the first tenant's side of the seeded objects, a second domain
+the second's.
 """
 
 from __future__ import annotations
@@ -56,12 +60,12 @@ EXPECTED: dict[str, tuple[str, bool]] = {
     "GET /v1/servers/{server_id}/console": (READ, True), "GET /v1/servers/{server_id}/actions": (READ, True),
     "POST /v1/flavors": (ADMIN, False), "GET /v1/flavors": (READ, False), "GET /v1/flavors/{ref}": (READ, False),
     "PATCH /v1/flavors/{ref}": (ADMIN, False), "DELETE /v1/flavors/{ref}": (ADMIN, False),
-    # declared identity: fleet admins only, reads too (domain admins are a later step)
-    **{f"{m} /v1/identity/{kind}{tail}": (ADMIN, False) for kind in ("domains", "projects", "users", "groups")
+    # declared identity: fleet admins, and domain admins in their own domain (DOMAIN_ADMIN below)
+    **{f"{m} /v1/identity/{kind}{tail}": (ADMIN, tail != "") for kind in ("domains", "projects", "users", "groups")
        for m, tail in (("POST", ""), ("GET", ""), ("GET", "/{ref}"), ("PATCH", "/{ref}"), ("DELETE", "/{ref}"))},
     "PUT /v1/identity/role-assignments": (ADMIN, False), "GET /v1/identity/role-assignments": (ADMIN, False),
-    "GET /v1/identity/role-assignments/{ref}": (ADMIN, False),
-    "DELETE /v1/identity/role-assignments/{ref}": (ADMIN, False),
+    "GET /v1/identity/role-assignments/{ref}": (ADMIN, True),
+    "DELETE /v1/identity/role-assignments/{ref}": (ADMIN, True),
     f"POST {KBS}": (WRITE, True), f"GET {KBS}": (READ, True), f"GET {KBS}/active": (READ, True),
     f"GET {KBS}/{{job_id}}": (READ, True), f"DELETE {KBS}/{{job_id}}": (WRITE, True),
     "GET /v1/projects/{project_id}/mappings": (READ, True),
@@ -97,6 +101,14 @@ EXPECTED: dict[str, tuple[str, bool]] = {
     "GET /v1/locations": (READ, False),
 }
 RANK = {PUBLIC: 0, READ: 1, WRITE: 2, ADMIN: 3}
+# What a domain admin reaches besides the public routes: declared identity, inside its own domain (another
+# domain's object is 404, like another tenant's); of the domains, reading its own declaration only.
+DOMAIN_ADMIN: frozenset[str] = frozenset({
+    *(f"{m} /v1/identity/{kind}{tail}" for kind in ("projects", "users", "groups")
+      for m, tail in (("POST", ""), ("GET", ""), ("GET", "/{ref}"), ("PATCH", "/{ref}"), ("DELETE", "/{ref}"))),
+    "PUT /v1/identity/role-assignments", "GET /v1/identity/role-assignments",
+    "GET /v1/identity/role-assignments/{ref}", "DELETE /v1/identity/role-assignments/{ref}",
+    "GET /v1/identity/domains", "GET /v1/identity/domains/{ref}"})
 # Routes left out of the OpenAPI document on purpose, which go through the access decision all the same:
 # the dashboard's static files (public: they hold no data, the page fetches everything from /v1 with the
 # user's token) and Kingbird's trailing-slash spellings (the row of the same path without the slash).
@@ -110,13 +122,18 @@ class Caller:
     headers: dict[str, str]
     project: str | None  # "demo" or "other" for tenants
     refused: int = 403  # the status a refusal takes for this caller
+    domain: str | None = None  # whose declared identity it owns ("demo": the first domain), domain admins
+    domain_admin: bool = False
 
 
-def _token(auth_url: str, username: str, password: str, project: str | None) -> str:
+def _token(auth_url: str, username: str, password: str, project: str | None, domain: str | None = None) -> str:
+    """A token scoped to ``project`` (of Default), or to ``domain`` (a user of that domain), or unscoped."""
     kwargs: dict[str, Any] = {"auth_url": auth_url, "username": username, "password": password,
-                              "user_domain_name": "Default"}
+                              "user_domain_name": domain or "Default"}
     if project is not None:
         kwargs.update(project_name=project, project_domain_name="Default")
+    elif domain is not None:
+        kwargs.update(domain_name=domain)
     token: str = ks_session.Session(auth=v3.Password(**kwargs)).get_token()
     return token
 
@@ -138,6 +155,12 @@ def world(sim: Simulator, runtime_factory: Any) -> Iterator[World]:
     ks.assignments.add((ks.add_user(f"rita-{n}", "rita-pass", ks.demo_project), ks.demo_project,
                         ks.role_id("reader")))
     ks.add_user(f"nobody-{n}", "nobody-pass", None)
+    domains = {"demo": f"dom-a-{n}", "other": f"dom-b-{n}"}
+    dom_a = ks.add_domain(domains["demo"])
+    ks.add_domain(domains["other"])
+    for user, role in ((f"dana-{n}", "admin"), (f"dora-{n}", "reader")):
+        uid = ks.add_user(user, f"{user}-pass", None, domain_id=dom_a)
+        ks.scoped_grants.add(("domains", dom_a, "users", uid, ks.role_id(role), False))
     auth = site_auth(sim, home)
     rt: Runtime = runtime_factory(None, None, auth_mode="keystone", home_auth_url=auth["auth_url"],
                                   home_username=auth["username"], home_password=auth["password"],
@@ -155,17 +178,23 @@ def world(sim: Simulator, runtime_factory: Any) -> Iterator[World]:
         Caller("tenant reader", 1, {"X-Auth-Token": _token(url, f"rita-{n}", "rita-pass", "demo")}, "demo"),
         Caller("second tenant", 2, {"X-Auth-Token": _token(url, f"olga-{n}", "olga-pass", f"other-{n}")}, "other"),
         Caller("tenant member", 2, {"X-Auth-Token": _token(url, "demo", DEMO_PASSWORD, "demo")}, "demo"),
+        Caller("domain reader", 0, {"X-Auth-Token": _token(url, f"dora-{n}", f"dora-{n}-pass", None,
+                                                           domains["demo"])}, None),
+        Caller("domain admin", 0, {"X-Auth-Token": _token(url, f"dana-{n}", f"dana-{n}-pass", None,
+                                                          domains["demo"])}, None, domain="demo",
+               domain_admin=True),
         Caller("fleet admin", 3, {"X-Auth-Token": admin_token}, None),
     ]
     with TestClient(create_app(rt, start_workers=False)) as api:
         world = World(api, callers, {})
-        world.ids = _seed(api, sim, callers, {"demo": ks.demo_project, "other": other})
+        world.ids = _seed(api, sim, callers, {"demo": ks.demo_project, "other": other}, domains)
         yield world
 
 
-def _seed(api: TestClient, sim: Simulator, callers: list[Caller], projects: dict[str, str]
-          ) -> dict[str, dict[str, str]]:
-    """One object of each kind per tenant (keypair, security group, os-sync job; quotas by admin)."""
+def _seed(api: TestClient, sim: Simulator, callers: list[Caller], projects: dict[str, str],
+          domains: dict[str, str]) -> dict[str, dict[str, str]]:
+    """One object of each kind per tenant (keypair, security group, os-sync job; quotas by admin), and
+    declared identity in each tenant's side's domain (by the fleet admin)."""
     by_name = {c.name: c for c in callers}
     admin = by_name["fleet admin"].headers
     site = sim.site_names()[1]
@@ -202,11 +231,24 @@ def _seed(api: TestClient, sim: Simulator, callers: list[Caller], projects: dict
                       "ref:images": f"im-{owner}", "ref:routing-domains": domain.json()["id"],
                       "ref:address-pools": pool.json()["id"], "ref:networks": f"net-{owner}",
                       "allocation_id": str(prefix.json()["id"])}
+        domain = domains[owner]
+        for path, spec in (("domains", {"name": domain}), ("projects", {"name": f"p-{owner}", "domain": domain}),
+                           ("users", {"name": f"u-{owner}", "domain": domain}),
+                           ("groups", {"name": f"g-{owner}", "domain": domain})):
+            declared = api.post(f"/v1/identity/{path}", json={"spec": spec}, headers=admin)
+            assert declared.status_code == 202, declared.text
+            ids[owner][f"ref:identity/{path}"] = declared.json()["id"]
+        grant = api.put("/v1/identity/role-assignments", headers=admin, json={"spec": {
+            "user": f"u-{owner}", "project": f"p-{owner}", "role": "member", "domain": domain}})
+        assert grant.status_code == 202, grant.text
+        ids[owner]["ref:identity/role-assignments"] = grant.json()["id"]
     return ids
 
 
 def _path(template: str, values: dict[str, str]) -> str:
-    kind = template.split("/")[2] if template.startswith("/v1/") else ""
+    parts = template.split("/")
+    kind = "/".join(parts[2:4]) if template.startswith("/v1/identity/") else parts[2] if len(parts) > 2 and \
+        template.startswith("/v1/") else ""
     fixed = {"ref": values.get(f"ref:{kind}", "s1" if kind == "sites" else "fl"), "site": "s1", "name": "default",
              "kind": "servers", "action": "pause", "server_id": "no-such-server"}
     return re.sub(r"\{(\w+)\}", lambda m: values.get(m.group(1)) or fixed[m.group(1)], template)
@@ -261,8 +303,10 @@ def test_matrix(world: World) -> None:
                                        json={} if method in ("POST", "PUT", "PATCH") else None)
                 calls += 1
                 status, where = response.status_code, f"{caller.name}: {method} {template} ({owner}'s)"
-                allowed = need == PUBLIC or caller.rank >= RANK[need]
-                foreign = objectual and caller.project is not None and caller.project != owner
+                allowed = need == PUBLIC or caller.rank >= RANK[need] or \
+                    (caller.domain_admin and f"{method} {template}" in DOMAIN_ADMIN)
+                mine = caller.domain if template.startswith("/v1/identity/") else caller.project
+                foreign = objectual and mine is not None and mine != owner
                 if status >= 500:
                     failures.append(f"{where}: {status}")
                 elif not allowed and status != caller.refused:
