@@ -53,6 +53,30 @@ def test_password_token_has_catalog_roles_and_project(sim: Simulator) -> None:
     assert other.json()["error"]["title"] == "Unauthorized"
 
 
+def test_domain_scoped_token_carries_the_roles_on_that_domain(sim: Simulator) -> None:
+    """As Keystone: ``token.domain`` {id, name}, the roles granted on the domain itself (an inherited
+    grant reaches its projects, not the domain), no project, and 401 for a user with no role there."""
+    ks = sim.state("site-0003").keystone
+    did = ks.add_domain("acme-scoped")
+    dana = ks.add_user("dana", "dana-pass", None, domain_id=did)
+    ks.scoped_grants.add(("domains", did, "users", dana, ks.role_id("admin"), False))
+    ks.scoped_grants.add(("domains", did, "users", dana, ks.role_id("member"), True))  # inherited: not here
+    ks.add_user("dora", "dora-pass", None, domain_id=did)
+    url = f"{sim.base_url}/site-0003/identity/v3/auth/tokens"
+
+    def issue(user: str) -> requests.Response:
+        return requests.post(url, timeout=5, json={"auth": {"identity": {"methods": ["password"], "password": {
+            "user": {"name": user, "domain": {"name": "acme-scoped"}, "password": f"{user}-pass"}}},
+            "scope": {"domain": {"name": "acme-scoped"}}}})
+
+    resp = issue("dana")
+    assert resp.status_code == 201
+    doc = resp.json()["token"]
+    assert doc["domain"] == {"id": did, "name": "acme-scoped"} and "project" not in doc
+    assert [r["name"] for r in doc["roles"]] == ["admin"]
+    assert issue("dora").status_code == 401
+
+
 def test_wrong_password_is_401_for_openstacksdk(sim: Simulator) -> None:
     bad = connect(sim, "site-0001", auth={**sim.cloud("site-0001")["auth"], "password": "wrong"})
     with pytest.raises(openstack.exceptions.SDKException, match="HTTP 401"):
