@@ -290,8 +290,6 @@ def row_scope(principal: Principal) -> str | None:
     return None if principal.is_admin else (principal.project_id or "-")
 
 
-#: Kinds of declared identity (``/v1/identity/*``), the rows :func:`identity_scope` narrows.
-IDENTITY_KINDS = frozenset({"domain", "project", "user", "group", "role_assignment"})
 NO_DOMAIN = ""  # matches no declaration: a domain name is never empty
 
 
