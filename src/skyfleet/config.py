@@ -91,8 +91,8 @@ class Settings(BaseSettings):
     fanout_burst: int = Field(30, ge=1, description="Such requests one caller may make at once before the rate "
                               "applies (429 with Retry-After beyond it).")
     signin_failure_rate: float = Field(
-        0.1, ge=0, description="Failed password sign-ins (POST /v1/auth/tokens) forgiven per second, per source "
-        "address; 0 turns the limit off.")
+        0.1, ge=0, description="Failed sign-ins (POST /v1/auth/tokens, /v1/auth/session) forgiven per second, "
+        "per source address; 0 turns the limit off.")
     signin_failure_burst: int = Field(5, ge=1, description="Failed sign-ins one source may make before the rate "
                                       "applies (429 with Retry-After, without asking Keystone).")
     session_cookie_secure: bool = Field(
