@@ -153,6 +153,7 @@ def test_a_dashboard_sign_in_sets_an_httponly_cookie_and_never_shows_the_token(
     who = api.get("/v1/auth/session").json()
     assert who["authenticated"] and who["via"] == "session" and who["expires_at"] and who["csrf_token"] is None
     assert api.get("/v1/sites").status_code == 403, "the same access decision: a tenant is a tenant"
+    assert any(r.name == "skyfleet.access" and "/v1/events" in r.getMessage() for r in caplog.records)
     for record in caplog.records:  # neither the session id, the CSRF token nor the token is logged
         text = record.getMessage()
         assert session_id not in text and csrf not in text and token not in text and DEMO_PASSWORD not in text
@@ -270,3 +271,25 @@ def test_the_live_event_stream_takes_the_cookie_and_no_token_in_its_url(api: Tes
     with api.stream("GET", "/v1/events/stream?timeout=0.2", headers={"Accept": "text/event-stream"}) as stream:
         assert stream.status_code == 200 and stream.headers["content-type"].startswith("text/event-stream")
         assert "skyfleet event stream" in "".join(stream.iter_text())
+
+
+def test_cookies_are_secure_over_https_or_when_the_setting_says_so(
+        runtime_factory: Callable[..., Runtime], sim: Simulator) -> None:
+    auth = site_auth(sim, sim.site_names()[0])
+    for secure_setting, base_url, secure in ((False, "https://testserver", True), (True, "http://testserver", True),
+                                              (False, "http://testserver", False)):
+        rt = runtime_factory(None, None, auth_mode="keystone", home_auth_url=auth["auth_url"],
+                             home_username=auth["username"], home_password=auth["password"],
+                             home_project_name=auth["project_name"], session_cookie_secure=secure_setting)
+        with TestClient(create_app(rt, start_workers=False), base_url=base_url) as client:
+            answer = client.post("/v1/auth/session", json=DEMO)
+            assert answer.status_code == 201, answer.text
+            cookies = set_cookies(answer)
+            for name in ("skyfleet_session", "skyfleet_csrf"):
+                assert ("; secure" in cookies[name].lower()) is secure, (base_url, secure_setting, cookies[name])
+            if secure_setting:  # behind a TLS proxy: the page's origin is https://<Host>
+                session_id = client.cookies["skyfleet_session"]
+                client.cookies.clear()
+                assert client.get("/v1/events?limit=1", headers={"Origin": "https://testserver",
+                                                                 "Cookie": f"skyfleet_session={session_id}"}
+                                  ).status_code == 200
