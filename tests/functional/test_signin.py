@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
@@ -18,6 +19,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 from httpx import Response
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 
 from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
@@ -236,7 +239,7 @@ def test_an_expired_or_unknown_session_is_401(api: TestClient) -> None:
     assert api.get("/v1/events?limit=1").status_code == 401
 
 
-def test_a_pasted_token_is_exchanged_for_a_session(api: TestClient) -> None:
+def test_a_pasted_token_is_exchanged_for_a_session(api: TestClient, sim: Simulator) -> None:
     token = api.post("/v1/auth/tokens", json=DEMO).json()["token"]
     answer = api.post("/v1/auth/session", headers={"X-Auth-Token": token})
     assert answer.status_code == 201 and token not in answer.text and answer.json()["project_name"] == "demo"
@@ -245,6 +248,19 @@ def test_a_pasted_token_is_exchanged_for_a_session(api: TestClient) -> None:
     refused = api.post("/v1/auth/session", headers={"X-Auth-Token": "gAAAA-not-a-token"})
     assert refused.status_code == 401 and "skyfleet_session" not in refused.headers.get("set-cookie", "")
     assert api.post("/v1/auth/session").status_code == 400, "neither credentials nor a token"
+    unscoped = api.post("/v1/auth/session", headers={"X-Auth-Token": unscoped_token(api, sim)})
+    assert unscoped.status_code == 403 and "not scoped to a project" in unscoped.json()["detail"], unscoped.text
+    assert "skyfleet_session" not in unscoped.headers.get("set-cookie", "")
+
+
+def unscoped_token(api: TestClient, sim: Simulator) -> str:
+    """A token of a user with no project and no role: it reaches no level of access."""
+    name = f"nobody-{uuid.uuid4().hex[:8]}"
+    sim.fleet.get(sim.site_names()[0]).keystone.add_user(name, "nobody-pass", None)
+    home = api.app.state.runtime.settings.home_auth_url  # type: ignore[attr-defined]
+    token: str = ks_session.Session(auth=v3.Password(auth_url=home, username=name, password="nobody-pass",
+                                                     user_domain_name="Default")).get_token()
+    return token
 
 
 def test_the_session_store_is_bounded_and_expires() -> None:

@@ -30,12 +30,12 @@ from typing import Literal
 from fastapi import APIRouter, Body, Request, Response
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
-from skyfleet.api import sessions
+from skyfleet.api import access, sessions
 from skyfleet.api.auth import IssuedToken, Principal, password_token
 from skyfleet.api.deps import ANONYMOUS, PrincipalDep, RuntimeDep
 from skyfleet.api.ratelimit import RateLimiter, TooManyRequests
 from skyfleet.api.runtime import Runtime
-from skyfleet.errors import ApiError, Invalid, NotFound, Unauthorized
+from skyfleet.errors import ApiError, Forbidden, Invalid, NotFound, Unauthorized
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 
@@ -149,6 +149,8 @@ def create_session(request: Request, response: Response, runtime: RuntimeDep,
             with contextlib.suppress(TooManyRequests):
                 limiter.spend(source, what)
             raise
+    if access.level(principal) == access.Need.PUBLIC:  # a session that could read nothing helps nobody
+        raise Forbidden(f"{what}: this token reaches no level of access; {access.refusal(principal)}")
     old = request.cookies.get(sessions.SESSION_COOKIE)
     if old:
         store.forget(old)  # a new sign-in never reuses an id (no session fixation)
