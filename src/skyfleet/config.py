@@ -91,10 +91,20 @@ class Settings(BaseSettings):
     fanout_burst: int = Field(30, ge=1, description="Such requests one caller may make at once before the rate "
                               "applies (429 with Retry-After beyond it).")
     signin_failure_rate: float = Field(
-        0.1, ge=0, description="Failed password sign-ins (POST /v1/auth/tokens) forgiven per second, per source "
-        "address; 0 turns the limit off.")
+        0.1, ge=0, description="Failed sign-ins (POST /v1/auth/tokens, /v1/auth/session) forgiven per second, "
+        "per source address; 0 turns the limit off.")
     signin_failure_burst: int = Field(5, ge=1, description="Failed sign-ins one source may make before the rate "
                                       "applies (429 with Retry-After, without asking Keystone).")
+    session_cookie_secure: bool = Field(
+        False, description="Mark the dashboard's session and CSRF cookies Secure (sent over https only) even when "
+        "the request reached Skyfleet over http, as behind a TLS-terminating proxy; they are Secure anyway when "
+        "the request came over https. Also takes https://<Host> as the dashboard's own origin.")
+    session_max: int = Field(
+        10_000, ge=1, le=1_000_000, description="Dashboard sessions (cookie sign-ins) one API process keeps in "
+        "memory at most; one more signs the oldest out.")
+    session_max_seconds: float = Field(
+        43_200.0, gt=0, description="Longest life of a dashboard session, in seconds; it ends sooner when its "
+        "Keystone token expires.")
     max_body_bytes: int = Field(
         1024 * 1024, ge=1024, le=1024 * 1024 * 1024,
         description="Largest request body accepted, in bytes; a larger one is answered 413 before it is parsed "

@@ -24,6 +24,9 @@ _MASK = "***"
 _PATTERNS = [
     re.compile(r"(?i)(\"?(?:password|secret|token|application_credential_secret|psk)\"?\s*[:=]\s*\"?)([^\"\s,}]+)"),
     re.compile(r"(?i)(x-(?:auth|subject)-token[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}]+)"),
+    # the dashboard's cookies and CSRF header (a Cookie or Set-Cookie header, a dumped request)
+    re.compile(r"(?i)((?:skyfleet_session|skyfleet_csrf)[\"']?\s*[:=]\s*[\"']?)([^\"'\s,;}]+)"),
+    re.compile(r"(?i)(x-csrf-token[\"']?\s*[:=]\s*[\"']?)([^\"'\s,}]+)"),
     re.compile(r"(?i)(\b[a-z][a-z0-9+.-]*://[^:/?#@\s]*:)([^@/?#\s]+)(?=@)"),  # scheme://user:password@host
 ]
 

@@ -35,6 +35,17 @@ def test_the_page_has_no_inline_script_style_or_remote_asset() -> None:
     assert "innerHTML" not in script and "localStorage.setItem" not in script and "eval(" not in script
 
 
+def test_the_page_keeps_no_token_in_reach_of_its_scripts() -> None:
+    """The session is an HttpOnly cookie: the page stores nothing, sends credentials to its own origin
+    only, and reads the live stream with EventSource (no token in a URL)."""
+    script = (STATIC_DIR / "app.js").read_text()
+    code = "\n".join(line for line in script.splitlines() if not line.lstrip().startswith("//"))
+    assert "sessionStorage" not in code and "localStorage" not in code and "indexedDB" not in code
+    assert 'credentials: "same-origin"' in code and '"omit"' not in code and '"include"' not in code
+    assert 'new EventSource("/v1/events/stream")' in code and "?token" not in code
+    assert '"X-CSRF-Token"' in code and "skyfleet_session" not in code, "the page never names the session cookie"
+
+
 def test_nothing_outside_the_static_directory(client: TestClient) -> None:
     for path in ("/ui/../__init__.py", "/ui/%2e%2e/__init__.py", "/ui/..%2f__init__.py", "/ui/nope.js"):
         response = client.get(path)

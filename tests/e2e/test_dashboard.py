@@ -88,15 +88,33 @@ def fleet(sim: Simulator, runtime_factory: Callable[..., Runtime], live_server: 
 
 
 def sign_in(driver: webdriver.Chrome, url: str, token: str) -> None:
+    """Sign in by pasting a token: the page trades it for a session cookie and keeps nothing."""
     driver.get(f"{url}/ui/")
     field = WebDriverWait(driver, 15).until(ec.visibility_of_element_located((By.ID, "token")))
     assert driver.find_element(By.CSS_SELECTOR, "label[for=token]").text.startswith("Keystone token")
     field.send_keys(token)
     driver.find_element(By.CSS_SELECTOR, "#login button[type=submit]").click()
     WebDriverWait(driver, 15).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#nav")))
-    stored = driver.execute_script("return [sessionStorage.getItem('skyfleet.token'), localStorage.length]")
-    assert stored == [token, 0], "the token lives in sessionStorage only"
-    assert token not in driver.current_url
+    assert_no_token_in_reach_of_scripts(driver, token)
+
+
+def assert_no_token_in_reach_of_scripts(driver: webdriver.Chrome, token: str | None = None) -> dict[str, Any]:
+    """What a script of the page could read holds no session: ``document.cookie`` has the CSRF cookie
+    only, sessionStorage and localStorage are empty, the URL names no token; the session cookie is
+    HttpOnly and SameSite=Strict. Returns the session cookie as the browser keeps it."""
+    readable, stores = driver.execute_script(
+        "return [document.cookie, JSON.stringify([sessionStorage.length, localStorage.length,"
+        " Object.keys(sessionStorage), Object.keys(localStorage)])]")
+    assert "skyfleet_session" not in readable and "skyfleet_csrf=" in readable, readable
+    assert stores == "[0,0,[],[]]", f"nothing in the page's storage: {stores}"
+    cookies = {c["name"]: c for c in driver.get_cookies()}
+    session = cookies["skyfleet_session"]
+    assert session["httpOnly"] is True and session["sameSite"] == "Strict" and session["path"] == "/", session
+    assert cookies["skyfleet_csrf"]["httpOnly"] is False and cookies["skyfleet_csrf"]["sameSite"] == "Strict"
+    if token is not None:
+        assert token not in readable and token not in driver.current_url and session["value"] != token
+        assert token not in driver.page_source, "the pasted token is not left in the page"
+    return session
 
 
 def sign_in_with_password(driver: webdriver.Chrome, url: str, user: str, password: str, project: str) -> None:
@@ -284,24 +302,31 @@ def test_sign_in_with_a_user_name_and_password(sim: Simulator, runtime_factory: 
     browser.find_element(By.CSS_SELECTOR, "#password-login button[type=submit]").click()
     WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#nav")))
     assert browser.find_element(By.ID, "who").text == "demo · demo"
-    token, stored = browser.execute_script(
-        "return [sessionStorage.getItem('skyfleet.token'), JSON.stringify([sessionStorage, localStorage])]")
-    assert token and DEMO_PASSWORD not in stored and local_storage_empty(browser), stored
-    assert DEMO_PASSWORD not in browser.current_url and token not in browser.current_url
-    with httpx.Client(base_url=url, headers={"X-Auth-Token": token}, timeout=30) as api:
-        assert api.get("/v1/events?limit=1").status_code == 200, "the page holds a token Skyfleet accepts"
-    # the tenant's overview, signed in with the password's token: its events, no site list
+    session = assert_no_token_in_reach_of_scripts(browser)
+    assert DEMO_PASSWORD not in browser.current_url and DEMO_PASSWORD not in browser.page_source
+    with httpx.Client(base_url=url, cookies={"skyfleet_session": session["value"]}, timeout=30) as api:
+        assert api.get("/v1/events?limit=1").status_code == 200, "the browser's cookie is a session Skyfleet accepts"
+        assert api.post("/v1/keypairs", json={}).status_code == 403, "a change without the CSRF token is refused"
+    # the tenant's overview, signed in with the password: the live stream (EventSource, cookie), no site list
     alert = WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.CSS_SELECTOR, "#view .error")))
     assert "fleet admins only" in alert.text
     screenshot(browser, "password-signed-in")
+    browser.find_element(By.CSS_SELECTOR, "#nav a[data-view=events]").click()
+    WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element((By.ID, "stream-status"), "live: connected"))
+    # a reload keeps the session (the cookie), and asks the server who signed in
+    browser.refresh()
+    WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element((By.ID, "who"), "demo · demo"))
+    WebDriverWait(browser, 15).until(ec.text_to_be_present_in_element((By.ID, "stream-status"), "live: connected"))
     browser.find_element(By.ID, "logout").click()
     WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.ID, "signin-user")))
-    assert browser.execute_script("return sessionStorage.length") == 0, "sign out forgets the token and who"
-    assert problems(browser, allowed=("/v1/sites", "status of 403", "/v1/auth/tokens", "status of 401")) == []
-
-
-def local_storage_empty(driver: webdriver.Chrome) -> bool:
-    return bool(driver.execute_script("return localStorage.length === 0"))
+    left = {c["name"] for c in browser.get_cookies()}
+    assert not left & {"skyfleet_session", "skyfleet_csrf"}, f"sign-out clears the cookies: {left}"
+    assert browser.find_element(By.ID, "who").text == ""
+    with httpx.Client(base_url=url, cookies={"skyfleet_session": session["value"]}, timeout=30) as api:
+        assert api.get("/v1/events?limit=1").status_code == 401, "sign-out ended the session on the server"
+    browser.refresh()  # and a reload finds nobody signed in
+    WebDriverWait(browser, 15).until(ec.visibility_of_element_located((By.ID, "signin-user")))
+    assert problems(browser, allowed=("/v1/sites", "status of 403", "/v1/auth/session", "status of 401")) == []
 
 
 def test_quota_rollout_and_map_views(fleet: Fleet, browser: webdriver.Chrome,

@@ -37,6 +37,8 @@ KB, KBS = "/v1.0/{tenant}", "/v1.0/{project_id}/os-sync"
 EXPECTED: dict[str, tuple[str, bool]] = {
     "GET /": (PUBLIC, False), "GET /healthz": (PUBLIC, False), "GET /metrics": (ADMIN, False),
     "POST /v1/auth/tokens": (PUBLIC, False),
+    "POST /v1/auth/session": (PUBLIC, False), "GET /v1/auth/session": (PUBLIC, False),
+    "DELETE /v1/auth/session": (PUBLIC, False),
     "POST /v1/sites": (ADMIN, False), "GET /v1/sites": (ADMIN, False), "GET /v1/sites/{ref}": (ADMIN, False),
     "PATCH /v1/sites/{ref}": (ADMIN, False), "DELETE /v1/sites/{ref}": (ADMIN, False),
     "POST /v1/sites/{ref}/manage": (ADMIN, False), "POST /v1/sites/{ref}/unmanage": (ADMIN, False),

@@ -13,6 +13,11 @@ def test_registered_values_and_known_shapes_are_masked() -> None:
     assert redact('{"password": "abc123"}') == '{"password": "***"}'
     assert redact('{"ipsec_site_connection": {"psk": "k3y-of-a-mesh"}}') == '{"ipsec_site_connection": {"psk": "***"}}'
     assert "tok-value" not in redact("X-Auth-Token: tok-value")
+    # the dashboard's session id and CSRF token, as a Cookie, Set-Cookie or a dumped header
+    cookie = "Cookie: skyfleet_session=Sess1on-Id_abc; skyfleet_csrf=CsrF-t0ken_xyz"
+    assert "Sess1on-Id_abc" not in redact(cookie) and "CsrF-t0ken_xyz" not in redact(cookie)
+    assert "Sess1on-Id_abc" not in redact("set-cookie: skyfleet_session=Sess1on-Id_abc; HttpOnly; Path=/")
+    assert "CsrF-t0ken_xyz" not in redact("{'X-CSRF-Token': 'CsrF-t0ken_xyz'}")
     # the shapes alone mask nothing else (a registry of its own: other tests register their passwords)
     assert SecretRegistry().scrub("nothing secret here") == "nothing secret here"
 

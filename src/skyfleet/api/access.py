@@ -100,6 +100,8 @@ POLICY: dict[str, Rule] = {
     "GET /ui": PUBLIC, "GET /ui/{path}": PUBLIC,
     # sign-in with a password of the home Keystone: no token yet (failures are limited per address)
     "POST /v1/auth/tokens": PUBLIC,
+    # the dashboard's session cookie: sign in (as above), who am I (nobody is an answer), sign out
+    "POST /v1/auth/session": PUBLIC, "GET /v1/auth/session": PUBLIC, "DELETE /v1/auth/session": PUBLIC,
     # Prometheus metrics name every site and project: fleet admins, or the scrape token
     "GET /metrics": Rule(Need.ADMIN, scrape_token=True),
     # sites: fleet admins only

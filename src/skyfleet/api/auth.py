@@ -101,6 +101,10 @@ class TokenValidator:
         self._readers = frozenset(r.strip() for r in settings.reader_roles.split(",") if r.strip())
 
     def validate(self, token: str) -> Principal:
+        return self.validate_until(token)[0]
+
+    def validate_until(self, token: str) -> tuple[Principal, float]:
+        """The token's principal and when the token expires (epoch seconds), as :meth:`validate`."""
         if len(token) > MAX_TOKEN_CHARS or not token.isascii() or not token.isprintable():
             raise Unauthorized("the token is invalid or expired")
         key = hashlib.sha256(token.encode()).hexdigest()
@@ -109,7 +113,7 @@ class TokenValidator:
             cached = self._cache.get(key)
             refused = self._refused.get(key)
         if cached is not None and cached[1] > now:
-            return cached[0]
+            return cached
         if refused is not None:
             raise Unauthorized(refused)
         try:
@@ -121,7 +125,7 @@ class TokenValidator:
         if self._settings.token_cache_seconds > 0:
             with self._lock:
                 self._cache[key] = (principal, expires)
-        return principal
+        return principal, expires
 
     def _validate_remote(self, token: str) -> tuple[Principal, float]:
         # The home auth URL is the Keystone v3 root, so the validation URL is known without the catalog.

@@ -15,7 +15,7 @@ from fastapi import Depends, Request
 from fastapi.routing import APIRoute
 
 from skyfleet import log_context
-from skyfleet.api import access
+from skyfleet.api import access, sessions
 from skyfleet.api.auth import NOAUTH_ADMIN, Principal
 from skyfleet.api.ratelimit import RateLimiter
 from skyfleet.api.runtime import Runtime
@@ -32,15 +32,31 @@ ANONYMOUS = Principal(user_id="", user_name=None, project_id=None, project_name=
 
 def get_principal(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)]) -> Principal:
     """Who calls: the token's principal, or :data:`ANONYMOUS` without a valid token (public routes
-    take it and ignore the token; ``authorize`` refuses it everywhere else with the reason kept here)."""
+    take it and ignore the token; ``authorize`` refuses it everywhere else with the reason kept here).
+
+    The token is the ``X-Auth-Token`` header, else the one the dashboard's session cookie stands for
+    (:mod:`skyfleet.api.sessions`): a request authenticated by the cookie must come from this origin
+    and, to change anything, carry the session's CSRF token (403 otherwise, on every route). Either
+    way the principal is the token's, and ``authorize`` decides the same for both."""
     if runtime.validator is None:
         return NOAUTH_ADMIN
     token = request.headers.get("X-Auth-Token")
+    session_id = None
     if not token:
-        return ANONYMOUS
+        session_id = request.cookies.get(sessions.SESSION_COOKIE)
+        if not session_id:
+            return ANONYMOUS
+        session = sessions.store_of(request).get(session_id)
+        if session is None:
+            request.state.auth_error = Unauthorized("the dashboard session is unknown or has expired: sign in again")
+            return ANONYMOUS
+        sessions.check_browser_request(request, session, runtime.settings)
+        token = session.token
     try:
         return runtime.validator.validate(token)
     except (Unauthorized, Unavailable) as exc:
+        if session_id is not None and isinstance(exc, Unauthorized):  # revoked at Keystone: the session too
+            sessions.store_of(request).forget(session_id)
         request.state.auth_error = exc
         return ANONYMOUS
 
@@ -80,7 +96,8 @@ def authorize(request: Request, runtime: Annotated[Runtime, Depends(get_runtime)
         return
     if principal is ANONYMOUS:
         raise getattr(request.state, "auth_error", None) or \
-            Unauthorized("missing X-Auth-Token header (a Keystone token from the home Keystone)")
+            Unauthorized("missing X-Auth-Token header (a Keystone token from the home Keystone) or dashboard "
+                         "session cookie")
     request.state.principal = principal
     access.decide(principal, rule, dict(request.path_params), key)
     fanout = rule.fanout if isinstance(rule.fanout, bool) else \

@@ -23,8 +23,9 @@ ERROR_SCHEMA = "ErrorBody"
 # What each status means in Skyfleet (docs/api.md, "Errors").
 MEANING = {
     400: "A parameter has a valid type but a bad value (the detail names it and the limit).",
-    401: "No X-Auth-Token, or an invalid or expired one.",
-    403: "The caller's role does not allow this (the detail says which role is needed); in noauth mode, a "
+    401: "No X-Auth-Token (nor dashboard session cookie), or an invalid or expired one.",
+    403: "The caller's role does not allow this (the detail says which role is needed); through the dashboard's "
+         "session cookie, a change without its X-CSRF-Token or a page of another origin; in noauth mode, a "
          "foreign Origin.",
     404: "Unknown resource, unknown marker or unknown path.",
     409: "Conflicts with the current state (duplicate name, nothing to retry, ambiguous name).",

@@ -1,13 +1,22 @@
-// Skyfleet dashboard: a client of the REST API, nothing more. Every figure comes from /v1 with the
-// user's own token (header X-Auth-Token, kept in sessionStorage for this tab only, never in a URL or
-// localStorage), so the API's access decision is the only one. Text from the API is always set with
-// textContent, never parsed as HTML. No inline script or style: the page runs under a strict CSP.
+// Skyfleet dashboard: a client of the REST API, nothing more. Every figure comes from /v1 as the
+// signed-in user, so the API's access decision is the only one. The page never holds a Keystone token:
+// signing in (POST /v1/auth/session) makes Skyfleet set an HttpOnly session cookie that no script can
+// read, and every change (POST, PUT, PATCH, DELETE) echoes the session's CSRF token (the skyfleet_csrf
+// cookie) in X-CSRF-Token. Nothing is kept in sessionStorage or localStorage. Text from the API is
+// always set with textContent, never parsed as HTML. No inline script or style: the page runs under a
+// strict CSP.
 "use strict";
 
-const TOKEN_KEY = "skyfleet.token";
-const WHO_KEY = "skyfleet.who";  // who signed in: user and project names, project id (no secret)
-const state = { authMode: null, token: sessionStorage.getItem(TOKEN_KEY), abort: null,
-  who: JSON.parse(sessionStorage.getItem(WHO_KEY) || "null") };
+const state = { authMode: null, who: null, abort: null, notice: null };
+
+// The session's CSRF token: the one cookie the page may read (the session cookie is HttpOnly).
+function csrfToken() {
+  for (const part of document.cookie.split(";")) {
+    const [name, ...value] = part.trim().split("=");
+    if (name === "skyfleet_csrf") return decodeURIComponent(value.join("="));
+  }
+  return null;
+}
 
 class ApiError extends Error {
   constructor(status, title, detail, requestId) {
@@ -19,19 +28,21 @@ class ApiError extends Error {
   }
 }
 
-function headers(extra) {
-  const h = Object.assign({ Accept: "application/json" }, extra || {});
-  if (state.token) h["X-Auth-Token"] = state.token;
-  return h;
-}
-
-async function api(path, signal, post) {
+// A call of the API as the signed-in user (the session cookie goes along: same origin only).
+// `options`: method, a JSON body, extra headers.
+async function api(path, signal, options) {
   let response;
-  const init = { headers: headers(), cache: "no-store", credentials: "omit", signal };
-  if (post !== undefined) {
-    init.method = "POST";
+  const o = options || {};
+  const method = o.method || (o.body !== undefined ? "POST" : "GET");
+  const init = { method, headers: Object.assign({ Accept: "application/json" }, o.headers || {}),
+    cache: "no-store", credentials: "same-origin", signal };
+  if (method !== "GET" && method !== "HEAD") {
+    const csrf = csrfToken();
+    if (csrf) init.headers["X-CSRF-Token"] = csrf;
+  }
+  if (o.body !== undefined) {
     init.headers["Content-Type"] = "application/json";
-    init.body = JSON.stringify(post);
+    init.body = JSON.stringify(o.body);
   }
   try {
     response = await fetch(path, init);
@@ -314,57 +325,48 @@ async function viewEvents(main, signal) {
   });
 }
 
-// Server-Sent Events read with fetch(), because EventSource cannot send the X-Auth-Token header and
-// a token in the query string would end up in logs and history. Reconnects with Last-Event-ID.
-async function followEvents(signal, status, onEvent) {
-  let lastId = null;
-  let delay = 1000;
-  while (!signal.aborted) {
-    try {
-      const extra = lastId === null ? {} : { "Last-Event-ID": String(lastId) };
-      const response = await fetch("/v1/events/stream", {
-        headers: headers(Object.assign({ Accept: "text/event-stream" }, extra)),
-        cache: "no-store", credentials: "omit", signal });
-      if (!response.ok) {
-        let b = {};
-        try { b = await response.json(); } catch (_) { b = {}; }
-        status.replaceChildren(errorBox(new ApiError(response.status, b.title || response.statusText, b.detail || "",
-          b.request_id || response.headers.get("X-Request-Id")), "The live event stream"));
-        if (response.status === 401 || response.status === 403) return;
-      } else {
-        status.textContent = "live: connected";
-        delay = 1000;
-        const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
-        let buffer = "";
-        for (;;) {
-          const { value, done } = await reader.read();
-          if (done) break;
-          buffer += value.replace(/\r\n?/g, "\n");
-          let cut;
-          while ((cut = buffer.indexOf("\n\n")) >= 0) {
-            const frame = buffer.slice(0, cut);
-            buffer = buffer.slice(cut + 2);
-            let id = null;
-            const data = [];
-            for (const line of frame.split("\n")) {
-              if (line.startsWith("id:")) id = line.slice(3).trim();
-              else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
-            }
-            if (id !== null) lastId = id;
-            if (data.length) {
-              try { onEvent(JSON.parse(data.join("\n"))); } catch (_) { /* not an event: ignore */ }
-            }
-          }
-        }
+// The live stream with EventSource: the browser sends the session cookie itself (same origin), so no
+// token is ever put in a URL or a header by this page. EventSource reconnects on its own with
+// Last-Event-ID when a stream ends; when the server refuses it (401, 403, 429...) it gives up, and the
+// page asks /v1/events why, shows it, and tries again later unless the session is gone.
+function followEvents(signal, status, onEvent) {
+  let delay = 2000;
+  let source = null;
+  let timer = null;
+  const open = () => {
+    if (signal.aborted) return;
+    source = new EventSource("/v1/events/stream");
+    source.onopen = () => {
+      status.textContent = "live: connected";
+      delay = 2000;
+    };
+    source.onmessage = (message) => {
+      try { onEvent(JSON.parse(message.data)); } catch (_) { /* not an event: ignore */ }
+    };
+    source.onerror = async () => {
+      if (source.readyState !== EventSource.CLOSED) {
         status.textContent = "live: reconnecting…";
+        return;
       }
-    } catch (err) {
-      if (err.name === "AbortError" || signal.aborted) return;
-      status.textContent = "live: connection lost, retrying…";
-    }
-    await new Promise((resolve) => setTimeout(resolve, delay));
-    delay = Math.min(delay * 2, 15000);
-  }
+      source.close();
+      try {
+        await api("/v1/events?limit=1", signal);
+        status.textContent = "live: connection lost, retrying…";
+      } catch (err) {
+        const box = errorBox(err, "The live event stream");
+        if (box) status.replaceChildren(box);
+        if (err instanceof ApiError && (err.status === 401 || err.status === 403)) return;
+        if (err.name === "AbortError") return;
+      }
+      timer = setTimeout(open, delay);
+      delay = Math.min(delay * 2, 15000);
+    };
+  };
+  signal.addEventListener("abort", () => {
+    if (source) source.close();
+    if (timer) clearTimeout(timer);
+  });
+  open();
 }
 
 async function viewImages(main, signal) {
@@ -600,9 +602,10 @@ function showLogin(message) {
 
 async function route() {
   if (state.abort) state.abort.abort();
-  const needLogin = state.authMode !== "noauth" && !state.token;
+  const needLogin = state.authMode !== "noauth" && !state.who;
   if (needLogin || location.hash === "#/login") {
-    showLogin(null);
+    showLogin(state.notice);
+    state.notice = null;
     return;
   }
   state.abort = new AbortController();
@@ -624,41 +627,43 @@ async function route() {
     else if (name === "quota") await viewQuota(main, signal, decodeURIComponent(parts.slice(1).join("/")));
     else await (VIEWS[name] || viewOverview)(main, signal);
   } catch (err) {
+    if (err instanceof ApiError && err.status === 401) state.who = null;  // the session ended
     const box = errorBox(err, "This view");
     if (box) main.append(box);
   }
 }
 
-// Keeps a token once the API accepted it (any project-scoped token may read its events).
-async function useToken(token, who) {
-  state.who = who;
-  state.token = token;
+function whoOf(session) {
+  return { user: session.user_name || "", project: session.project_name || session.project_id || "",
+    project_id: session.project_id };
+}
+
+// Sign in: Skyfleet keeps the token and sets the HttpOnly session cookie; the page keeps who signed in.
+async function openSession(options) {
+  let session;
   try {
-    await api("/v1/events?limit=1");
+    session = await api("/v1/auth/session", undefined, Object.assign({ method: "POST" }, options));
   } catch (err) {
-    state.token = null;
-    state.who = null;
-    sessionStorage.removeItem(TOKEN_KEY);
     showLogin(errorBox(err, "Sign-in"));
-    return;
+    return false;
   }
-  sessionStorage.setItem(TOKEN_KEY, state.token);
-  if (who) sessionStorage.setItem(WHO_KEY, JSON.stringify(who));
-  else sessionStorage.removeItem(WHO_KEY);
+  state.who = whoOf(session);
   showWho();
   if (location.hash === "#/login" || !location.hash) location.hash = "#/overview";
   else route();
+  return true;
 }
 
+// A pasted token is exchanged for a session at once and forgotten by the page.
 async function signIn(event) {
   event.preventDefault();
   const input = document.getElementById("token");
   const token = input.value.trim();
   input.value = "";
-  await useToken(token, null);
+  await openSession({ headers: { "X-Auth-Token": token } });
 }
 
-// User name and password: Skyfleet asks the home Keystone for a project-scoped token (POST /v1/auth/tokens).
+// User name and password: Skyfleet asks the home Keystone for a project-scoped token and keeps it.
 async function signInWithPassword(event) {
   event.preventDefault();
   const field = (id) => document.getElementById(id);
@@ -666,16 +671,7 @@ async function signInWithPassword(event) {
   const body = { username: field("signin-user").value.trim(), password: password.value,
     project: field("signin-project").value.trim(), domain: field("signin-domain").value.trim() || "Default" };
   password.value = "";
-  let issued;
-  try {
-    issued = await api("/v1/auth/tokens", undefined, body);
-  } catch (err) {
-    showLogin(errorBox(err, "Sign-in"));
-    password.focus();
-    return;
-  }
-  await useToken(issued.token, { user: issued.user_name || body.username, project: issued.project_name || body.project,
-    project_id: issued.project_id });
+  if (!await openSession({ body })) password.focus();
 }
 
 function showWho() {
@@ -684,13 +680,20 @@ function showWho() {
     : who ? `${who.user} · ${who.project}` : "";
 }
 
-function signOut() {
-  state.token = null;
+// Sign out: Skyfleet forgets the session and clears its cookies (DELETE /v1/auth/session).
+async function signOut() {
+  if (state.abort) state.abort.abort();
+  let failed = null;
+  try {
+    await api("/v1/auth/session", undefined, { method: "DELETE" });
+  } catch (err) {
+    failed = errorBox(err, "Sign-out");
+  }
   state.who = null;
-  sessionStorage.removeItem(TOKEN_KEY);
-  sessionStorage.removeItem(WHO_KEY);
+  state.notice = failed;
   showWho();
-  location.hash = "#/login";
+  if (location.hash === "#/login") route();
+  else location.hash = "#/login";
 }
 
 async function start() {
@@ -702,6 +705,10 @@ async function start() {
     const meta = await api("/");
     state.authMode = meta.auth_mode;
     document.getElementById("version").textContent = `Skyfleet ${meta.version} · auth: ${meta.auth_mode}`;
+    if (state.authMode !== "noauth" && csrfToken()) {  // a session cookie may still be live: whose?
+      const session = await api("/v1/auth/session");
+      state.who = session.authenticated ? whoOf(session) : null;
+    }
     showWho();
   } catch (err) {
     document.getElementById("version").replaceChildren(errorBox(err, "Skyfleet") || "");
