@@ -9,7 +9,8 @@ by the engine, repaired by the drift audit, shown with one binding per site (the
 are the sync routes' own). Delete removes what Skyfleet made and gives the prefixes back. A tenant
 declares in its own project; a fleet admin may name the project. Instead of a pool, ``cidrs`` names
 each site's CIDR outright (checked: network addresses, one IP version, no overlap, one per placed
-site); nothing is then taken from or given back to a pool.
+site, and against the managed address space: pool allocations, the routable subnets of the address
+view; one inside a pool is reserved there, ``domains.networks.address_space``).
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from skyfleet.api.params import CLEAN_URL
 from skyfleet.api.routes.sync import caller_of, list_view, remove_resource, show_view
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import read_only, transaction
+from skyfleet.domains.networks import address_space, vpn
 from skyfleet.domains.networks import service as networks
-from skyfleet.domains.networks import vpn
 from skyfleet.domains.sync import converge as conv
 from skyfleet.domains.sync import service
 from skyfleet.domains.sync.schemas import Placement, ResourceCreate, ResourceList, ResourceOut, ResourceUpdate
@@ -110,12 +111,16 @@ class NetworkCreate(Options):
     second_subnet: SecondSubnetIn | None = Field(None, description="dual stack: a subnet of the other IP version")
     placement: Placement = Field(default_factory=Placement)
     project: ProjectIn | None = Field(None, description="fleet admins: the owning project (default: the caller's)")
+    allow_overlap: bool = Field(False, description="with cidrs: a deliberate reuse of a range the project's "
+                                "networks or its routing domains already use (never a pool's allocation)")
 
     @model_validator(mode="after")
     def _one_source(self) -> NetworkCreate:
         if (self.pool is None) == (self.cidrs is None):
             raise ValueError("give exactly one of pool (each site's prefix taken from an address pool) and cidrs "
                              "(each site's CIDR given outright)")
+        if self.allow_overlap and self.cidrs is None:
+            raise ValueError("allow_overlap goes with cidrs; a pool never hands out a prefix in use")
         if self.cidrs is not None:
             if not self.cidrs:
                 raise ValueError("cidrs: at least one site's CIDR")
@@ -130,6 +135,8 @@ class NetworkUpdate(Options):
     placement: Placement | None = None
     cidrs: Cidrs | None = Field(None, max_length=1000,
                                 description="a network declared with cidrs: the CIDRs of sites that join it")
+    allow_overlap: bool | None = Field(None, description="a network declared with cidrs: allow (or no longer) a "
+                                       "deliberate reuse of a range in use, for the CIDRs added from now on")
 
 
 def _spec(fields: dict[str, Any]) -> dict[str, Any]:
@@ -204,10 +211,14 @@ def _create_with_cidrs(body: NetworkCreate, cidrs: dict[str, str], runtime: Runt
         held = {site.id: {"site_name": site.name, "cidr": explicit[site.id]} for site in placed}
         session.expunge_all()
     now = utcnow()
-    with transaction(runtime.factory) as session:
+    with transaction(runtime.factory) as session:  # the address space lock is this transaction's first write
+        reserved = address_space.guard(session, cidrs=explicit, project_id=caller.project_id or None,
+                                       admin=principal.is_admin, allow_overlap=body.allow_overlap, resource_id=None,
+                                       now=now)
         data = ResourceCreate(spec=spec, placement=body.placement)
         resource = service.create(session, kind=KIND, data=data, spec=spec, caller=caller, now=now)
-        resource.options = {**resource.options, "cidrs": explicit, "prefixes": held}
+        resource.options = {**resource.options, "cidrs": explicit, "prefixes": held, "reservations": reserved,
+                            "allow_overlap": body.allow_overlap}
         conv.converge(session, resource, now=now, user_id=principal.user_id)
         out = conv.render(session, resource, conv.bindings_of(session, resource))
     runtime.wake()
@@ -245,7 +256,18 @@ def patch(ref: str, body: NetworkUpdate, runtime: RuntimeDep, principal: Princip
             placed = service.placed_sites(session, resource.placement)
             had = dict(resource.options["cidrs"])
             added = networks.explicit_cidrs(session, body.cidrs, placed=placed, held=had)
-            resource.options = {**resource.options, "cidrs": {**had, **added}}
+            added = {sid: cidr for sid, cidr in added.items() if sid not in had}  # a site's own CIDR again
+            allow = resource.options.get("allow_overlap", False) if body.allow_overlap is None else body.allow_overlap
+            reserved = address_space.guard(session, cidrs=added, project_id=resource.scope or None,
+                                           admin=principal.is_admin, allow_overlap=allow, resource_id=resource.id,
+                                           now=now)
+            resource.options = {**resource.options, "cidrs": {**had, **added}, "allow_overlap": allow,
+                                "reservations": {**(resource.options.get("reservations") or {}), **reserved}}
+        elif body.allow_overlap is not None:
+            if resource.options.get("cidrs") is None:
+                raise Conflict(f"network {resource.name!r} takes its prefixes from a pool; allow_overlap is only for "
+                               "a network declared with cidrs")
+            resource.options = {**resource.options, "allow_overlap": body.allow_overlap}
         networks.allocate(session, resource=resource, sites=service.placed_sites(session, resource.placement),
                           now=now, strict=True)
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)

@@ -11,7 +11,9 @@ the network was deleted).
 
 A network may instead be declared with an explicit CIDR per site (``cidrs``, kept by site id in
 ``options["cidrs"]``): those go into the same ``options["prefixes"]`` map, without an allocation id,
-so the kind and the release path are the same and nothing is taken from or given back to a pool.
+so the kind and the release path are the same. Such CIDRs are checked against the managed address
+space first (``address_space``): one inside a pool is reserved there (``options["reservations"]``),
+given back when the network is deleted.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from sqlalchemy.orm import Session
 from skyfleet.domains.addresses import pools
 from skyfleet.domains.addresses.models import AddressAllocation, AddressItem, AddressPool
 from skyfleet.domains.addresses.service import Caller as PoolCaller
+from skyfleet.domains.networks import address_space
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
 from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
@@ -235,6 +238,8 @@ def after_fold(session: Session, resource: SyncResource, bindings: dict[str, Syn
     the network is being deleted, else the sites outside the placement (``placed``)."""
     if resource.kind != KIND:
         return
+    if resource.state == DELETING and not bindings:
+        release_reservations(session, resource)
     held = prefixes(resource)
     gone = [sid for sid in held if sid not in bindings and (resource.state == DELETING or sid not in (placed or set()))]
     if not gone:
@@ -243,6 +248,15 @@ def after_fold(session: Session, resource: SyncResource, bindings: dict[str, Syn
     session.execute(delete(AddressAllocation).where(AddressAllocation.id.in_(ids))
                     .execution_options(synchronize_session=False))
     resource.options = {**resource.options, "prefixes": {k: v for k, v in held.items() if k not in gone}}
+
+
+def release_reservations(session: Session, resource: SyncResource) -> None:
+    """Give back the pool allocations that reserved the network's explicit CIDRs (it is going away)."""
+    ids = address_space.reservation_ids(resource)
+    if ids:
+        session.execute(delete(AddressAllocation).where(AddressAllocation.id.in_(ids))
+                        .execution_options(synchronize_session=False))
+        resource.options = {**resource.options, "reservations": {}}
 
 
 # Ports Neutron or Skyfleet's own router put on a declared network: they go with the network. Any

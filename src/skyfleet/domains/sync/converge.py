@@ -247,6 +247,8 @@ def _forget_gone_sites(session: Session, resource: SyncResource, bindings: dict[
     for site_id in [sid for sid in bindings if sid not in known]:
         session.delete(bindings.pop(site_id))
     if resource.state == DELETING and not bindings:
+        if resource.kind == networks.KIND:
+            networks.release_reservations(session, resource)
         session.delete(resource)
     return {sid for sid, managed in known.items() if managed}
 
