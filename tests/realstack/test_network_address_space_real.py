@@ -5,6 +5,9 @@ its site's prefix, and ``/v1/addresses`` shows both with their MACs. With a rout
 tenant's project, a subnet the tenant makes by hand on site2 inside site1's prefix is an
 ``overlapping_subnets`` conflict, and it is gone from the conflicts once that subnet is deleted.
 
+A network declared with an explicit CIDR overlapping that kind of subnet (the tenant's own, on site2, in
+its routing domain) is refused with a 409 naming it; a free one is made on site1.
+
 Waits as a user waits: the server's own workers run with short intervals; the test only polls the API
 and the sites (bounded polls, no fixed sleeps).
 """
@@ -159,3 +162,63 @@ def test_declared_network_servers_and_a_hand_made_overlap_in_one_address_space(
             tidy(conns[site].image.delete_image, image, ignore_missing=True)
         for site, flavor in flavors.items():
             admins[site].compute.delete_flavor(flavor, ignore_missing=True)
+
+
+@pytest.mark.timeout(900)
+def test_explicit_cidr_overlapping_a_subnet_of_the_routing_domain_is_refused(
+        api: TestClient, clouds: dict[str, Any], tenant: dict[str, Any]) -> None:  # noqa: F811
+    """The tenant's routing domain holds a subnet it made by hand on site2 (10.205.1.0/24): a network
+    declared with that range on site1 is refused (409 naming it, from the inventory of the real site);
+    a free range (10.205.2.0/24) is made on site1, as the tenant's openstacksdk sees it."""
+    tag = tenant["tag"]
+    name = f"sf-cidr-{tag}"
+    headers = tenant_headers(clouds, tenant)
+    admin = {"X-Auth-Token": token(clouds["site1"]["auth"])}
+    conns = {site: as_tenant(clouds, site, tenant) for site in SITES}
+    mapped = api.put(f"/v1/projects/{conns['site1'].current_project_id}/mappings/site2", headers=admin,
+                     json={"remote_project_id": conns["site2"].current_project_id})
+    assert mapped.status_code == 200, mapped.text
+    hand: Any = None
+    domain = f"cidr-{tag}"
+    try:
+        hand = conns["site2"].network.create_network(name=f"{name}-hand")
+        conns["site2"].network.create_subnet(network_id=hand.id, ip_version=4, cidr="10.205.1.0/24",
+                                             name=f"{name}-hand")
+        made_domain = api.post("/v1/routing-domains", headers=headers, json={
+            "name": domain, "members": [{"project": conns["site1"].current_project_id}]})
+        assert made_domain.status_code == 201, made_domain.text
+        assert api.post("/v1/inventory/refresh", params={"full": "true"}, headers=admin).status_code == 202
+
+        def seen() -> bool:
+            answer = api.get("/v1/addresses/summary", params={"site": "site2"}, headers=headers)
+            return answer.status_code == 200 and "10.205.1.0/24" in answer.text
+
+        assert wait_for(seen, 300), api.get("/v1/addresses/summary", headers=headers).text
+        refused = api.post("/v1/networks", headers=headers, json={
+            "name": name, "cidrs": {"site1": "10.205.1.128/25"}, "router": {"enabled": False},
+            "placement": {"sites": ["site1"]}})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["detail"].startswith(
+            f"cidrs.site1: 10.205.1.128/25 overlaps the subnet 10.205.1.0/24 of the network '{name}-hand' in site "
+            "site2"), refused.text
+        assert api.get(f"/v1/networks/{name}", headers=headers).status_code == 404
+
+        made = api.post("/v1/networks", headers=headers, json={
+            "name": name, "cidrs": {"site1": "10.205.2.0/24"}, "router": {"enabled": False},
+            "placement": {"sites": ["site1"]}})
+        assert made.status_code == 202, made.text
+        mark = f"skyfleet:{made.json()['id']}"
+
+        def shown() -> dict[str, Any]:
+            return dict(api.get(f"/v1/networks/{name}", headers=headers).json())
+
+        assert wait_for(lambda: shown().get("counts") == {"in-sync": 1}, 300), shown()
+        (subnet,) = marked(conns["site1"], "subnets", mark)
+        assert subnet.cidr == "10.205.2.0/24"
+        assert marked(conns["site2"], "subnets", mark) == []
+    finally:
+        tidy(api.delete, f"/v1/networks/{name}", params={"purge": "true"}, headers=headers)
+        wait_for(lambda: api.get(f"/v1/networks/{name}", headers=headers).status_code == 404, 300)
+        tidy(api.delete, f"/v1/routing-domains/{domain}", headers=headers)
+        if hand is not None:
+            tidy(conns["site2"].network.delete_network, hand, ignore_missing=True)
