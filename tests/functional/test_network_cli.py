@@ -64,6 +64,11 @@ def test_network_commands(sim: Simulator, live_server: Callable[[Runtime], str],
     assert code != 0 and "host bits set" in out, out
     code, out = cli(url, "network", "create", "cli-bad", "--cidr", "10.71.0.0/24", "--site", names[0])
     assert code != 0 and "SITE=CIDR" in out, out
+    code, out = cli(url, "network", "create", "cli-again", "--cidr", f"{names[1]}=10.71.0.0/25", "--site", names[1])
+    assert code != 0 and "overlaps 10.71.0.0/24 of the network 'cli-fixed'" in out, out
+    code, out = cli(url, "network", "create", "cli-again", "--cidr", f"{names[1]}=10.71.0.0/25", "--site", names[1],
+                    "--allow-overlap", "--format", "json")
+    assert code == 0 and json.loads(out)["options"]["allow_overlap"] is True, out
 
 
 def test_dual_stack_internal_group_mesh_and_purge_commands(sim: Simulator, live_server: Callable[[Runtime], str],

@@ -37,6 +37,8 @@ def create(ctx: typer.Context, name: str,
            second_prefix_length: Annotated[int, typer.Option(help="Each site's prefix of the second pool")] = 64,
            allow_internal: Annotated[bool, typer.Option(help="A security group <name>-internal letting in the "
                                                              "network's prefixes of every site")] = False,
+           allow_overlap: Annotated[bool, typer.Option(help="With --cidr: a deliberate reuse of a range the "
+                                                            "project's networks already use")] = False,
            project: Annotated[str | None, typer.Option(help="Owner project id (fleet admins)")] = None) -> None:
     """Declare a network: every placed site gets a prefix of the pool (or its --cidr), a network, a subnet and
     a router."""
@@ -51,6 +53,8 @@ def create(ctx: typer.Context, name: str,
         if any(not where or not sep or not value for where, sep, value in pairs):
             raise typer.BadParameter("--cidr takes SITE=CIDR, e.g. --cidr edge-1=10.20.1.0/24")
         body["cidrs"] = {where: value for where, _sep, value in pairs}
+    if allow_overlap:
+        body["allow_overlap"] = True
     if second_pool:
         body["second_subnet"] = {"pool": second_pool, "prefix_length": second_prefix_length}
     if allow_internal:
