@@ -73,8 +73,13 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
 @contextmanager
 def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A unit of work that is never committed: a read may compute a view with the same code that
-    writes (e.g. folding finished tasks into bindings) and still leave no trace."""
+    writes (e.g. folding finished tasks into bindings) and still leave no trace.
+
+    Autoflush is off: the view's changes stay in memory. Flushed, they would take SQLite's write lock
+    for a read, and an UPDATE of a row a worker deleted meanwhile would fail the read (StaleDataError).
+    """
     session = factory()
+    session.autoflush = False
     try:
         yield session
     finally:
