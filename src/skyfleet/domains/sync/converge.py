@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from skyfleet.domains.events import service as events
 from skyfleet.domains.identity import follow as identity
+from skyfleet.domains.identity.service import domains_of
 from skyfleet.domains.images import rollout
 from skyfleet.domains.images import service as images
 from skyfleet.domains.networks import service as networks
@@ -128,13 +129,21 @@ def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
         payload["leave_groups"] = list(options["leave_groups"])
     if resource.kind in ("project", "user", "group", "role_assignment") and _domain_declared(resource):
         payload["domain_declared"] = True  # a missing domain is then waited for, not a failure
+    if resource.kind == "role_assignment":  # its actor's and its target's domains, when Skyfleet declares them
+        declared = sorted(d for d in domains_of(resource) if _declared(resource, d))
+        if declared:
+            payload["declared_domains"] = declared
     payload.update(owner_refs(resource.kind, owner, site_owner=options.get("owner") == "site"))
     return payload
 
 
 def _domain_declared(resource: SyncResource) -> bool:
     """Whether Skyfleet itself declares the domain this identity object lives in."""
-    name = resource.spec.get("domain")
+    return _declared(resource, resource.spec.get("domain"))
+
+
+def _declared(resource: SyncResource, name: str | None) -> bool:
+    """Whether Skyfleet itself declares the domain ``name``."""
     session = object_session(resource)
     if not name or name == "Default" or session is None:
         return False
