@@ -125,6 +125,11 @@ def test_memberships_a_region_added_are_skyfleets_on_its_twin_and_carried_to_eac
     assert follow.site_fields(user, bindings) == {"a": {"added_groups": ["blue"]}, "b": {"added_groups": ["blue"]}}
     group = SyncResource(kind="group", name="g", scope="", spec={}, options={}, placement={})
     assert follow.site_fields(group, bindings) == {}
+    # provisioned before the record was kept: an owned user's listed groups are Skyfleet's, an adopted one's not
+    older = {"a": _binding("a", "u1", True), "b": _binding("b", "u2", False), "c": _binding("c", None, True)}
+    user = SyncResource(kind="user", name="u", scope="", spec={"groups": ["blue"]}, options={"leave_groups": ["red"]},
+                        placement={})
+    assert follow.site_fields(user, older) == {"a": {"added_groups": ["blue", "red"]}}
 
 
 def test_groups_a_task_joins_are_its_intent_so_a_retry_knows_them_as_skyfleets() -> None:

@@ -77,11 +77,21 @@ def _share_memberships(bindings: dict[str, SyncBinding], keystone: dict[str, str
 
 def site_fields(resource: SyncResource, bindings: dict[str, SyncBinding]) -> dict[str, dict[str, Any]]:
     """The per-site part of a declared user's task payload: the groups Skyfleet added it to there
-    (``added_groups``); only those are taken away when a group is dropped or the user purged."""
+    (``added_groups``); only those are taken away when a group is dropped or the user purged.
+
+    A binding with no record yet that owns the user (it was provisioned before Skyfleet kept the
+    record) counts every group the declaration lists or listed as added: Skyfleet created the user,
+    so it had no membership Skyfleet did not give it. An adopted user without a record has none."""
     if resource.kind != "user":
         return {}
-    return {sid: {"added_groups": sorted(g for g, how in (b.memberships or {}).items() if how == "added")}
-            for sid, b in bindings.items() if any(how == "added" for how in (b.memberships or {}).values())}
+    listed = sorted(set(resource.spec.get("groups") or []) | set(resource.options.get("leave_groups") or []))
+    out: dict[str, dict[str, Any]] = {}
+    for sid, b in bindings.items():
+        added = listed if b.memberships is None and b.owned and b.remote_id else \
+            sorted(g for g, how in (b.memberships or {}).items() if how == "added")
+        if added:
+            out[sid] = {"added_groups": added}
+    return out
 
 
 def _follow_mapping(session: Session, resource: SyncResource, bindings: dict[str, SyncBinding],
