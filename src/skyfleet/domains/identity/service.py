@@ -12,7 +12,8 @@ and bindings as keypairs. What differs is decided here, once:
   options (``password_box``), never returned, never logged; ``null`` means an externally managed
   password;
 - a user's group memberships follow its ``groups`` list: the groups dropped from it are remembered
-  (``leave_groups``) so that every site takes the user out of them;
+  (``leave_groups``) so that each site takes the user out of them where Skyfleet added the
+  membership (the binding's ``memberships`` record; an adopted membership is kept);
 - a role assignment's name is derived from what it grants (actor, project or domain, role,
   inheritance, and the actor's domain when it differs from the target's), so a second ``PUT`` finds
   the first, however its domains were spelt.
