@@ -454,6 +454,8 @@ def test_a_user_of_one_domain_holds_roles_in_another(
         refs = ("user:dana:in:Aco:lab:reader@Bco", "inherited:group:ops:in:Aco:domain:Bco:member")
         for ref in refs:
             wait_for(lambda r=ref: in_sync(client, f"role-assignments/{r}"), f"{ref} is in sync")
+            shown = client.get(f"/v1/identity/role-assignments/{ref}").json()["bindings"]
+            assert all(b["owned"] for b in shown), shown  # Skyfleet granted it: it is Skyfleet's to revoke
             assert send(client, "DELETE", f"/v1/identity/role-assignments/{ref}").status_code == 202
         for ref in refs:
             wait_for(lambda r=ref: client.get(f"/v1/identity/role-assignments/{r}").status_code == 404,
