@@ -251,3 +251,40 @@ def test_domain_lifecycle_disable_before_delete(conn: openstack.connection.Conne
         if identityapi.find_domain(conn, name) is not None:
             quiet(identityapi.update_object, conn, "domains", domain["id"], {"enabled": False})
             quiet(identityapi.delete_object, conn, "domains", domain["id"])
+
+
+def _drop_domain(conn: openstack.connection.Connection, domain_id: str) -> None:
+    quiet(identityapi.update_object, conn, "domains", domain_id, {"enabled": False})
+    quiet(identityapi.delete_object, conn, "domains", domain_id)
+
+
+@pytest.mark.covers("identityapi.grant", "identityapi.has_grant", "identityapi.revoke")
+@pytest.mark.parametrize(("scope", "inherited"), [("projects", False), ("domains", False), ("domains", True)],
+                         ids=["project", "domain", "domain-inherited"])
+@pytest.mark.parametrize("actor", ["users", "groups"])
+def test_cross_domain_role_assignments(conn: openstack.connection.Connection, actor: identityapi.Actor,
+                                       scope: identityapi.Target, inherited: bool) -> None:
+    """A user or group of one domain holds a role on another domain, or on a project of it: Keystone
+    takes the ids from different domains as they are (no domain of the actor is checked)."""
+    role = identityapi.find_role(conn, "reader")
+    assert role is not None
+    home = identityapi.create_object(conn, "domains", {"name": unique("home"), "enabled": True})
+    other = identityapi.create_object(conn, "domains", {"name": unique("other"), "enabled": True})
+    try:
+        who = identityapi.create_object(conn, actor, {"name": unique(actor[:-1]), "domain_id": home["id"]})
+        target_id = other["id"]
+        if scope == "projects":
+            target_id = identityapi.create_object(conn, "projects", {"name": unique("project"),
+                                                                     "domain_id": other["id"]})["id"]
+        ids = {"target": scope, "target_id": target_id, "actor": actor, "actor_id": who["id"], "role_id": role,
+               "inherited": inherited}
+        assert identityapi.has_grant(conn, **ids) is False
+        identityapi.grant(conn, **ids)
+        assert identityapi.has_grant(conn, **ids) is True
+        assert identityapi.has_grant(conn, **{**ids, "inherited": not inherited}) is False
+        assert identityapi.revoke(conn, **ids) is True
+        assert identityapi.has_grant(conn, **ids) is False
+    finally:
+        _drop_domain(conn, other["id"])
+        _drop_domain(conn, home["id"])
+    assert identityapi.find_domain(conn, home["name"]) is None and identityapi.find_domain(conn, other["name"]) is None

@@ -76,6 +76,16 @@ def test_identity_commands(tmp_path: Path, sim: Simulator, live_server: Callable
         code, out = cli(url, noun, "list")
         assert code == 0 and "in-sync=2" in out, (noun, out)
         outputs.append(out)
+    code, out = cli(url, "user", "show", "dora")
+    assert code == 0 and "GROUPS" in out and "cli-ops=added" in out, out
+    # a user of one domain on a project of another: the actor's domain named apart
+    code, out = cli(url, "role-assignment", "create", "--user", "dora", "--user-domain", "Default", "--project",
+                    "cli-proj", "--domain", "cli-dom", "--role", "reader", "--format", "json")
+    assert code == 0 and json.loads(out)["name"] == "user:dora:in:Default:cli-proj:reader@cli-dom", out
+    assert json.loads(out)["spec"]["user_domain"] == "Default"
+    code, out = cli(url, "role-assignment", "create", "--user", "dora", "--project-domain", "cli-dom",
+                    "--role", "reader")
+    assert code != 0 and "project_domain" in out, out
     code, out = cli(url, "user", "delete", "dora", "--format", "json")
     assert code == 0 and json.loads(out)["state"] == "deleting"
     assert all(FIRST not in o and SECOND not in o for o in outputs)

@@ -66,15 +66,20 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> N
     raise AssertionError(f"timed out waiting until {what}")
 
 
-def patch(client: TestClient, path: str, body: dict[str, Any]) -> Any:
-    """PATCH as a client that honours 503 + Retry-After: on PostgreSQL a request that supersedes open
-    tasks can lose a lock race with a worker folding the same bindings (a deadlock, answered 503)."""
+def send(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
+    """A request as a client that honours 503 + Retry-After: on PostgreSQL a request that supersedes
+    open tasks (PATCH, DELETE, a second PUT) can lose a lock race with a worker folding the same
+    bindings (a deadlock, answered 503)."""
     for _ in range(3):
-        response = client.patch(path, json=body)
+        response = client.request(method, path, **kwargs)
         if response.status_code != 503:
             return response
         time.sleep(1)
     return response
+
+
+def patch(client: TestClient, path: str, body: dict[str, Any]) -> Any:
+    return send(client, "PATCH", path, json=body)
 
 
 def declare(client: TestClient) -> None:
@@ -136,7 +141,7 @@ def test_declared_once_converges_everywhere_repairs_drift_and_rotates(
         wait_for(lambda: login(sim, sites[3], ROTATED), "the audit sets the declared password back")
 
         # the declaration goes (purge): the projects are deleted and the recorded mapping rows dropped
-        assert client.delete("/v1/identity/projects/acme", params={"purge": True}).status_code == 202
+        assert send(client, "DELETE", "/v1/identity/projects/acme", params={"purge": True}).status_code == 202
         wait_for(lambda: ks_home.project_by_name("acme") is None and ks_other.project_by_name("acme") is None,
                  "the project is deleted from both Keystones")
         wait_for(lambda: {m["source"] for m in client.get(f"/v1/projects/{home_id}/mappings").json()["mappings"]
@@ -336,3 +341,125 @@ def test_domains_declared_once_wait_for_their_objects_and_removal_disables_then_
     run(runtime, engine)
     for ref in ("projects/tmp", "role-assignments/user:dora:domain:Temp:reader"):
         assert client.get(f"/v1/identity/{ref}").status_code == 404, ref
+
+
+def in_sync(client: TestClient, path: str) -> bool:
+    shown = client.get(f"/v1/identity/{path}")
+    return shown.status_code == 200 and bool(shown.json()["bindings"]) and \
+        {b["status"] for b in shown.json()["bindings"]} == {"in-sync"}
+
+
+def memberships(client: TestClient, path: str) -> dict[str, dict[str, str] | None]:
+    return {b["site_name"]: b["memberships"] for b in client.get(f"/v1/identity/{path}").json()["bindings"]}
+
+
+def groups_of(sim: Simulator, site: str, user: str) -> set[str] | None:
+    ks = sim.state(site).keystone
+    found = ks.user_by_name(user)
+    if found is None:
+        return None
+    return {ks.groups[g]["name"] for (g, u) in ks.members if u == found["id"] and g in ks.groups}
+
+
+def test_only_memberships_skyfleet_added_are_removed_even_after_a_restart(
+        two_keystones: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    """erin already exists on the first Keystone, a member of ``legacy``; Skyfleet declares her in
+    ``blue``, ``green`` and ``legacy``. The bindings say which memberships Skyfleet added and which it
+    adopted. After a restart of Skyfleet (the record is in the database), dropping ``blue`` and
+    ``legacy`` takes her out of both on the second Keystone (Skyfleet added both there) but only out
+    of ``blue`` on the first (``legacy`` is kept). A purge then deletes her where Skyfleet created
+    her and, where it adopted her, only takes her out of the groups it added her to."""
+    sim = two_keystones
+    a, b, c, d = sim.site_names()
+    ks_a = sim.state(a).keystone
+    erin = ks_a.add_user("erin", None, None)  # identical to the declaration: adopted
+    ks_a.groups["g-legacy"] = {"id": "g-legacy", "name": "legacy", "domain_id": "default", "description": ""}
+    ks_a.members.add(("g-legacy", erin))
+    first = runtime_factory(db_url, engine_poll_interval=0.2, sync_audit_interval=1.0)
+    register_sites(first.factory, first.box, sim)
+    with TestClient(create_app(first, start_workers=True)) as client:
+        for group in ("blue", "green", "legacy"):
+            assert client.post("/v1/identity/groups", json={"spec": {"name": group}}).status_code == 202
+        made = client.post("/v1/identity/users", json={"spec": {"name": "erin", "groups": ["blue", "green", "legacy"]}})
+        assert made.status_code == 202, made.text
+        every = {"blue": "added", "green": "added", "legacy": "added"}
+        adopted = {**every, "legacy": "adopted"}
+        wait_for(lambda: in_sync(client, "users/erin") and memberships(client, "users/erin") == {
+            a: adopted, b: adopted, c: every, d: every}, "each site reports who made each membership")
+        assert groups_of(sim, a, "erin") == groups_of(sim, c, "erin") == {"blue", "green", "legacy"}
+        owned = {x["site_name"]: x["owned"] for x in client.get("/v1/identity/users/erin").json()["bindings"]}
+        assert owned == {a: False, b: False, c: True, d: True}
+
+    second = runtime_factory(db_url, engine_poll_interval=0.2, sync_audit_interval=1.0)
+    with TestClient(create_app(second, start_workers=True)) as client:
+        assert patch(client, "/v1/identity/users/erin", {"spec": {"groups": ["green"]}}).status_code == 202
+        wait_for(lambda: groups_of(sim, c, "erin") == {"green"} and groups_of(sim, a, "erin") == {"green", "legacy"}
+                 and in_sync(client, "users/erin"), "blue left everywhere, legacy only where Skyfleet added it")
+        kept = {"green": "added", "legacy": "kept"}
+        wait_for(lambda: memberships(client, "users/erin") == {a: kept, b: kept, c: {"green": "added"},
+                                                                d: {"green": "added"}}, "the bindings say so")
+        time.sleep(2.5)  # two drift audits: the kept membership stays kept
+        assert groups_of(sim, a, "erin") == {"green", "legacy"}
+
+        assert send(client, "DELETE", "/v1/identity/users/erin", params={"purge": True}).status_code == 202
+        wait_for(lambda: client.get("/v1/identity/users/erin").status_code == 404, "the declaration is gone")
+        assert groups_of(sim, c, "erin") is None  # Skyfleet created her there: deleted
+        assert groups_of(sim, a, "erin") == {"legacy"}  # adopted: kept, out of the group Skyfleet added
+
+
+def test_a_user_of_one_domain_holds_roles_in_another(
+        two_keystones: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    """dana and the group ops live in Aco; the project lab lives in Bco. dana holds ``reader`` on lab
+    and ops holds ``member`` on the domain Bco (inherited: on its projects), declared with the actor's
+    domain named apart. Spelt either way round, the declaration is the same one. dana logs in to lab
+    with openstacksdk on every site and her token carries both roles; removal revokes them."""
+    sim = two_keystones
+    sites = sim.site_names()
+    runtime = runtime_factory(db_url, engine_poll_interval=0.2, sync_audit_interval=1.0)
+    register_sites(runtime.factory, runtime.box, sim)
+    with TestClient(create_app(runtime, start_workers=True)) as client:
+        for path, spec in (("domains", {"name": "Aco"}), ("domains", {"name": "Bco"}),
+                           ("projects", {"name": "lab", "domain": "Bco"}), ("groups", {"name": "ops", "domain": "Aco"}),
+                           ("users", {"name": "dana", "domain": "Aco", "password": PASSWORD, "groups": ["ops"]})):
+            assert client.post(f"/v1/identity/{path}", json={"spec": spec}).status_code == 202, path
+        for bad, why in (({"user": "dana", "group_domain": "Aco", "role": "reader"}, "group_domain"),
+                         ({"user": "dana", "user_domain": "Aco", "role": "reader", "domain": "Bco",
+                           "project_domain": "Bco"}, "project_domain"),
+                         ({"group": "ops", "user_domain": "Aco", "role": "reader"}, "user_domain"),
+                         ({"user": "dana", "user_domain": "no:colon", "role": "reader"}, "user_domain")):
+            refused = client.put("/v1/identity/role-assignments", json={"spec": bad})
+            assert refused.status_code == 400 and why in refused.text, refused.text
+        direct = client.put("/v1/identity/role-assignments", json={"spec": {
+            "user": "dana", "user_domain": "Aco", "project": "lab", "domain": "Bco", "role": "reader"}})
+        assert direct.status_code == 202 and direct.json()["name"] == "user:dana:in:Aco:lab:reader@Bco", direct.text
+        same = send(client, "PUT", "/v1/identity/role-assignments", json={"spec": {
+            "user": "dana", "domain": "Aco", "project": "lab", "project_domain": "Bco", "role": "reader"}})
+        assert same.status_code == 202 and same.json()["id"] == direct.json()["id"]
+        inherited = client.put("/v1/identity/role-assignments", json={"spec": {
+            "group": "ops", "group_domain": "Aco", "domain": "Bco", "role": "member", "inherited": True}})
+        assert inherited.json()["name"] == "inherited:group:ops:in:Aco:domain:Bco:member", inherited.text
+
+        def dana_roles(site: str) -> set[str]:
+            cloud = copy.deepcopy(sim.cloud(site))
+            cloud["auth"].update(username="dana", password=PASSWORD, project_name="lab", user_domain_name="Aco",
+                                 project_domain_name="Bco")
+            try:
+                conn = openstack.connect(**cloud)
+                return set(conn.session.auth.get_access(conn.session).role_names)
+            except Exception:  # any refusal means "not yet"
+                return set()
+
+        wait_for(lambda: all(dana_roles(s) == {"reader", "member"} for s in sites),
+                 "dana of Aco holds reader on lab of Bco, and member through ops, on every site")
+        refs = ("user:dana:in:Aco:lab:reader@Bco", "inherited:group:ops:in:Aco:domain:Bco:member")
+        for ref in refs:
+            wait_for(lambda r=ref: in_sync(client, f"role-assignments/{r}"), f"{ref} is in sync")
+            shown = client.get(f"/v1/identity/role-assignments/{ref}").json()["bindings"]
+            assert all(b["owned"] for b in shown), shown  # Skyfleet granted it: it is Skyfleet's to revoke
+            assert send(client, "DELETE", f"/v1/identity/role-assignments/{ref}").status_code == 202
+        for ref in refs:
+            wait_for(lambda r=ref: client.get(f"/v1/identity/role-assignments/{r}").status_code == 404,
+                     f"{ref} is revoked everywhere")
+        ks = sim.state(sites[2]).keystone
+        assert not ks.scoped_grants and not any(u == ks.user_by_name("dana", ks.domain_by_name("Aco")["id"])["id"]
+                                                for (u, _, _) in ks.assignments)  # type: ignore[index]

@@ -110,6 +110,10 @@ def test_check_identity_keeps_a_domain_admin_in_its_domain() -> None:
     assert access.check_identity(admin, "project", spec, admin_role="admin") == spec
     assert access.check_identity(admin, "user", {"name": "u", "domain": "id-acme"}, admin_role="admin") == \
         {"name": "u", "domain": "acme"}  # its domain's id reads as its name
+    inside = {"user": "u", "user_domain": "id-acme", "project": "p", "project_domain": "acme", "role": "reader",
+              "domain": "acme"}
+    assert access.check_identity(admin, "role_assignment", inside, admin_role="admin") == \
+        {**inside, "user_domain": "acme"}  # its own domain named apart is its own
     for kind, bad, reason in (
             ("project", {"name": "p", "domain": "other"}, "only in its own domain"),
             ("user", {"name": "u"}, "only in its own domain"),  # Default by default
@@ -117,6 +121,12 @@ def test_check_identity_keeps_a_domain_admin_in_its_domain() -> None:
             ("role_assignment", {"user": "u", "role": "Cloud-Admin", "domain": "acme"}, "admin role"),
             ("role_assignment", {"user": "u", "role": "member", "domain": "acme", "create_missing_roles": True},
              "fleet admins"),
+            ("role_assignment", {"user": "u", "user_domain": "other", "role": "reader", "domain": "acme"},
+             "user_domain 'other'"),  # a user of another domain on its own domain
+            ("role_assignment", {"group": "g", "group_domain": "other", "role": "reader", "domain": "acme"},
+             "group_domain 'other'"),
+            ("role_assignment", {"user": "u", "project": "p", "project_domain": "other", "role": "reader",
+                                 "domain": "acme"}, "project_domain 'other'"),  # its user on another's project
             ("domain", {"name": "acme"}, "fleet admins")):
         with pytest.raises(Forbidden, match=reason):
             access.check_identity(admin, kind, bad, admin_role="cloud-admin")

@@ -84,3 +84,65 @@ def test_a_password_is_masked_in_logs_only_while_a_task_holds_it() -> None:
     assert "Site-Secret-Too-1" in SECRETS  # masked before for another reason: still masked
     with opened_password(ctx_for("x"), UserSync(name="bob")) as none:
         assert none is None  # no password declared: nothing opened
+
+
+def test_cross_domain_assignment_names_one_grant_however_spelt() -> None:
+    name = identity.role_assignment_name
+    direct = "user:alice:in:A:lab:reader@B"
+    assert name({"user": "alice", "user_domain": "A", "project": "lab", "domain": "B", "role": "reader"}) == direct
+    assert name({"user": "alice", "domain": "A", "project": "lab", "project_domain": "B", "role": "reader"}) == direct
+    assert name({"user": "alice", "user_domain": "A", "project": "lab", "project_domain": "B",
+                 "role": "reader"}) == direct
+    assert name({"user": "alice", "user_domain": "A", "project": "lab", "role": "reader"}) == \
+        "user:alice:in:A:lab:reader"  # the project in Default
+    assert name({"group": "ops", "group_domain": "A", "domain": "B", "role": "member", "inherited": True}) == \
+        "inherited:group:ops:in:A:domain:B:member"
+    # the actor's domain equal to the target's is the old, single-domain name
+    assert name({"user": "alice", "user_domain": "B", "project": "lab", "domain": "B", "role": "reader"}) == \
+        "user:alice:lab:reader@B"
+    assert name({"user": "alice", "project": "lab", "project_domain": "Default", "role": "reader"}) == \
+        "user:alice:lab:reader"
+    for bad, field in (({"user": "a", "group_domain": "A", "role": "r"}, "group_domain"),
+                       ({"group": "g", "user_domain": "A", "role": "r"}, "user_domain"),
+                       ({"user": "a", "project_domain": "B", "role": "r"}, "project_domain")):
+        with pytest.raises(Invalid, match=field):
+            name(bad)
+    assignment = SyncResource(kind="role_assignment", name=direct, scope="", options={}, placement={},
+                              spec={"user": "alice", "user_domain": "A", "project": "lab", "domain": "B",
+                                    "role": "reader"})
+    assert identity.domains_of(assignment) == {"A", "B"}
+
+
+def test_memberships_a_region_added_are_skyfleets_on_its_twin_and_carried_to_each_site() -> None:
+    bindings = {"a": _binding("a", "u1", True), "b": _binding("b", "u1", False), "c": _binding("c", "u2", False)}
+    bindings["a"].memberships = {"blue": "added", "legacy": "adopted"}
+    bindings["b"].memberships = {"blue": "adopted", "legacy": "adopted"}
+    bindings["c"].memberships = {"blue": "adopted", "legacy": "kept"}
+    follow._share_memberships(bindings, {"a": "http://k1", "b": "http://k1", "c": "http://k2"})
+    assert bindings["b"].memberships == {"blue": "added", "legacy": "adopted"}
+    assert bindings["c"].memberships == {"blue": "adopted", "legacy": "kept"}  # another Keystone
+    user = SyncResource(kind="user", name="u", scope="", spec={}, options={}, placement={})
+    assert follow.site_fields(user, bindings) == {"a": {"added_groups": ["blue"]}, "b": {"added_groups": ["blue"]}}
+    group = SyncResource(kind="group", name="g", scope="", spec={}, options={}, placement={})
+    assert follow.site_fields(group, bindings) == {}
+    # provisioned before the record was kept: an owned user's listed groups are Skyfleet's, an adopted one's not
+    older = {"a": _binding("a", "u1", True), "b": _binding("b", "u2", False), "c": _binding("c", None, True)}
+    user = SyncResource(kind="user", name="u", scope="", spec={"groups": ["blue"]}, options={"leave_groups": ["red"]},
+                        placement={})
+    assert follow.site_fields(user, older) == {"a": {"added_groups": ["blue", "red"]}}
+
+
+def test_groups_a_task_joins_are_its_intent_so_a_retry_knows_them_as_skyfleets() -> None:
+    from skyfleet.reconcile.kinds import SiteContext
+    from skyfleet.reconcile.kinds import sync_identity as kind
+
+    p = kind.UserSync(name="erin", groups=["blue", "green"], added_groups=["blue"])
+    assert kind.intent(kind.diff(p, {"found": None})) == {"create": True, "join": ["blue", "green"]}
+    seen = {"found": {"id": "u1"}, "collection": "users", "owned": False, "differs": [], "join": ["g-green"],
+            "join_names": ["green"], "leave": [], "memberships": {"blue": "added", "green": "added"}}
+    plan = kind.diff(p, seen)
+    assert plan is not None and kind.intent(plan) == {"join": ["green"]}
+    retry = SiteContext(site_id="s", site_name="s", auth={}, timeout=1, pool=None,  # type: ignore[arg-type]
+                        prior_intent={"join": ["green"]})
+    assert kind._ours(retry, p) == {"blue", "green"}
+    assert not retry.created_before  # joining groups is not creating the user

@@ -312,9 +312,10 @@ def check_identity(principal: Principal, kind: str, spec: dict[str, Any], *, adm
     its id, and the id is replaced by the name (a site's Keystone knows the domain by name only).
 
     - ``create_missing_roles`` is for fleet admins (it creates global roles on sites);
-    - a domain admin declares only in its own domain (``domain``, default ``Default``); a role assignment
-      names its user or group, its project and its target domain in that one domain, so it never
-      reaches another domain;
+    - a domain admin declares only in its own domain (``domain``, default ``Default``); a role
+      assignment's user or group and its project may name their domains apart (``user_domain``,
+      ``group_domain``, ``project_domain``), and each of those must be its own domain too, so a grant
+      never reaches another domain from either side (as Keystone's own domain-manager policy);
     - a domain admin never grants the admin role (nor the configured fleet admin role): that would be
       more power than its own token holds on the sites."""
     if kind == "role_assignment" and spec.get("create_missing_roles"):
@@ -331,6 +332,13 @@ def check_identity(principal: Principal, kind: str, spec: dict[str, Any], *, adm
     if named != scope:
         raise Forbidden(f"domain {str(named)!r}: a domain admin declares only in its own domain "
                         f"({scope!r}); {refusal(principal)}")
+    for field in ("user_domain", "group_domain", "project_domain") if kind == "role_assignment" else ():
+        other = spec.get(field)
+        if other is not None and principal.domain_id is not None and other == principal.domain_id:
+            spec, other = {**spec, field: scope}, scope
+        if other is not None and other != scope:
+            raise Forbidden(f"{field} {str(other)!r}: a domain admin grants only within its own domain "
+                            f"({scope!r}), for the user or group as for the project; {refusal(principal)}")
     role = spec.get("role")
     if kind == "role_assignment" and isinstance(role, str) and role.lower() in {"admin", admin_role.lower()}:
         raise Forbidden(f"role {role!r}: a domain admin does not grant the admin role (that would be more "

@@ -16,7 +16,8 @@ import typer
 from skyfleet.cli import quota as quota_cli
 from skyfleet.cli.context import Ctx
 from skyfleet.cli.output import emit
-from skyfleet.cli.sync import COLUMNS, Group, Selector, Sites, _call, _show, placement
+from skyfleet.cli.sync import BINDING_COLUMNS, COLUMNS, Group, Selector, Sites, _call, placement
+from skyfleet.cli.sync import _show as _show_resource
 
 Force = Annotated[bool, typer.Option(help="Take over an existing object whose attributes differ")]
 Purge = Annotated[bool, typer.Option(help="Delete what Skyfleet created (default: disable projects and users)")]
@@ -48,6 +49,17 @@ def _body(spec: dict[str, Any], force: bool, site: list[str] | None, selector: s
     if where:
         body["placement"] = where
     return body
+
+
+def _show(ctx: typer.Context, body: Any) -> None:
+    """A declared object and its bindings; a user's bindings with its groups in each site and who made
+    each membership (added by Skyfleet, adopted, or kept after the group was dropped)."""
+    c: Ctx = ctx.obj
+    if c.fmt == "json" or not isinstance(body, dict) or body.get("kind") != "user":
+        _show_resource(ctx, body)
+        return
+    emit({k: v for k, v in body.items() if k != "bindings"}, fmt=c.fmt)
+    emit(body["bindings"], fmt=c.fmt, columns=[*BINDING_COLUMNS[:-1], ("memberships", "GROUPS"), BINDING_COLUMNS[-1]])
 
 
 def _common(app: typer.Typer, path: str) -> None:
@@ -136,14 +148,24 @@ def create_assignment(ctx: typer.Context, role: Annotated[str, typer.Option(help
                       user: Annotated[str | None, typer.Option(help="User, by name")] = None,
                       of_group: Annotated[str | None, typer.Option("--of-group", help="Group, by name")] = None,
                       domain: Domain = "Default",
+                      user_domain: Annotated[str | None, typer.Option(
+                          help="The user's domain, by name, when not --domain")] = None,
+                      group_domain: Annotated[str | None, typer.Option(
+                          help="The group's domain, by name, when not --domain")] = None,
+                      project_domain: Annotated[str | None, typer.Option(
+                          help="The project's domain, by name, when not --domain")] = None,
                       inherited: Annotated[bool, typer.Option(
                           help="Inherited (OS-INHERIT): reaches the projects of the domain or below the project")]
                       = False,
                       create_missing_roles: Annotated[bool, typer.Option(
                           help="Create the role on sites that lack it (never admin)")] = False,
                       site: Sites = None, selector: Selector = None, group: Group = None) -> None:
-    """Declare that a user (or a group) holds a role on a project or a domain, on every placed site."""
+    """Declare that a user (or a group) holds a role on a project or a domain, on every placed site.
+    The user or group may live in another domain than the project or the domain granted on
+    (--user-domain, --group-domain, --project-domain; each defaults to --domain)."""
     spec: dict[str, Any] = {"project": project, "role": role, "domain": domain, "inherited": inherited,
                             "create_missing_roles": create_missing_roles}
+    named = {"user_domain": user_domain, "group_domain": group_domain, "project_domain": project_domain}
+    spec.update({k: v for k, v in named.items() if v})
     spec.update({"user": user} if user else {"group": of_group} if of_group else {})
     _show(ctx, _call(ctx, "PUT", "/v1/identity/role-assignments", json=_body(spec, False, site, selector, group)))

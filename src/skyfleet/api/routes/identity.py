@@ -49,7 +49,9 @@ def check_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     if kind == "role_assignment":  # named again from the normalised values (e.g. ``inherited``)
         normalised["name"] = identity.role_assignment_name(normalised)
     fields = (*identity.SPEC_FIELDS[kind], "name")
-    return {k: normalised[k] for k in fields if k in normalised and k != "password"}, password
+    optional = ("user_domain", "group_domain", "project_domain")  # stored only when named
+    return {k: normalised[k] for k in fields if k in normalised and k != "password"
+            and not (k in optional and normalised[k] is None)}, password
 
 
 def _declare(runtime: Any, principal: Principal, kind: str, body: ResourceCreate) -> ResourceOut:

@@ -6,6 +6,10 @@ site's task creates it (owned); the second finds it and would adopt it (not owne
 removal would leave it behind. A binding is therefore owned when another binding of the same
 resource on the same Keystone (same identity endpoint) created the same remote object.
 
+A declared user's memberships follow the same rule: a group that one binding on a Keystone added
+the user to is Skyfleet's on every binding of that Keystone (``site_fields`` tells each site's task
+which memberships are Skyfleet's, so only those are ever removed).
+
 A provisioned project's remote id on each site is recorded in the project mapping
 (``domains/projects``), keyed by the project's id in the home Keystone (the binding of a site that
 shares it), so quota, sync and the tenancy model find it. A row is only ever added where none
@@ -45,6 +49,8 @@ def after_fold(session: Session, resource: SyncResource, bindings: dict[str, Syn
     rows = session.execute(select(Site.id, Site.auth_public).where(Site.id.in_(list(bindings)))).all()
     keystone = {sid: keystone_of(a or {}) for sid, a in rows}
     _share_ownership(bindings, keystone)
+    if resource.kind == "user":
+        _share_memberships(bindings, keystone)
     if resource.kind == "project":
         _follow_mapping(session, resource, bindings, keystone, now=now)
 
@@ -54,6 +60,38 @@ def _share_ownership(bindings: dict[str, SyncBinding], keystone: dict[str, str])
     for binding in bindings.values():
         if not binding.owned and binding.remote_id and (keystone.get(binding.site_id), binding.remote_id) in owned:
             binding.owned = True
+
+
+def _share_memberships(bindings: dict[str, SyncBinding], keystone: dict[str, str]) -> None:
+    """A membership one binding added is ``added`` on every binding of the same Keystone and user
+    (the other region's task found it in place and would otherwise call it adopted)."""
+    added = {(keystone.get(b.site_id), b.remote_id, g) for b in bindings.values() if b.remote_id
+             for g, how in (b.memberships or {}).items() if how == "added"}
+    for binding in bindings.values():
+        held = binding.memberships or {}
+        fixed = {g: "added" if how == "adopted" and (keystone.get(binding.site_id), binding.remote_id, g) in added
+                 else how for g, how in held.items()}
+        if fixed != held:
+            binding.memberships = fixed
+
+
+def site_fields(resource: SyncResource, bindings: dict[str, SyncBinding]) -> dict[str, dict[str, Any]]:
+    """The per-site part of a declared user's task payload: the groups Skyfleet added it to there
+    (``added_groups``); only those are taken away when a group is dropped or the user purged.
+
+    A binding with no record yet that owns the user (it was provisioned before Skyfleet kept the
+    record) counts every group the declaration lists or listed as added: Skyfleet created the user,
+    so it had no membership Skyfleet did not give it. An adopted user without a record has none."""
+    if resource.kind != "user":
+        return {}
+    listed = sorted(set(resource.spec.get("groups") or []) | set(resource.options.get("leave_groups") or []))
+    out: dict[str, dict[str, Any]] = {}
+    for sid, b in bindings.items():
+        added = listed if b.memberships is None and b.owned and b.remote_id else \
+            sorted(g for g, how in (b.memberships or {}).items() if how == "added")
+        if added:
+            out[sid] = {"added_groups": added}
+    return out
 
 
 def _follow_mapping(session: Session, resource: SyncResource, bindings: dict[str, SyncBinding],

@@ -12,9 +12,11 @@ and bindings as keypairs. What differs is decided here, once:
   options (``password_box``), never returned, never logged; ``null`` means an externally managed
   password;
 - a user's group memberships follow its ``groups`` list: the groups dropped from it are remembered
-  (``leave_groups``) so that every site takes the user out of them;
+  (``leave_groups``) so that each site takes the user out of them where Skyfleet added the
+  membership (the binding's ``memberships`` record; an adopted membership is kept);
 - a role assignment's name is derived from what it grants (actor, project or domain, role,
-  inheritance), so a second ``PUT`` finds the first.
+  inheritance, and the actor's domain when it differs from the target's), so a second ``PUT`` finds
+  the first, however its domains were spelt.
 """
 
 from __future__ import annotations
@@ -33,7 +35,8 @@ SPEC_FIELDS: dict[str, tuple[str, ...]] = {
     "project": ("name", "domain", "description", "enabled"),
     "user": ("name", "domain", "description", "email", "enabled", "default_project", "groups", "password"),
     "group": ("name", "domain", "description"),
-    "role_assignment": ("user", "group", "project", "role", "domain", "inherited", "create_missing_roles"),
+    "role_assignment": ("user", "group", "project", "role", "domain", "user_domain", "group_domain", "project_domain",
+                        "inherited", "create_missing_roles"),
     "domain": ("name", "description", "enabled"),
 }
 PROTECTED_ROLES = frozenset({"admin"})
@@ -53,18 +56,34 @@ def split_password(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any
     return rest, password
 
 
+def assignment_domains(spec: dict[str, Any]) -> tuple[str, str]:
+    """The domain the assignment's user or group is looked up in, and the domain of its target (the
+    project's domain, or the domain granted on). Each defaults to ``domain``, itself ``Default``."""
+    domain = spec.get("domain") or "Default"
+    actor = (spec.get("user_domain") if spec.get("user") else spec.get("group_domain")) or domain
+    target = (spec.get("project_domain") or domain) if spec.get("project") else domain
+    return str(actor), str(target)
+
+
 def role_assignment_name(spec: dict[str, Any]) -> str:
     """What the assignment grants, as its name: ``user:alice:acme:member`` (or ``group:...``) on a
-    project, with ``@Domain`` appended outside ``Default``; ``user:alice:domain:Acme:member`` on the
-    domain itself (no project named); prefixed with ``inherited:`` for an OS-INHERIT grant. Names
-    hold no ``:``, so the number of parts tells a project target from a domain target."""
+    project, with ``@Domain`` (the project's domain) appended outside ``Default``;
+    ``user:alice:domain:Acme:member`` on the domain itself (no project named); prefixed with
+    ``inherited:`` for an OS-INHERIT grant. An actor of another domain than the target's carries
+    it as ``:in:<domain>``: ``user:alice:in:A:lab:reader@B``, ``user:alice:in:A:domain:B:reader``.
+    Names hold no ``:``, so the number of parts tells the forms apart."""
     user, group = spec.get("user"), spec.get("group")
     if (user is None) == (group is None):
         raise Invalid("a role assignment names exactly one of user, group")
     if not spec.get("role"):
         raise Invalid("a role assignment names a role")
-    actor = f"user:{user}" if user else f"group:{group}"
-    domain = spec.get("domain") or "Default"
+    for field, needs in (("user_domain", "user"), ("group_domain", "group"), ("project_domain", "project")):
+        if spec.get(field) and not spec.get(needs):
+            raise Invalid(f"{field} is the domain of the assignment's {needs}, and it names no {needs}"
+                          + ("; without a project the target is the domain named by domain"
+                             if needs == "project" else ""))
+    actor_domain, domain = assignment_domains(spec)
+    actor = (f"user:{user}" if user else f"group:{group}") + ("" if actor_domain == domain else f":in:{actor_domain}")
     prefix = "inherited:" if spec.get("inherited") else ""
     if not spec.get("project"):
         return f"{prefix}{actor}:domain:{domain}:{spec['role']}"
@@ -107,7 +126,15 @@ def objects_in_domain(session: Session, name: str) -> list[SyncResource]:
     rows = session.execute(select(SyncResource).where(
         SyncResource.kind.in_(("project", "user", "group", "role_assignment")),
         SyncResource.state != DELETING)).scalars().all()
-    return [r for r in rows if (r.spec.get("domain") or "Default") == name]
+    return [r for r in rows if name in domains_of(r)]
+
+
+def domains_of(resource: SyncResource) -> set[str]:
+    """The domains a declared object lives in or refers to (a role assignment: its actor's and its
+    target's, which may differ)."""
+    if resource.kind == "role_assignment":
+        return set(assignment_domains(resource.spec))
+    return {str(resource.spec.get("domain") or "Default")}
 
 
 def seal_password(resource: SyncResource, box: SecretBox, password: Any) -> None:

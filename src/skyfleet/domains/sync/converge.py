@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, object_session
 
 from skyfleet.domains.events import service as events
 from skyfleet.domains.identity import follow as identity
+from skyfleet.domains.identity.service import domains_of
 from skyfleet.domains.images import rollout
 from skyfleet.domains.images import service as images
 from skyfleet.domains.networks import service as networks
@@ -101,6 +102,8 @@ def _fold_one(binding: SyncBinding, task: Task, result: dict[str, Any]) -> None:
         binding.status = str(result.get("status") or "in-sync")
         binding.remote_id = result.get("remote_id") or binding.remote_id
         binding.owned = binding.owned or bool(result.get("created"))
+        if isinstance(result.get("memberships"), dict):  # a user's memberships, and who made each
+            binding.memberships = dict(result["memberships"])
         binding.last_error = result.get("detail") or None if binding.status == "out-of-sync" else None
     elif task.state in (FAILED, CANCELLED):
         binding.status = "failed"
@@ -126,13 +129,21 @@ def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
         payload["leave_groups"] = list(options["leave_groups"])
     if resource.kind in ("project", "user", "group", "role_assignment") and _domain_declared(resource):
         payload["domain_declared"] = True  # a missing domain is then waited for, not a failure
+    if resource.kind == "role_assignment":  # its actor's and its target's domains, when Skyfleet declares them
+        declared = sorted(d for d in domains_of(resource) if _declared(resource, d))
+        if declared:
+            payload["declared_domains"] = declared
     payload.update(owner_refs(resource.kind, owner, site_owner=options.get("owner") == "site"))
     return payload
 
 
 def _domain_declared(resource: SyncResource) -> bool:
     """Whether Skyfleet itself declares the domain this identity object lives in."""
-    name = resource.spec.get("domain")
+    return _declared(resource, resource.spec.get("domain"))
+
+
+def _declared(resource: SyncResource, name: str | None) -> bool:
+    """Whether Skyfleet itself declares the domain ``name``."""
     session = object_session(resource)
     if not name or name == "Default" or session is None:
         return False
@@ -233,7 +244,7 @@ def _carry_intents(session: Session, previous: dict[str, str], task_of: dict[str
     for task_id, intent in session.execute(select(Task.id, Task.intent).where(
             Task.id.in_(list(previous.values())), Task.state != SUCCEEDED)).all():
         site_id = next(sid for sid, tid in previous.items() if tid == task_id)
-        if intent and intent.get("create") and site_id in task_of:
+        if intent and (intent.get("create") or intent.get("join")) and site_id in task_of:
             session.execute(update(Task).where(Task.id == task_of[site_id]).values(intent=intent)
                             .execution_options(synchronize_session=False))
 
@@ -261,6 +272,8 @@ def _specialise(session: Session, operation_id: str, resource: SyncResource, bin
     mapped = _explicit_projects(session, base)
     own = networks.site_fields(resource)  # a declared network: each site's prefix
     own.update(vpn.site_fields(session, resource))  # a VPN mesh: each site's prefixes and peers
+    for sid, fields in identity.site_fields(resource, bindings).items():  # a user: its added groups
+        own.setdefault(sid, {}).update(fields)
     site_ids = set(bindings) | {sid for _, sid in mapped} | set(own)
     groups: dict[str, tuple[dict[str, Any], list[str]]] = {}
     for sid in site_ids:
@@ -340,7 +353,8 @@ def render(session: Session, resource: SyncResource, bindings: dict[str, SyncBin
         status = "unknown" if availability.get(b.site_id, "offline") == "offline" else b.status
         out.append(BindingOut(site_id=b.site_id, site_name=b.site_name, status=status, action=b.action,
                               remote_id=b.remote_id, owned=b.owned, error=b.last_error, task_id=b.task_id,
-                              updated_at=b.updated_at, progress=progress.get(b.task_id or "")))
+                              updated_at=b.updated_at, progress=progress.get(b.task_id or ""),
+                              memberships=b.memberships if resource.kind == "user" else None))
     counts: dict[str, int] = {}
     for binding in out:
         counts[binding.status] = counts.get(binding.status, 0) + 1

@@ -54,3 +54,7 @@ class SyncBinding(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     generation: Mapped[int] = mapped_column(Integer, default=0, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow, nullable=False)
+    # A declared user's group memberships in this site, by group name: "added" (Skyfleet added it and
+    # removes it when the group is dropped or the declaration purged), "adopted" (there before
+    # Skyfleet declared it: never removed), "kept" (dropped from the declaration, left as adopted).
+    memberships: Mapped[dict[str, str] | None] = mapped_column(JSON)

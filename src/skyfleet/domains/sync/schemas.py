@@ -60,6 +60,10 @@ class BindingOut(BaseModel):
     updated_at: datetime
     progress: dict[str, Any] | None = Field(
         None, description="a copy under way (images): bytes done, total bytes when known, when reported")
+    memberships: dict[str, str] | None = Field(
+        None, description="a declared user's groups in this site: 'added' (by Skyfleet, removed when the group "
+        "is dropped or the declaration purged), 'adopted' (there before; never removed), 'kept' (dropped from "
+        "groups but adopted, so left in the site)")
 
 
 class ResourceOut(BaseModel):

@@ -112,13 +112,19 @@ def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
 
 def _in_domain(query: Select[SyncResource], kind: str, caller: Caller) -> Select[SyncResource]:
     """Narrow declared identity to the caller's domain (a domain admin's): a domain by its name, the
-    others by their spec's ``domain`` (``Default`` when absent), as tenants' rows are narrowed by project."""
+    others by their spec's ``domain`` (``Default`` when absent), as tenants' rows are narrowed by project.
+    A role assignment across domains is the caller's only when its actor's and its project's domains,
+    named apart, are the caller's too."""
     if kind not in IDENTITY_KINDS or caller.identity_domain is None:
         return query
     if kind == "domain":
         return query.where(SyncResource.name == caller.identity_domain)
     named = func.coalesce(SyncResource.spec["domain"].as_string(), "Default")
-    return query.where(named == caller.identity_domain)
+    query = query.where(named == caller.identity_domain)
+    for field in ("user_domain", "group_domain", "project_domain") if kind == "role_assignment" else ():
+        apart = func.coalesce(SyncResource.spec[field].as_string(), caller.identity_domain)
+        query = query.where(apart == caller.identity_domain)
+    return query
 
 
 def placed_sites(session: Session, placement: dict[str, Any], *, strict: bool = False) -> list[Site]:

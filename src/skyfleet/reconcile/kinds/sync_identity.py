@@ -9,15 +9,21 @@ admin declares them once. The rule, per site:
   attempt of this task created it);
 - present with other attributes -> a failed binding naming the fields, unless Skyfleet owns it
   (drift: repaired) or ``force`` is set (taken over);
-- a user is added to each group of ``groups``, and taken out of the groups an earlier version of the
-  declaration listed (``leave_groups``); other memberships are left alone;
+- a user is added to each group of ``groups``. Each membership is reported per site (``memberships``,
+  kept on the binding): ``added`` when Skyfleet added it, ``adopted`` when it was there before.
+  A group an earlier version of the declaration listed (``leave_groups``) is left only where
+  Skyfleet added the membership (``added_groups``, the binding's record, carried in the payload);
+  an adopted one is ``kept``. Memberships the declaration never listed are left alone. The groups
+  a task is about to join are recorded as its intent first, so a retry after a crash knows them as
+  Skyfleet's;
 - a domain the site lacks fails the binding, unless Skyfleet declares that domain too
   (``domain_declared``): then the task retries until the domain's own task has created it;
 - a user's password is sealed in the payload (encrypted with the SecretBox) and opened only here;
   the site is asked whether the password works (an unscoped token request), and it is set when it
   does not: on create, on rotation, and after an out-of-band change (drift);
 - delete: only what Skyfleet created is touched. Projects and users are disabled, or deleted with
-  ``purge``; groups (which cannot be disabled) are deleted only with ``purge``.
+  ``purge``; groups (which cannot be disabled) are deleted only with ``purge``. A purged user that
+  Skyfleet adopted is kept but taken out of the groups Skyfleet added it to.
 
 The site credential's own user and project are never touched (a refusal, not a silent skip).
 """
@@ -61,6 +67,7 @@ class UserSync(_Named):
     default_project: Name | None = Field(None, pattern=NAME)
     groups: list[Annotated[Name, Field(pattern=NAME)]] = Field(default_factory=list, max_length=100)
     leave_groups: list[Name] = Field(default_factory=list)  # groups the declaration listed once, no longer
+    added_groups: list[Name] = Field(default_factory=list)  # memberships Skyfleet added in this site
     password_box: str | None = Field(None, repr=False)  # the password, sealed with the SecretBox
 
 
@@ -141,6 +148,8 @@ def observe(ctx: SiteContext, p: Payload) -> dict[str, Any]:
                             "owned": p.owned or ctx.created_before, "created_before": ctx.created_before,
                             "domain": domain}
     if p.action == "delete":
+        if isinstance(p, UserSync) and found is not None and p.purge and not seen["owned"]:
+            seen["leave"] = _added_memberships(ctx, p, str(found["id"]), domain)
         return seen
     want = desired(ctx, p, domain)
     seen["want"] = want
@@ -151,21 +160,45 @@ def observe(ctx: SiteContext, p: Payload) -> dict[str, Any]:
     return seen
 
 
+def _ours(ctx: SiteContext, p: UserSync) -> set[str]:
+    """The groups whose membership in this site Skyfleet added: the binding's record, and the groups
+    an earlier, cut-short attempt of this task set out to join."""
+    return set(p.added_groups) | set((ctx.prior_intent or {}).get("join") or [])
+
+
+def _added_memberships(ctx: SiteContext, p: UserSync, user_id: str, domain: str) -> list[str]:
+    """The ids of the groups Skyfleet added the user to that still hold it (a purge takes it out)."""
+    out = []
+    for group in sorted(_ours(ctx, p)):
+        found = identityapi.find_named(ctx.connection(), "groups", group, domain)
+        if found is not None and identityapi.in_group(ctx.connection(), str(found["id"]), user_id):
+            out.append(str(found["id"]))
+    return out
+
+
 def _user_extras(ctx: SiteContext, p: UserSync, found: dict[str, Any], domain: str) -> dict[str, Any]:
     """Whether the password works (an enabled user only: Keystone refuses any password of a disabled
-    one) and which declared groups the user is missing from."""
-    extras: dict[str, Any] = {"password_ok": True, "join": [], "leave": []}
+    one), which declared groups the user is missing from, which dropped groups it leaves (only those
+    Skyfleet added it to), and each membership's standing (``added``, ``adopted``, ``kept``)."""
+    extras: dict[str, Any] = {"password_ok": True, "join": [], "join_names": [], "leave": [], "memberships": {}}
     with opened_password(ctx, p) as password:
         if password is not None and p.enabled and found.get("enabled", True):
             extras["password_ok"] = identityapi.password_works(ctx.connection(), str(found["id"]), password)
+    ours = _ours(ctx, p)
     for group in p.groups:
         gid = _group_id(ctx, group, domain)
         if not identityapi.in_group(ctx.connection(), gid, str(found["id"])):
             extras["join"].append(gid)
+            extras["join_names"].append(group)
+        extras["memberships"][group] = "added" if group in ours or gid in extras["join"] else "adopted"
     for group in p.leave_groups:
         left = identityapi.find_named(ctx.connection(), "groups", group, domain)
-        if left is not None and identityapi.in_group(ctx.connection(), str(left["id"]), str(found["id"])):
+        if left is None or not identityapi.in_group(ctx.connection(), str(left["id"]), str(found["id"])):
+            continue
+        if group in ours:
             extras["leave"].append(str(left["id"]))
+        else:  # there before Skyfleet declared it: not Skyfleet's to take away
+            extras["memberships"][group] = "kept"
     return extras
 
 
@@ -179,6 +212,8 @@ def _group_id(ctx: SiteContext, name: str, domain: str) -> str:
 def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
     found = seen["found"]
     if p.action == "delete":
+        if found is not None and seen.get("leave"):  # a purged, adopted user: out of Skyfleet's groups
+            return {"leave_only": found["id"], "leave": seen["leave"]}
         if found is None or not seen["owned"]:
             return None
         if p.purge:
@@ -187,7 +222,7 @@ def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
             return None
         return {"disable": found["id"]}
     if found is None:
-        return {"create": True}
+        return {"create": True, **({"join_names": list(p.groups)} if isinstance(p, UserSync) and p.groups else {})}
     differs = list(seen["differs"]) + ([] if seen.get("password_ok", True) else ["password"])
     if differs and not (seen["owned"] or p.force):
         raise PermanentSiteError(
@@ -196,12 +231,18 @@ def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
     if not differs and not seen.get("join") and not seen.get("leave"):
         return None
     return {"update": found["id"], "fields": seen["differs"], "password": not seen.get("password_ok", True),
-            "join": seen.get("join", []), "leave": seen.get("leave", [])}
+            "join": seen.get("join", []), "join_names": seen.get("join_names", []), "leave": seen.get("leave", []),
+            "memberships": seen.get("memberships", {})}
 
 
 def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
     conn = ctx.connection()
     collection: identityapi.Collection = COLLECTION[type(p)]
+    if "leave_only" in plan:
+        for gid in plan["leave"]:
+            identityapi.remove_from_group(conn, gid, plan["leave_only"])
+        return verdict("kept", remote_id=plan["leave_only"],
+                       detail="not created by Skyfleet; kept, and taken out of the groups Skyfleet added it to")
     if "delete" in plan:
         identityapi.delete_object(conn, collection, plan["delete"])
         return verdict("deleted", remote_id=None)
@@ -217,7 +258,8 @@ def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
                 body["password"] = password
             made = identityapi.create_object(conn, collection, body)
             _join(ctx, p, str(made["id"]), domain)
-            return verdict("in-sync", remote_id=str(made["id"]), created=True, detail="created")
+            return verdict("in-sync", remote_id=str(made["id"]), created=True, detail="created",
+                           **_memberships(p, {g: "added" for g in getattr(p, "groups", [])}))
         changes = {k: want[k] for k in plan["fields"]}
         if plan["password"] and password is not None:
             changes["password"] = password
@@ -230,7 +272,12 @@ def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
     what = [*plan["fields"], *(["password"] if plan["password"] else []),
             *(["groups"] if plan["join"] or plan["leave"] else [])]
     return verdict("in-sync", remote_id=plan["update"], created=ctx.created_before,
-                   detail=f"set {', '.join(what)}")
+                   detail=f"set {', '.join(what)}", **_memberships(p, plan["memberships"]))
+
+
+def _memberships(p: Payload, memberships: dict[str, str]) -> dict[str, Any]:
+    """The result's record of a user's memberships in the site (folded into the binding)."""
+    return {"memberships": memberships} if isinstance(p, UserSync) else {}
 
 
 def _join(ctx: SiteContext, p: Payload, user_id: str, domain: str) -> None:
@@ -247,13 +294,23 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
         detail = "not created by Skyfleet; kept" if not seen["owned"] else \
             "kept (purge deletes it)" if seen["collection"] == "groups" else "disabled"
         return verdict("kept", remote_id=str(found["id"]), detail=detail)
-    return verdict("in-sync", remote_id=str(found["id"]), created=bool(seen["created_before"]))
+    extra = {"memberships": seen["memberships"]} if "memberships" in seen else {}
+    return verdict("in-sync", remote_id=str(found["id"]), created=bool(seen["created_before"]), **extra)
+
+
+def intent(plan: Plan) -> dict[str, Any] | None:
+    """What is recorded before ``apply``: a create, and the groups the user is about to join (a retry
+    after a crash then knows those memberships as Skyfleet's, not as adopted ones)."""
+    out = create_intent(plan) or {}
+    if plan.get("join_names"):
+        out["join"] = list(plan["join_names"])
+    return out or None
 
 
 def _kind(name: str, what: str, payload: type[Payload]) -> TaskKind[Any, Any]:
     return register(TaskKind(name=name, description=f"Converge a declared Keystone {what} in one site.",
                              payload=payload, observe=observe, diff=diff, apply=apply, summary=summary,
-                             intent=create_intent, persistent=True))
+                             intent=intent, persistent=True))
 
 
 PROJECT = _kind("sync.project", "project", ProjectSync)

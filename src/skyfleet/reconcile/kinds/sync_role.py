@@ -1,5 +1,7 @@
 """``sync.role_assignment``: converge one declared role assignment (a user or a group holds a role,
-by name, on a project or on a domain, directly or inherited) in one site's own Keystone.
+by name, on a project or on a domain, directly or inherited) in one site's own Keystone. The user
+or group may live in another domain than the target (``user_domain``, ``group_domain``,
+``project_domain``; each defaults to ``domain``): Keystone grants across domains natively.
 
 Why it exists: the objects a fleet admin declares once are of little use until someone holds a role
 on them. Rule, per site: the target is the named project in ``domain``, or, when no project is
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from skyfleet.domains.text import Name
 from skyfleet.drivers.openstack import identityapi, syncapi
@@ -38,9 +40,28 @@ class RoleAssignmentSync(SyncPayload):
     project: Name | None = Field(None, pattern=NAME)  # None: the target is the domain itself
     role: Name = Field(pattern=NAME)
     domain: Name = Field("Default", pattern=NAME)  # no ":" here: the domain is part of the name
+    user_domain: Name | None = Field(None, pattern=NAME)  # the user's domain when not ``domain``
+    group_domain: Name | None = Field(None, pattern=NAME)  # the group's domain when not ``domain``
+    project_domain: Name | None = Field(None, pattern=NAME)  # the project's domain when not ``domain``
     inherited: bool = False
     create_missing_roles: bool = False
     domain_declared: bool = False  # Skyfleet declares the domain too: wait for it, do not fail
+    declared_domains: list[Name] = Field(default_factory=list)  # of its domains, those Skyfleet declares
+
+    @model_validator(mode="after")
+    def _domains_name_their_object(self) -> RoleAssignmentSync:
+        for field, needs in (("user_domain", "user"), ("group_domain", "group"), ("project_domain", "project")):
+            if getattr(self, field) is not None and getattr(self, needs) is None:
+                raise ValueError(f"{field} is the domain of the assignment's {needs}, and it names no {needs}")
+        return self
+
+    @property
+    def actor_domain(self) -> str:
+        return (self.user_domain if self.user else self.group_domain) or self.domain
+
+    @property
+    def target_domain(self) -> str:
+        return (self.project_domain or self.domain) if self.project else self.domain
 
 
 def _actor(p: RoleAssignmentSync) -> tuple[identityapi.Actor, str]:
@@ -56,14 +77,22 @@ def _need(ctx: SiteContext, collection: identityapi.Collection, name: str, domai
     return None if found is None else str(found["id"])
 
 
+def _domain_ids(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, str | None]:
+    """The site's id of each domain the assignment names (its actor's and its target's), by name."""
+    return {name: identityapi.domain_id(ctx.connection(), name) for name in {p.actor_domain, p.target_domain}}
+
+
 def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
     conn = ctx.connection()
     actor, actor_name = _actor(p)
-    domain = identityapi.domain_id(conn, p.domain)
-    if domain is None and p.action == "delete":  # no domain, no grant in it to revoke
+    domains = _domain_ids(ctx, p)
+    if None in domains.values() and p.action == "delete":  # no domain, no grant in it to revoke
         return {"action": p.action, "held": False, "owned": p.owned, "created_before": ctx.created_before}
-    if domain is None:
-        raise missing_domain(ctx, p.domain, p.domain_declared)
+    for name in (p.target_domain, p.actor_domain):
+        if domains[name] is None:
+            declared = name in p.declared_domains or (p.domain_declared and name == p.domain)
+            raise missing_domain(ctx, name, declared)
+    domain, actor_domain = str(domains[p.target_domain]), str(domains[p.actor_domain])
     role_id = identityapi.find_role(conn, p.role)
     if role_id is None and p.action != "delete":
         if p.role in PROTECTED_ROLES:
@@ -73,7 +102,7 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
                                      "roles unless create_missing_roles is set")
     target: identityapi.Target = "projects" if p.project else "domains"
     target_id = _need(ctx, "projects", p.project, domain) if p.project else domain
-    actor_id = _need(ctx, actor, actor_name, domain)
+    actor_id = _need(ctx, actor, actor_name, actor_domain)
     seen: dict[str, Any] = {"action": p.action, "actor": actor, "actor_id": actor_id, "target": target,
                             "target_id": target_id, "inherited": p.inherited, "role_id": role_id,
                             "owned": p.owned or ctx.created_before, "created_before": ctx.created_before}
@@ -81,7 +110,8 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
         if p.action == "delete" or (role_id is None and target_id is not None and actor_id is not None):
             seen["held"] = False  # a delete with nothing to revoke, or a role still to create
             return seen
-        missing = f"project {p.project!r}" if target_id is None else f"{actor[:-1]} {actor_name!r}"
+        missing = f"project {p.project!r} (domain {p.target_domain!r})" if target_id is None \
+            else f"{actor[:-1]} {actor_name!r} (domain {p.actor_domain!r})"
         raise TemporarySiteError(f"{missing} is not in site {ctx.site_name} yet")
     own_user, own_project = syncapi.current_ids(conn)
     if (target == "projects" and target_id == own_project) or actor_id == own_user:
