@@ -80,8 +80,15 @@ def read_only(factory: sessionmaker[Session]) -> Iterator[Session]:
     """
     session = factory()
     session.autoflush = False
+    session.info["read_only"] = True
     try:
         yield session
     finally:
         session.rollback()
         session.close()
+
+
+def is_read_only(session: Session) -> bool:
+    """Whether ``session`` is a :func:`read_only` view: code shared with writers skips its direct
+    statements (``session.execute(delete(...))``) there, which autoflush being off does not stop."""
+    return bool(session.info.get("read_only"))

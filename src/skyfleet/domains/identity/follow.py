@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from skyfleet.db.engine import is_read_only
 from skyfleet.domains.projects import service as projects
 from skyfleet.domains.projects.models import ProjectMapping
 from skyfleet.domains.sites.models import Site
@@ -51,7 +52,7 @@ def after_fold(session: Session, resource: SyncResource, bindings: dict[str, Syn
     _share_ownership(bindings, keystone)
     if resource.kind == "user":
         _share_memberships(bindings, keystone)
-    if resource.kind == "project":
+    if resource.kind == "project" and not is_read_only(session):  # a view records nothing
         _follow_mapping(session, resource, bindings, keystone, now=now)
 
 

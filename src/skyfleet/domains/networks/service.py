@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import delete, distinct, func, or_, select
 from sqlalchemy.orm import Session
 
+from skyfleet.db.engine import is_read_only
 from skyfleet.domains.addresses import pools
 from skyfleet.domains.addresses.models import AddressAllocation, AddressItem, AddressPool
 from skyfleet.domains.addresses.service import Caller as PoolCaller
@@ -238,6 +239,8 @@ def after_fold(session: Session, resource: SyncResource, bindings: dict[str, Syn
     the network is being deleted, else the sites outside the placement (``placed``)."""
     if resource.kind != KIND:
         return
+    if is_read_only(session):
+        return  # a view shows the prefixes still held; the writer that folds next releases them
     if resource.state == DELETING and not bindings:
         release_reservations(session, resource)
     held = prefixes(resource)
