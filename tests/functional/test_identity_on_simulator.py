@@ -435,6 +435,8 @@ def test_a_user_of_one_domain_holds_roles_in_another(
         same = send(client, "PUT", "/v1/identity/role-assignments", json={"spec": {
             "user": "dana", "domain": "Aco", "project": "lab", "project_domain": "Bco", "role": "reader"}})
         assert same.status_code == 202 and same.json()["id"] == direct.json()["id"]
+        # asking again for what is declared starts nothing: the first grant's tasks are not superseded
+        assert same.json()["operation_id"] == direct.json()["operation_id"], same.text
         inherited = client.put("/v1/identity/role-assignments", json={"spec": {
             "group": "ops", "group_domain": "Aco", "domain": "Bco", "role": "member", "inherited": True}})
         assert inherited.json()["name"] == "inherited:group:ops:in:Aco:domain:Bco:member", inherited.text

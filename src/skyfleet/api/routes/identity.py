@@ -83,6 +83,10 @@ def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: Resou
                           else (None, identity.UNSET))
         placement = body.placement.model_dump(exclude_none=True) if body.placement else resource.placement
         identity.check_protected(session, kind=kind, spec=spec or resource.spec, placement=placement)
+        if _asks_nothing_new(resource, spec, password, placement, body):
+            # PUT again, as idempotent clients do: superseding would cancel tasks that may already have
+            # made the grant, and the next task would then find it and not count it as Skyfleet's own.
+            return conv.render(session, resource, conv.fold(session, resource, now=now))
         identity.track_left_groups(resource, spec)
         service.update(session, resource=resource, data=body, spec=spec, now=now)
         identity.seal_password(resource, runtime.box, password)
@@ -90,6 +94,12 @@ def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: Resou
         out = conv.render(session, resource, conv.bindings_of(session, resource))
     runtime.wake()
     return out
+
+
+def _asks_nothing_new(resource: SyncResource, spec: dict[str, Any] | None, password: Any,
+                      placement: dict[str, Any], body: ResourceUpdate) -> bool:
+    return ((spec is None or spec == resource.spec) and password is identity.UNSET
+            and placement == resource.placement and not body.force and not body.replace)
 
 
 def _list(runtime: Any, principal: Any, kind: str, limit: int, marker: str | None) -> ResourceList:
