@@ -340,7 +340,8 @@ def check_identity(principal: Principal, kind: str, spec: dict[str, Any], *, adm
             raise Forbidden(f"{field} {str(other)!r}: a domain admin grants only within its own domain "
                             f"({scope!r}), for the user or group as for the project; {refusal(principal)}")
     role = spec.get("role")
-    if kind == "role_assignment" and isinstance(role, str) and role.lower() in {"admin", admin_role.lower()}:
+    if kind == "role_assignment" and isinstance(role, str) and \
+            role.strip().lower() in {"admin", admin_role.strip().lower()}:
         raise Forbidden(f"role {role!r}: a domain admin does not grant the admin role (that would be more "
                         "than its own token holds)")
     return spec

@@ -39,7 +39,7 @@ SPEC_FIELDS: dict[str, tuple[str, ...]] = {
                         "inherited", "create_missing_roles"),
     "domain": ("name", "description", "enabled"),
 }
-PROTECTED_ROLES = frozenset({"admin"})
+PROTECTED_ROLES = frozenset({"admin"})  # compared without case: policies read ``Admin`` as ``admin``
 UNSET: Any = object()
 
 
@@ -116,7 +116,7 @@ def check_protected(session: Session, *, kind: str, spec: dict[str, Any], placem
     if named_project in projects:
         raise Invalid(f"project {named_project!r} is the project of a placed site's own credential; Skyfleet "
                       "never manages it")
-    if kind == "role_assignment" and spec.get("role") in PROTECTED_ROLES:
+    if kind == "role_assignment" and str(spec.get("role") or "").strip().lower() in PROTECTED_ROLES:
         raise Invalid(f"role {spec['role']!r} is not granted through Skyfleet (admin roles are protected)")
 
 

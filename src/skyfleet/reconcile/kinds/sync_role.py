@@ -29,7 +29,7 @@ from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
 from skyfleet.reconcile.kinds.sync_common import SyncPayload, create_intent, verdict
 from skyfleet.reconcile.kinds.sync_identity import NAME, missing_domain
 
-PROTECTED_ROLES = frozenset({"admin"})
+PROTECTED_ROLES = frozenset({"admin"})  # compared without case: policies read ``Admin`` as ``admin``
 CREATED_ROLE = "Created by Skyfleet for a declared role assignment"
 
 
@@ -93,13 +93,13 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
             declared = name in p.declared_domains or (p.domain_declared and name == p.domain)
             raise missing_domain(ctx, name, declared)
     domain, actor_domain = str(domains[p.target_domain]), str(domains[p.actor_domain])
+    if p.role.strip().lower() in PROTECTED_ROLES and p.action != "delete":
+        raise PermanentSiteError(f"refused: Skyfleet never grants or creates the role {p.role!r} (admin roles "
+                                 f"are protected) in site {ctx.site_name}")
     role_id = identityapi.find_role(conn, p.role)
-    if role_id is None and p.action != "delete":
-        if p.role in PROTECTED_ROLES:
-            raise PermanentSiteError(f"no role {p.role!r} in site {ctx.site_name}; Skyfleet never creates it")
-        if not p.create_missing_roles:
-            raise PermanentSiteError(f"no role {p.role!r} in site {ctx.site_name}; Skyfleet does not create "
-                                     "roles unless create_missing_roles is set")
+    if role_id is None and p.action != "delete" and not p.create_missing_roles:
+        raise PermanentSiteError(f"no role {p.role!r} in site {ctx.site_name}; Skyfleet does not create "
+                                 "roles unless create_missing_roles is set")
     target: identityapi.Target = "projects" if p.project else "domains"
     target_id = _need(ctx, "projects", p.project, domain) if p.project else domain
     actor_id = _need(ctx, actor, actor_name, actor_domain)
@@ -141,7 +141,7 @@ def apply(ctx: SiteContext, p: RoleAssignmentSync, plan: Plan) -> dict[str, Any]
         return verdict("deleted", remote_id=None)
     detail = "granted"
     if plan.get("create_role"):
-        if plan["create_role"] in PROTECTED_ROLES:  # observe refuses it already; never reached
+        if str(plan["create_role"]).strip().lower() in PROTECTED_ROLES:  # observe refuses it already; never reached
             raise PermanentSiteError(f"Skyfleet never creates the {plan['create_role']!r} role")
         ids["role_id"] = identityapi.create_role(conn, plan["create_role"], CREATED_ROLE)
         detail = f"created role {plan['create_role']!r} (owned by Skyfleet) and granted it"
