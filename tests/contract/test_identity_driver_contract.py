@@ -134,6 +134,38 @@ def test_role_assignment_of_user_or_group(conn: openstack.connection.Connection,
     assert missing.value.status == 404
 
 
+@pytest.mark.covers("identityapi.admin_role_ids", "identityapi.holds_any_role")
+def test_who_holds_the_admin_role(conn: openstack.connection.Connection,
+                                  made: list[tuple[identityapi.Collection, str]]) -> None:
+    """The sync.user kind refuses to take over a user holding the admin role, or to add a user to a
+    group holding it: a user holds a role directly or through a group, on a project or a domain."""
+    admin_roles = identityapi.admin_role_ids(conn)
+    assert identityapi.find_role(conn, "admin") in admin_roles
+    own_user, _ = syncapi.current_ids(conn)
+    assert identityapi.holds_any_role(conn, "users", own_user, admin_roles) is True
+    reader = identityapi.find_role(conn, "reader")
+    assert reader is not None
+    project = identityapi.create_object(conn, "projects", {"name": unique("project"), "domain_id": "default"})
+    made.append(("projects", project["id"]))
+    group = identityapi.create_object(conn, "groups", {"name": unique("group"), "domain_id": "default"})
+    made.append(("groups", group["id"]))
+    user = identityapi.create_object(conn, "users", {"name": unique("user"), "domain_id": "default"})
+    made.append(("users", user["id"]))
+    for actor, who in (("users", user["id"]), ("groups", group["id"])):
+        assert identityapi.holds_any_role(conn, actor, who, admin_roles | {reader}) is False  # type: ignore[arg-type]
+    identityapi.grant(conn, target_id=project["id"], actor="groups", actor_id=group["id"], role_id=reader)
+    assert identityapi.holds_any_role(conn, "groups", group["id"], {reader}) is True
+    identityapi.add_to_group(conn, group["id"], user["id"])
+    assert identityapi.holds_any_role(conn, "users", user["id"], {reader}) is True  # through its group
+    assert identityapi.holds_any_role(conn, "users", user["id"], admin_roles) is False
+    other = identityapi.create_object(conn, "users", {"name": unique("user"), "domain_id": "default"})
+    made.append(("users", other["id"]))
+    identityapi.grant(conn, target="domains", target_id="default", actor="users", actor_id=other["id"],
+                      role_id=reader, inherited=True)
+    assert identityapi.holds_any_role(conn, "users", other["id"], {reader}) is True  # on a domain, inherited
+    assert identityapi.holds_any_role(conn, "users", other["id"], set()) is False
+
+
 @pytest.mark.covers("identityapi.find_named")
 def test_own_credential_is_found_like_any_user(conn: openstack.connection.Connection) -> None:
     """The kinds refuse Skyfleet's own user and project by comparing ids with ``current_ids``."""

@@ -352,6 +352,15 @@ async def list_assignments(ctx: Ctx) -> web.StreamResponse:
             project.update(name=ks.projects[pid]["name"], domain={"id": ks.projects[pid]["domain_id"]})
         result.append({"role": role, "user": user, "scope": {"project": project},
                        "links": {"assignment": f"{ctx.base}/v3/projects/{pid}/users/{uid}/roles/{rid}"}})
+    for target, tid, actor, aid, rid, inherited in sorted(ks.scoped_grants):  # domains, and inherited grants
+        key = "user.id" if actor == "users" else "group.id"
+        if ("group.id" if actor == "users" else "user.id") in q or q.get(key, aid) != aid \
+                or q.get("role.id", rid) != rid or "scope.project.id" in q:
+            continue
+        grant: dict[str, Any] = {"role": {"id": rid}, actor[:-1]: {"id": aid}, "scope": {target[:-1]: {"id": tid}}}
+        if inherited:
+            grant["scope"]["OS-INHERIT:inherited_to"] = "projects"
+        result.append(grant)
     return json_response({"role_assignments": result, "links": {"self": f"{ctx.base}/v3/role_assignments",
                                                                 "previous": None, "next": None}})
 

@@ -107,6 +107,27 @@ def revoke(conn: sdk_connection.Connection, *, target_id: str, actor: Actor, act
                  missing_ok=True) is not None
 
 
+def admin_role_ids(conn: sdk_connection.Connection) -> set[str]:
+    """The ids of the site's roles that policies read as ``admin`` (oslo.policy compares role names
+    without case, so ``Admin`` is one of them)."""
+    rows = _call(conn, "identity", "GET", "/roles")["roles"]
+    return {str(r["id"]) for r in rows if str(r.get("name") or "").strip().lower() == "admin"}
+
+
+def holds_any_role(conn: sdk_connection.Connection, actor: Actor, actor_id: str, role_ids: set[str]) -> bool:
+    """Whether the user or group holds one of ``role_ids`` anywhere in the site (a project, a domain,
+    the system, inherited or not); a user through its groups too."""
+    key = "user.id" if actor == "users" else "group.id"
+    for role_id in sorted(role_ids):
+        found = _call(conn, "identity", "GET", "/role_assignments", params={key: actor_id, "role.id": role_id})
+        if found.get("role_assignments"):
+            return True
+    if actor == "users" and role_ids:
+        groups = _call(conn, "identity", "GET", f"/users/{actor_id}/groups")["groups"]
+        return any(holds_any_role(conn, "groups", str(g["id"]), role_ids) for g in groups)
+    return False
+
+
 def in_group(conn: sdk_connection.Connection, group_id: str, user_id: str) -> bool:
     """Whether the user is a member of the group (False too when either is gone)."""
     return _call(conn, "identity", "GET", f"/groups/{group_id}/users/{user_id}", missing_ok=True) is not None
