@@ -25,7 +25,10 @@ admin declares them once. The rule, per site:
   ``purge``; groups (which cannot be disabled) are deleted only with ``purge``. A purged user that
   Skyfleet adopted is kept but taken out of the groups Skyfleet added it to.
 
-The site credential's own user and project are never touched (a refusal, not a silent skip).
+The site credential's own user and project are never touched (a refusal, not a silent skip). Nor is
+a user Skyfleet did not create that holds the admin role in the site (no take-over, password or
+membership change), and no user is added to a group that holds it: a declaration never makes its
+author an admin of a site (a domain admin declares users whose passwords it knows).
 """
 
 from __future__ import annotations
@@ -251,13 +254,17 @@ def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
         return verdict("kept", remote_id=plan["disable"], detail="disabled (purge deletes it)")
     domain = identityapi.domain_id(conn, p.domain) or "default"
     want = desired(ctx, p, domain)
+    joining = _group_ids(ctx, p, domain) if "create" in plan else list(plan["join"])
+    adopted = "create" not in plan and isinstance(p, UserSync) and not (p.owned or ctx.created_before)
+    _refuse_site_admins(ctx, plan["update"] if adopted else None, p.name, joining)
     with opened_password(ctx, p) as password:
         if "create" in plan:
             body = {"name": p.name, "domain_id": domain, **{k: v for k, v in want.items() if v is not None}}
             if password is not None:
                 body["password"] = password
             made = identityapi.create_object(conn, collection, body)
-            _join(ctx, p, str(made["id"]), domain)
+            for gid in joining:
+                identityapi.add_to_group(conn, gid, str(made["id"]))
             return verdict("in-sync", remote_id=str(made["id"]), created=True, detail="created",
                            **_memberships(p, {g: "added" for g in getattr(p, "groups", [])}))
         changes = {k: want[k] for k in plan["fields"]}
@@ -280,10 +287,25 @@ def _memberships(p: Payload, memberships: dict[str, str]) -> dict[str, Any]:
     return {"memberships": memberships} if isinstance(p, UserSync) else {}
 
 
-def _join(ctx: SiteContext, p: Payload, user_id: str, domain: str) -> None:
-    if isinstance(p, UserSync):
-        for group in p.groups:
-            identityapi.add_to_group(ctx.connection(), _group_id(ctx, group, domain), user_id)
+def _group_ids(ctx: SiteContext, p: Payload, domain: str) -> list[str]:
+    return [_group_id(ctx, group, domain) for group in p.groups] if isinstance(p, UserSync) else []
+
+
+def _refuse_site_admins(ctx: SiteContext, user_id: str | None, name: str, group_ids: list[str]) -> None:
+    """Refuse (permanently) to change a user Skyfleet did not create that holds the admin role in the
+    site (take-over, password, memberships), and to add a user to a group that holds it: either would
+    hand the declaring caller an admin of the site, which a domain admin's own token is not."""
+    if user_id is None and not group_ids:
+        return
+    conn = ctx.connection()
+    admin_roles = identityapi.admin_role_ids(conn)
+    if user_id is not None and identityapi.holds_any_role(conn, "users", user_id, admin_roles):
+        raise PermanentSiteError(f"refused: user {name!r} holds the admin role in site {ctx.site_name} and Skyfleet "
+                                 "did not create it; Skyfleet never takes over or changes such a user")
+    for gid in group_ids:
+        if identityapi.holds_any_role(conn, "groups", gid, admin_roles):
+            raise PermanentSiteError(f"refused: group {gid} holds the admin role in site {ctx.site_name}; Skyfleet "
+                                     "never adds a user to a group that holds the admin role")
 
 
 def summary(seen: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,263 @@
+"""A hostile tenant and a hostile domain admin against declared identity, with real tokens of the
+simulated home Keystone (the first site): every attempt goes through the HTTP API only.
+
+- a domain admin of ``acme`` cannot make a declaration land in another domain (case, whitespace,
+  look-alike letters, another domain's id, a PATCH), learns nothing of another domain from a
+  taken name, and reaches no route outside declared identity;
+- it cannot make anybody an admin of a site: no admin role however it is spelled, and on a site
+  that shares nothing with the home Keystone no membership in a group that holds the admin role
+  there, and no take-over (``force``, a password) of a user that holds it;
+- a tenant reaches no identity route and no other tenant's Kingbird URL; only the first
+  ``X-Auth-Token`` header counts and a cookie counts for nothing; bad bodies are 4xx and store nothing;
+- a user's password appears in no answer, error text, operation, event or log line.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import func, select
+
+from skyfleet.api.app import create_app
+from skyfleet.api.runtime import Runtime
+from skyfleet.db.engine import transaction
+from skyfleet.domains.sync.models import SyncResource
+from skyfleet.simulator import Simulator
+from tests.engine_support import register_sites
+from tests.functional.conftest import site_auth, token_for
+from tests.functional.test_identity_domain_admin import domain_token
+
+SECRET = "Sw0rdfish-never-shown-9"
+
+
+@pytest.fixture
+def fleet() -> Iterator[Simulator]:
+    simulator = Simulator(sites=2)
+    simulator.start()
+    yield simulator
+    simulator.stop()
+
+
+def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting until {what}")
+
+
+def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str,
+          **overrides: Any) -> tuple[Runtime, dict[str, dict[str, str]]]:
+    """Domains ``acme`` and ``beta`` everywhere, ``dana`` the admin of ``acme`` in the home Keystone;
+    the callers' headers: fleet admin, dana, and the tenant ``demo`` (member of project demo)."""
+    sites = sim.site_names()
+    auth = site_auth(sim, sites[0])
+    home = sim.state(sites[0]).keystone
+    for site in sites:
+        for name in ("acme", "beta"):
+            sim.state(site).keystone.add_domain(name)
+    acme = home.domain_by_name("acme")["id"]  # type: ignore[index]
+    uid = home.add_user("dana", "dana-pass", None, domain_id=acme)
+    home.scoped_grants.add(("domains", acme, "users", uid, home.role_id("admin"), False))
+    runtime = runtime_factory(db_url, engine_poll_interval=0.2, auth_mode="keystone", home_auth_url=auth["auth_url"],
+                              home_username=auth["username"], home_password=auth["password"],
+                              home_project_name=auth["project_name"], fanout_burst=10_000, **overrides)
+    register_sites(runtime.factory, runtime.box, sim)
+    callers = {"admin": {"X-Auth-Token": token_for(sim, sites[0], "admin")},
+               "dana": {"X-Auth-Token": domain_token(auth["auth_url"], "dana", "dana-pass", "acme")},
+               "tenant": {"X-Auth-Token": token_for(sim, sites[0], "demo")}}
+    return runtime, callers
+
+
+def stored(runtime: Runtime) -> int:
+    with transaction(runtime.factory) as session:
+        return int(session.scalar(select(func.count()).select_from(SyncResource)) or 0)
+
+
+def test_a_domain_admin_declares_nothing_outside_its_domain(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    runtime, who = setup(fleet, runtime_factory, db_url)
+    beta_id = fleet.state(fleet.site_names()[0]).keystone.domain_by_name("beta")["id"]  # type: ignore[index]
+    with TestClient(create_app(runtime, start_workers=False)) as api:
+        assert api.post("/v1/identity/projects", headers=who["admin"],
+                        json={"spec": {"name": "bp", "domain": "beta"}}).status_code == 202
+        assert api.post("/v1/identity/projects", headers=who["dana"],
+                        json={"spec": {"name": "web", "domain": "acme"}}).status_code == 202
+        before = stored(runtime)
+        elsewhere = ("beta", "ACME", "Acme", " acme", "acme ", "acme\u200b", "\u0430cme", "ac\u0301me", beta_id,
+                     "default", "Default")
+        for domain in elsewhere:
+            for method, path, spec in (
+                    ("POST", "projects", {"name": "x", "domain": domain}),
+                    ("POST", "users", {"name": "x", "domain": domain, "default_project": "bp", "groups": ["g"]}),
+                    ("POST", "groups", {"name": "x", "domain": domain}),
+                    ("PUT", "role-assignments", {"user": "x", "project": "bp", "role": "member", "domain": domain}),
+                    ("PUT", "role-assignments", {"group": "x", "role": "member", "domain": domain,
+                                                 "inherited": True}),
+                    ("PATCH", "projects/web", {"domain": domain})):
+                answer = api.request(method, f"/v1/identity/{path}", headers=who["dana"], json={"spec": spec})
+                assert answer.status_code in (400, 403), (method, path, domain, answer.text)
+        assert stored(runtime) == before
+        assert api.get("/v1/identity/projects/web", headers=who["dana"]).json()["spec"]["domain"] == "acme"
+
+        # a name taken in another domain: 409, without saying where
+        taken = api.post("/v1/identity/projects", headers=who["dana"], json={"spec": {"name": "bp", "domain": "acme"}})
+        assert taken.status_code == 409 and "beta" not in taken.text and beta_id not in taken.text
+
+        # the admin role however it is spelled, inherited or on the domain, or a role made for it: refused
+        for role in ("admin", "Admin", "ADMIN", " admin", "admin ", "adm\u0131n", "\u0430dmin"):
+            for extra in ({}, {"inherited": True}, {"project": "web"}, {"create_missing_roles": True}):
+                spec = {"user": "x", "role": role, "domain": "acme", **extra}
+                answer = api.put("/v1/identity/role-assignments", headers=who["dana"], json={"spec": spec})
+                if role.strip().lower() == "admin" or extra.get("create_missing_roles"):
+                    assert answer.status_code in (400, 403), (spec, answer.text)
+                elif answer.status_code == 202:  # a look-alike is another role: a site lacking it fails the binding
+                    assert answer.json()["spec"]["role"] == role
+                    api.delete(f"/v1/identity/role-assignments/{answer.json()['id']}", headers=who["dana"])
+                else:
+                    assert answer.status_code in (400, 403), (spec, answer.text)
+        # nor does a fleet admin grant the admin role spelled otherwise (roles compare without case in policies)
+        for role in ("Admin", "ADMIN"):
+            refused = api.put("/v1/identity/role-assignments", headers=who["admin"], json={"spec": {
+                "user": "x", "project": "web", "role": role, "domain": "acme", "create_missing_roles": True}})
+            assert refused.status_code == 400 and "admin" in refused.text, refused.text
+
+        # nothing else: sites, operations, events, quotas, inventory, Kingbird
+        for method, path in (("GET", "/v1/sites"), ("GET", "/v1/operations"), ("GET", "/v1/events"),
+                             ("GET", "/v1/quotas/defaults"), ("GET", f"/v1/quotas/{beta_id}"),
+                             ("GET", "/v1/inventory/summary"), ("GET", "/v1/keypairs"),
+                             ("GET", f"/v1.0/{beta_id}/os-quota-sets/{beta_id}"),
+                             ("GET", f"/v1.0/{beta_id}/os-sync"), ("POST", "/v1/identity/domains")):
+            answer = api.request(method, path, headers=who["dana"], json={"spec": {"name": "z"}}
+                                 if method == "POST" else None)
+            assert answer.status_code == 403, (method, path, answer.text)
+
+
+def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    runtime, who = setup(fleet, runtime_factory, db_url)
+    far = fleet.site_names()[1]  # shares nothing with the home Keystone
+    ks = fleet.state(far).keystone
+    acme = ks.domain_by_name("acme")["id"]  # type: ignore[index]
+    # the site's own cloud admins live in acme: a user and a group holding admin on the admin project
+    root = ks.add_user("root-ops", "root-pass", None, domain_id=acme)
+    ks.assignments.add((root, ks.admin_project, ks.role_id("admin")))
+    admins = "g-admins"
+    ks.groups[admins] = {"id": admins, "name": "cloud-admins", "domain_id": acme, "description": ""}
+    ks.group_assignments.add((admins, ks.admin_project, ks.role_id("admin")))
+    ks.groups["g-staff"] = {"id": "g-staff", "name": "staff", "domain_id": acme, "description": ""}
+    placement = {"sites": [far]}
+    with TestClient(create_app(runtime, start_workers=True)) as api:
+        attempts = {
+            "evil": {"name": "evil", "domain": "acme", "password": SECRET, "groups": ["cloud-admins"]},
+            "root-ops": {"name": "root-ops", "domain": "acme", "password": SECRET},
+            "fine": {"name": "fine", "domain": "acme", "password": SECRET, "groups": ["staff"]},
+        }
+        for name, spec in attempts.items():
+            answer = api.post("/v1/identity/users", headers=who["dana"],
+                              json={"spec": spec, "placement": placement, "force": True})
+            assert answer.status_code == 202, answer.text
+
+        def status(name: str) -> tuple[str, str]:
+            binding = api.get(f"/v1/identity/users/{name}", headers=who["dana"]).json()["bindings"][0]
+            return binding["status"], binding["error"] or ""
+
+        wait_for(lambda: status("fine")[0] == "in-sync", "a user joins a group without the admin role")
+        for name in ("evil", "root-ops"):
+            wait_for(lambda n=name: status(n)[0] == "failed", f"{name} is refused")  # type: ignore[misc]
+            assert "admin role" in status(name)[1], status(name)
+        evil = ks.user_by_name("evil", acme)
+        assert evil is None or (admins, evil["id"]) not in ks.members
+        assert ks.users[root]["_password"] == "root-pass"  # not taken over
+        assert ("g-staff", ks.user_by_name("fine", acme)["id"]) in ks.members  # type: ignore[index]
+
+
+def test_a_tenant_reaches_no_identity_and_no_other_tenant(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    runtime, who = setup(fleet, runtime_factory, db_url)
+    other = "0" * 32  # a project id that is not the tenant's
+    with TestClient(create_app(runtime, start_workers=False)) as api:
+        for method, path in (("GET", "/v1/identity/users"), ("POST", "/v1/identity/users"),
+                             ("PUT", "/v1/identity/role-assignments"), ("GET", "/v1/identity/domains")):
+            answer = api.request(method, path, headers=who["tenant"], json={"spec": {"name": "t", "role": "admin",
+                                                                                     "user": "t"}})
+            assert answer.status_code == 403, (method, path, answer.text)
+        for path in (f"/v1.0/{other}/os-quota-sets/{other}", f"/v1.0/{other}/os-sync",
+                     f"/v1/quotas/{other}", f"/v1/projects/{other}/mappings"):
+            answer = api.get(path, headers=who["tenant"])
+            assert answer.status_code == 403 and other not in answer.json()["detail"], (path, answer.text)
+        # only the first X-Auth-Token counts; a cookie counts for nothing
+        two = [("X-Auth-Token", who["tenant"]["X-Auth-Token"]), ("X-Auth-Token", who["admin"]["X-Auth-Token"])]
+        assert api.get("/v1/sites", headers=two).status_code == 403
+        api.cookies.set("X-Auth-Token", who["admin"]["X-Auth-Token"])
+        assert api.get("/v1/sites").status_code == 401
+        assert api.get("/v1/sites", headers=who["tenant"]).status_code == 403
+        api.cookies.clear()
+
+        # bad bodies on identity routes: 4xx with a reason, never 500, nothing stored
+        deep = "[" * 100_000 + "]" * 100_000
+        bodies: list[tuple[str, str, Any]] = [
+            ("POST", "users", "{not json"), ("POST", "users", deep), ("POST", "users", '{"spec": ' + deep + "}"),
+            ("POST", "users", "[]"), ("POST", "users", '"x"'), ("POST", "users", "null"),
+            ("POST", "users", '{"spec": {"name": "' + "n" * 3_000_000 + '"}}'),
+            ("POST", "users", '{"spec": {"name": "u", "groups": ' + str(["g"] * 5000).replace("'", '"') + "}}"),
+            ("POST", "projects", '{"spec": {"name": "p", "description": {"a": 1}}}'),
+            ("PUT", "role-assignments", '{"spec": {"user": "u", "group": "g", "role": "member"}}'),
+            ("PUT", "role-assignments", '{"spec": {"user": ["u"], "role": "member"}}'),
+            ("POST", "users", '{"spec": {"name": "u\\u0000"}}'), ("POST", "users", '{"spec": {"name": "\\ud800"}}'),
+        ]
+        for caller in ("admin", "dana"):
+            for method, path, raw in bodies:
+                answer = api.request(method, f"/v1/identity/{path}", content=raw,
+                                     headers={**who[caller], "Content-Type": "application/json"})
+                assert 400 <= answer.status_code < 500 and answer.json()["detail"], (caller, path, raw[:60],
+                                                                                     answer.text[:300])
+        assert stored(runtime) == 0
+
+
+def test_a_password_is_never_shown_or_logged(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    runtime, who = setup(fleet, runtime_factory, db_url)
+    caplog.set_level(logging.DEBUG)
+    with TestClient(create_app(runtime, start_workers=False)) as api:
+        bad = [{"spec": {"name": "u", "password": SECRET, "enabled": "maybe"}},
+               {"spec": {"name": "u", "password": SECRET, "email": "a\u0007b"}},
+               {"spec": {"name": "u", "password": SECRET, "bogus": 1}},
+               {"spec": {"name": "u/x", "password": SECRET}},
+               {"spec": {"name": "u", "password": SECRET}, "force": "maybe"},
+               {"spec": {"name": "u", "password": SECRET}, "placement": {"sites": "s"}},
+               {"spec": {"name": "u", "password": SECRET}, "placement": {"sites": ["nowhere"]}},
+               {"spec": {"name": "u", "password": SECRET}, "unknown": True},
+               {"spec": {"name": "u", "password": [SECRET]}},
+               {"spec": {"name": "u", "password": SECRET + "x" * 5000}},
+               [{"spec": {"name": "u", "password": SECRET}}]]
+        for caller, domain in (("admin", "Default"), ("dana", "acme")):
+            for body in bad:
+                if isinstance(body, dict):
+                    body = {**body, "spec": {**body["spec"], "domain": domain}}
+                answer = api.post("/v1/identity/users", headers=who[caller], json=body)
+                assert 400 <= answer.status_code < 500 and SECRET not in answer.text, (caller, body, answer.text)
+        assert stored(runtime) == 0
+        made = api.post("/v1/identity/users", headers=who["dana"],
+                        json={"spec": {"name": "u", "domain": "acme", "password": SECRET}})
+        assert made.status_code == 202 and SECRET not in made.text
+        for body in ({"spec": {"password": SECRET, "enabled": "maybe"}}, {"spec": {"password": SECRET, "name": "v"}},
+                     {"spec": {"password": SECRET, "domain": "beta"}}, {"spec": {"password": SECRET}, "force": 3}):
+            answer = api.patch("/v1/identity/users/u", headers=who["dana"], json=body)
+            assert 400 <= answer.status_code < 500 and SECRET not in answer.text, (body, answer.text)
+        assert api.patch("/v1/identity/users/u", headers=who["dana"],
+                         json={"spec": {"password": SECRET + "2"}}).status_code == 202
+        for path in ("/v1/identity/users/u", "/v1/identity/users", "/v1/operations", "/v1/events"):
+            answer = api.get(path, headers=who["admin"])
+            assert answer.status_code == 200 and SECRET not in answer.text, path
+        operation = api.get(f"/v1/operations/{made.json()['operation_id']}", headers=who["admin"])
+        assert operation.status_code == 200 and SECRET not in operation.text
+    assert SECRET not in caplog.text
+    assert all(SECRET not in str(r.args) and SECRET not in r.getMessage() for r in caplog.records)
