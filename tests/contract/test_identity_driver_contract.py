@@ -164,6 +164,11 @@ def test_who_holds_the_admin_role(conn: openstack.connection.Connection,
                       role_id=reader, inherited=True)
     assert identityapi.holds_any_role(conn, "users", other["id"], {reader}) is True  # on a domain, inherited
     assert identityapi.holds_any_role(conn, "users", other["id"], set()) is False
+    # a role that implies admin would carry it in tokens: Keystone refuses to make one by default
+    # (``[assignment] prohibited_implied_role``), and this refusal creates nothing
+    admin = identityapi.find_role(conn, "admin")
+    refused = conn.identity.request(f"/roles/{reader}/implies/{admin}", "PUT", raise_exc=False)
+    assert refused.status_code == 403 and "cannot be an implied role" in refused.text
 
 
 @pytest.mark.covers("identityapi.find_named")

@@ -324,6 +324,28 @@ async def get_role(ctx: Ctx) -> web.StreamResponse:
     ks.assignments = {a for a in ks.assignments if a[2] != rid}
     ks.group_assignments = {a for a in ks.group_assignments if a[2] != rid}
     ks.scoped_grants = {g for g in ks.scoped_grants if g[4] != rid}
+    ks.implied = {i for i in ks.implied if rid not in i}
+    return empty(204)
+
+
+@router.route("PUT,GET,HEAD,DELETE", "/v3/roles/{prior}/implies/{implied}")
+async def implied_role(ctx: Ctx) -> web.StreamResponse:
+    ks = ctx.site.keystone
+    prior, implied = ctx.params["prior"], ctx.params["implied"]
+    if ctx.method in ("PUT", "DELETE") and not ctx.is_admin:
+        return forbidden(ctx, "create_implied_role" if ctx.method == "PUT" else "delete_implied_role")
+    for ident in (prior, implied):
+        if ident not in ks.roles:
+            return not_found(ctx, "role", ident)
+    if ctx.method == "PUT" and ks.roles[implied]["name"] == "admin":  # keystone's prohibited_implied_role
+        return error(ctx, 403, f"{implied} cannot be an implied roles.")
+    if ctx.method == "PUT":
+        ks.implied.add((prior, implied))
+        return json_response({"role_inference": {"prior_role": {"id": prior}, "implies": {"id": implied}}}, 201)
+    if (prior, implied) not in ks.implied:
+        return error(ctx, 404, f"Could not find implied role: {implied}.")
+    if ctx.method == "DELETE":
+        ks.implied.discard((prior, implied))
     return empty(204)
 
 

@@ -101,6 +101,7 @@ class KeystoneState:
         # grants on domains, and inherited (OS-INHERIT) grants on domains or projects:
         # (target "domains"/"projects", target_id, actor "users"/"groups", actor_id, role_id, inherited)
         self.scoped_grants: set[tuple[str, str, str, str, str, bool]] = set()
+        self.implied: set[tuple[str, str]] = set()  # (prior role id, implied role id): Keystone's role inferences
         self.app_creds: dict[str, Resource] = {}
         self.tokens: dict[str, Token] = {}
         self.services: dict[str, str] = {}  # service type -> id
