@@ -152,6 +152,9 @@ def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
     ks.groups[admins] = {"id": admins, "name": "cloud-admins", "domain_id": acme, "description": ""}
     ks.group_assignments.add((admins, ks.admin_project, ks.role_id("admin")))
     ks.groups["g-staff"] = {"id": "g-staff", "name": "staff", "domain_id": acme, "description": ""}
+    # and what existed before Skyfleet: a project, and a grant of the admins' group on the domain
+    legacy = ks.add_project("legacy", "kept", domain_id=acme)
+    ks.scoped_grants.add(("domains", acme, "groups", admins, ks.role_id("reader"), False))
     placement = {"sites": [far]}
     with TestClient(create_app(runtime, start_workers=True)) as api:
         attempts = {
@@ -176,6 +179,23 @@ def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
         assert evil is None or (admins, evil["id"]) not in ks.members
         assert ks.users[root]["_password"] == "root-pass"  # not taken over
         assert ("g-staff", ks.user_by_name("fine", acme)["id"]) in ks.members  # type: ignore[index]
+
+        # what Skyfleet adopted (even taken over with force) is never removed, even with purge
+        assert api.post("/v1/identity/projects", headers=who["dana"], json={
+            "spec": {"name": "legacy", "domain": "acme", "description": "mine"}, "force": True,
+            "placement": placement}).status_code == 202
+        grant = api.put("/v1/identity/role-assignments", headers=who["dana"], json={
+            "spec": {"group": "cloud-admins", "role": "reader", "domain": "acme"}, "placement": placement})
+        assert grant.status_code == 202, grant.text
+        wait_for(lambda: ks.projects[legacy]["description"] == "mine", "the project is taken over")
+        for path in ("projects/legacy", f"role-assignments/{grant.json()['id']}"):
+            wait_for(lambda p=path: api.get(f"/v1/identity/{p}", headers=who["dana"]).json()["bindings"][0][
+                "status"] == "in-sync", f"{path} is in sync")  # type: ignore[misc]
+            assert api.delete(f"/v1/identity/{path}?purge=true", headers=who["dana"]).status_code in (202, 204)
+            wait_for(lambda p=path: api.get(f"/v1/identity/{p}", headers=who["dana"]).status_code == 404,
+                     f"{path} is removed")  # type: ignore[misc]
+        assert legacy in ks.projects and ks.projects[legacy]["enabled"] is True
+        assert ("domains", acme, "groups", admins, ks.role_id("reader"), False) in ks.scoped_grants
 
 
 def test_a_tenant_reaches_no_identity_and_no_other_tenant(
