@@ -8,7 +8,8 @@ simulated home Keystone (the first site): every attempt goes through the HTTP AP
   that shares nothing with the home Keystone no membership in a group that holds the admin role
   there, and no take-over (``force``, a password) of a user that holds it;
 - a tenant reaches no identity route and no other tenant's Kingbird URL; only the first
-  ``X-Auth-Token`` header counts and a cookie counts for nothing; bad bodies are 4xx and store nothing;
+  ``X-Auth-Token`` header counts, and it wins over a dashboard session cookie, which changes nothing
+  without its CSRF token or from another origin; bad bodies are 4xx and store nothing;
 - a user's password appears in no answer, error text, operation, event or log line.
 """
 
@@ -212,13 +213,30 @@ def test_a_tenant_reaches_no_identity_and_no_other_tenant(
                      f"/v1/quotas/{other}", f"/v1/projects/{other}/mappings"):
             answer = api.get(path, headers=who["tenant"])
             assert answer.status_code == 403 and other not in answer.json()["detail"], (path, answer.text)
-        # only the first X-Auth-Token counts; a cookie counts for nothing
+        # only the first X-Auth-Token counts; a cookie named like it counts for nothing
         two = [("X-Auth-Token", who["tenant"]["X-Auth-Token"]), ("X-Auth-Token", who["admin"]["X-Auth-Token"])]
         assert api.get("/v1/sites", headers=two).status_code == 403
         api.cookies.set("X-Auth-Token", who["admin"]["X-Auth-Token"])
         assert api.get("/v1/sites").status_code == 401
-        assert api.get("/v1/sites", headers=who["tenant"]).status_code == 403
         api.cookies.clear()
+        # a fleet admin's dashboard session in the browser: a header wins over it (a tenant's token stays
+        # a tenant, a bad token is 401, never the session); the session alone changes nothing without
+        # the CSRF token or from another origin; a domain admin gets no session (it reaches no level)
+        signed = api.post("/v1/auth/session", headers=who["admin"])
+        assert signed.status_code == 201, signed.text
+        assert api.get("/v1/sites").status_code == 200
+        assert api.get("/v1/sites", headers=who["tenant"]).status_code == 403
+        assert api.get("/v1/sites", headers={"X-Auth-Token": "garbage"}).status_code == 401
+        body = {"spec": {"name": "csrf", "domain": "acme"}}
+        assert api.post("/v1/identity/projects", json=body).status_code == 403
+        assert api.post("/v1/identity/projects", json=body, headers={"X-CSRF-Token": "guess"}).status_code == 403
+        assert api.post("/v1/identity/projects", json=body, headers={
+            "X-CSRF-Token": signed.json()["csrf_token"], "Origin": "https://evil.example"}).status_code == 403
+        assert api.get("/v1/sites", headers={"Origin": "https://evil.example"}).status_code == 403
+        assert stored(runtime) == 0
+        api.cookies.clear()
+        assert api.post("/v1/auth/session", headers=who["dana"]).status_code == 403
+        assert api.get("/v1/identity/projects").status_code == 401
 
         # bad bodies on identity routes: 4xx with a reason, never 500, nothing stored
         deep = "[" * 100_000 + "]" * 100_000
