@@ -10,7 +10,8 @@ import pytest
 from skyfleet.domains.identity import follow
 from skyfleet.domains.identity import service as identity
 from skyfleet.domains.sync.models import SyncBinding, SyncResource
-from skyfleet.errors import Invalid
+from skyfleet.errors import Invalid, PermanentSiteError
+from skyfleet.reconcile.kinds import sync_role
 
 
 def test_sites_share_a_keystone_when_their_identity_endpoints_match() -> None:
@@ -146,3 +147,24 @@ def test_groups_a_task_joins_are_its_intent_so_a_retry_knows_them_as_skyfleets()
                         prior_intent={"join": ["green"]})
     assert kind._ours(retry, p) == {"blue", "green"}
     assert not retry.created_before  # joining groups is not creating the user
+
+
+@pytest.mark.parametrize("role", ["admin", "Admin", "ADMIN", " admin", "admin "])
+def test_the_admin_role_is_never_granted_whatever_its_case(role: str) -> None:
+    """Policies compare role names without case: ``Admin`` is the admin role too. Refused at the API
+    (400) and again by the task, before it asks the site anything."""
+    spec = {"user": "alice", "project": "acme", "role": role, "domain": "acme"}
+    with pytest.raises(Invalid, match="admin roles are protected"):
+        identity.check_protected(None, kind="role_assignment", spec=spec, placement={"sites": []})  # type: ignore[arg-type]
+
+    class NoSite:
+        site_name = "edge-1"
+
+        def connection(self) -> None:
+            raise AssertionError("the site is not asked")
+
+    if role.startswith(" "):
+        return  # a payload never starts with a space (the name pattern)
+    payload = sync_role.RoleAssignmentSync.model_validate({**spec, "name": "n", "create_missing_roles": True})
+    with pytest.raises(PermanentSiteError, match="never grants or creates"):
+        sync_role.observe(NoSite(), payload)  # type: ignore[arg-type]

@@ -83,6 +83,9 @@ def _domain_ids(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, str | None
 
 
 def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
+    if p.role.strip().lower() in PROTECTED_ROLES and p.action != "delete":  # before asking the site anything
+        raise PermanentSiteError(f"refused: Skyfleet never grants or creates the role {p.role!r} (admin roles "
+                                 f"are protected) in site {ctx.site_name}")
     conn = ctx.connection()
     actor, actor_name = _actor(p)
     domains = _domain_ids(ctx, p)
@@ -93,9 +96,6 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
             declared = name in p.declared_domains or (p.domain_declared and name == p.domain)
             raise missing_domain(ctx, name, declared)
     domain, actor_domain = str(domains[p.target_domain]), str(domains[p.actor_domain])
-    if p.role.strip().lower() in PROTECTED_ROLES and p.action != "delete":
-        raise PermanentSiteError(f"refused: Skyfleet never grants or creates the role {p.role!r} (admin roles "
-                                 f"are protected) in site {ctx.site_name}")
     role_id = identityapi.find_role(conn, p.role)
     if role_id is None and p.action != "delete" and not p.create_missing_roles:
         raise PermanentSiteError(f"no role {p.role!r} in site {ctx.site_name}; Skyfleet does not create "
