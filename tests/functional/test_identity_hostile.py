@@ -53,10 +53,12 @@ def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> N
     raise AssertionError(f"timed out waiting until {what}")
 
 
-def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str,
+def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str, admin_role: str = "admin",
           **overrides: Any) -> tuple[Runtime, dict[str, dict[str, str]]]:
     """Domains ``acme`` and ``beta`` everywhere, ``dana`` the admin of ``acme`` in the home Keystone;
-    the callers' headers: fleet admin, dana, and the tenant ``demo`` (member of project demo)."""
+    the callers' headers: fleet admin, dana, and the tenant ``demo`` (member of project demo).
+    ``admin_role``: the fleet admin role (SKYFLEET_ADMIN_ROLE), held by the admin user on the admin
+    project and by dana on acme."""
     sites = sim.site_names()
     auth = site_auth(sim, sites[0])
     home = sim.state(sites[0]).keystone
@@ -65,10 +67,14 @@ def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str,
             sim.state(site).keystone.add_domain(name)
     acme = home.domain_by_name("acme")["id"]  # type: ignore[index]
     uid = home.add_user("dana", "dana-pass", None, domain_id=acme)
-    home.scoped_grants.add(("domains", acme, "users", uid, home.role_id("admin"), False))
+    if admin_role != "admin":
+        home.roles[admin_role] = {"id": admin_role, "name": admin_role, "domain_id": None, "options": {}}
+        home.assignments.add((home.user_by_name("admin")["id"], home.admin_project, admin_role))  # type: ignore[index]
+    home.scoped_grants.add(("domains", acme, "users", uid, home.role_id(admin_role), False))
     runtime = runtime_factory(db_url, engine_poll_interval=0.2, auth_mode="keystone", home_auth_url=auth["auth_url"],
                               home_username=auth["username"], home_password=auth["password"],
-                              home_project_name=auth["project_name"], fanout_burst=10_000, **overrides)
+                              home_project_name=auth["project_name"], fanout_burst=10_000, admin_role=admin_role,
+                              **overrides)
     register_sites(runtime.factory, runtime.box, sim)
     callers = {"admin": {"X-Auth-Token": token_for(sim, sites[0], "admin")},
                "dana": {"X-Auth-Token": domain_token(auth["auth_url"], "dana", "dana-pass", "acme")},
@@ -197,6 +203,38 @@ def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
                      f"{path} is removed")  # type: ignore[misc]
         assert legacy in ks.projects and ks.projects[legacy]["enabled"] is True
         assert ("domains", acme, "groups", admins, ks.role_id("reader"), False) in ks.scoped_grants
+
+
+def test_a_domain_admin_takes_over_no_fleet_admin(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    """With a fleet admin role of its own (SKYFLEET_ADMIN_ROLE ``fleet-admin``), a fleet admin whose
+    user lives in acme is a site admin of the home Keystone too: never taken over, never joined."""
+    runtime, who = setup(fleet, runtime_factory, db_url, admin_role="fleet-admin")
+    home_site = fleet.site_names()[0]
+    ks = fleet.state(home_site).keystone
+    acme = ks.domain_by_name("acme")["id"]  # type: ignore[index]
+    boss = ks.add_user("boss", "boss-pass", None, domain_id=acme)
+    ks.assignments.add((boss, ks.admin_project, "fleet-admin"))
+    ks.groups["g-bosses"] = {"id": "g-bosses", "name": "bosses", "domain_id": acme, "description": ""}
+    ks.group_assignments.add(("g-bosses", ks.admin_project, "fleet-admin"))
+    placement = {"sites": [home_site]}
+    with TestClient(create_app(runtime, start_workers=True)) as api:
+        assert api.get("/v1/sites", headers=who["admin"]).status_code == 200  # the fleet admin, by that role
+        for spec in ({"name": "boss", "domain": "acme", "password": SECRET},
+                     {"name": "climber", "domain": "acme", "password": SECRET, "groups": ["bosses"]}):
+            answer = api.post("/v1/identity/users", headers=who["dana"],
+                              json={"spec": spec, "placement": placement, "force": True})
+            assert answer.status_code == 202 and "fleet-admin" not in answer.text, answer.text
+
+        def status(name: str) -> tuple[str, str]:
+            binding = api.get(f"/v1/identity/users/{name}", headers=who["dana"]).json()["bindings"][0]
+            return binding["status"], binding["error"] or ""
+
+        for name in ("boss", "climber"):
+            wait_for(lambda n=name: status(n)[0] == "failed", f"{name} is refused")  # type: ignore[misc]
+            assert "admin role" in status(name)[1], status(name)
+        assert ks.users[boss]["_password"] == "boss-pass"
+        assert not any(g == "g-bosses" and u != boss for g, u in ks.members)
 
 
 def test_a_tenant_reaches_no_identity_and_no_other_tenant(

@@ -63,7 +63,8 @@ def _declare(runtime: Any, principal: Principal, kind: str, body: ResourceCreate
         identity.check_protected(session, kind=kind, spec=spec, placement=placement)
         caller = caller_of(principal, runtime.settings.home_domain_name)
         resource = service.create(session, kind=kind, data=body, spec=spec, caller=caller, now=now)
-        resource.options = {**resource.options, "home_auth_url": runtime.settings.home_auth_url}
+        resource.options = {**resource.options, "home_auth_url": runtime.settings.home_auth_url,
+                            "admin_role": runtime.settings.admin_role}
         identity.seal_password(resource, runtime.box, password)
         conv.converge(session, resource, now=now, user_id=principal.user_id)
         if kind == "domain":  # what was declared in it before now waits for it instead of failing
@@ -88,6 +89,7 @@ def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: Resou
             # made the grant, and the next task would then find it and not count it as Skyfleet's own.
             return conv.render(session, resource, conv.fold(session, resource, now=now))
         identity.track_left_groups(resource, spec)
+        resource.options = {**resource.options, "admin_role": runtime.settings.admin_role}
         service.update(session, resource=resource, data=body, spec=spec, now=now)
         identity.seal_password(resource, runtime.box, password)
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)

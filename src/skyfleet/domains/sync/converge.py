@@ -127,6 +127,8 @@ def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
         payload["psk_box"] = options["psk_box"]  # sealed; opened only by the kind
     if resource.kind == "user" and options.get("leave_groups"):
         payload["leave_groups"] = list(options["leave_groups"])
+    if resource.kind == "user" and options.get("admin_role"):
+        payload["admin_roles"] = [str(options["admin_role"])]  # the fleet admin role, a site's admin too
     if resource.kind in ("project", "user", "group", "role_assignment") and _domain_declared(resource):
         payload["domain_declared"] = True  # a missing domain is then waited for, not a failure
     if resource.kind == "role_assignment":  # its actor's and its target's domains, when Skyfleet declares them
@@ -378,8 +380,9 @@ def _public_spec(resource: SyncResource) -> dict[str, Any]:
 
 
 def _public_options(resource: SyncResource) -> dict[str, Any]:
-    """Options without sealed secrets: a user's password is write-only; only whether one is set shows."""
-    out = {k: v for k, v in resource.options.items() if k not in ("password_box", "psk_box")}
+    """Options without sealed secrets (a user's password is write-only; only whether one is set shows)
+    and without the fleet admin role's name the user task is given (a domain admin reads these)."""
+    out = {k: v for k, v in resource.options.items() if k not in ("password_box", "psk_box", "admin_role")}
     if resource.kind == "user":
         out["password_set"] = bool(resource.options.get("password_box"))
     return out

@@ -10,6 +10,7 @@ in an error text: Keystone's errors do not echo it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from openstack import connection as sdk_connection
@@ -107,11 +108,12 @@ def revoke(conn: sdk_connection.Connection, *, target_id: str, actor: Actor, act
                  missing_ok=True) is not None
 
 
-def admin_role_ids(conn: sdk_connection.Connection) -> set[str]:
+def admin_role_ids(conn: sdk_connection.Connection, also: Iterable[str] = ()) -> set[str]:
     """The ids of the site's roles that policies read as ``admin`` (oslo.policy compares role names
-    without case, so ``Admin`` is one of them)."""
+    without case, so ``Admin`` is one of them), and of the roles named in ``also`` (any case)."""
+    names = {"admin", *(str(n).strip().lower() for n in also)}
     rows = _call(conn, "identity", "GET", "/roles")["roles"]
-    return {str(r["id"]) for r in rows if str(r.get("name") or "").strip().lower() == "admin"}
+    return {str(r["id"]) for r in rows if str(r.get("name") or "").strip().lower() in names}
 
 
 def holds_any_role(conn: sdk_connection.Connection, actor: Actor, actor_id: str, role_ids: set[str]) -> bool:

@@ -72,6 +72,8 @@ class UserSync(_Named):
     leave_groups: list[Name] = Field(default_factory=list)  # groups the declaration listed once, no longer
     added_groups: list[Name] = Field(default_factory=list)  # memberships Skyfleet added in this site
     password_box: str | None = Field(None, repr=False)  # the password, sealed with the SecretBox
+    # roles that make an admin besides ``admin``: the fleet admin role (SKYFLEET_ADMIN_ROLE) when another
+    admin_roles: list[Annotated[Name, Field(max_length=255)]] = Field(default_factory=list, max_length=10)
 
 
 Payload = ProjectSync | GroupSync | UserSync
@@ -256,7 +258,8 @@ def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
     want = desired(ctx, p, domain)
     joining = _group_ids(ctx, p, domain) if "create" in plan else list(plan["join"])
     adopted = "create" not in plan and isinstance(p, UserSync) and not (p.owned or ctx.created_before)
-    _refuse_site_admins(ctx, plan["update"] if adopted else None, p.name, joining)
+    _refuse_site_admins(ctx, plan["update"] if adopted else None, p.name, joining,
+                        p.admin_roles if isinstance(p, UserSync) else [])
     with opened_password(ctx, p) as password:
         if "create" in plan:
             body = {"name": p.name, "domain_id": domain, **{k: v for k, v in want.items() if v is not None}}
@@ -291,14 +294,15 @@ def _group_ids(ctx: SiteContext, p: Payload, domain: str) -> list[str]:
     return [_group_id(ctx, group, domain) for group in p.groups] if isinstance(p, UserSync) else []
 
 
-def _refuse_site_admins(ctx: SiteContext, user_id: str | None, name: str, group_ids: list[str]) -> None:
+def _refuse_site_admins(ctx: SiteContext, user_id: str | None, name: str, group_ids: list[str],
+                        also: list[str]) -> None:
     """Refuse (permanently) to change a user Skyfleet did not create that holds the admin role in the
     site (take-over, password, memberships), and to add a user to a group that holds it: either would
     hand the declaring caller an admin of the site, which a domain admin's own token is not."""
     if user_id is None and not group_ids:
         return
     conn = ctx.connection()
-    admin_roles = identityapi.admin_role_ids(conn)
+    admin_roles = identityapi.admin_role_ids(conn, also=also)
     if user_id is not None and identityapi.holds_any_role(conn, "users", user_id, admin_roles):
         raise PermanentSiteError(f"refused: user {name!r} holds the admin role in site {ctx.site_name} and Skyfleet "
                                  "did not create it; Skyfleet never takes over or changes such a user")
