@@ -64,17 +64,18 @@ def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str, 
     home = sim.state(sites[0]).keystone
     for site in sites:
         for name in ("acme", "beta"):
-            sim.state(site).keystone.add_domain(name)
+            if sim.state(site).keystone.domain_by_name(name) is None:
+                sim.state(site).keystone.add_domain(name)
     acme = home.domain_by_name("acme")["id"]  # type: ignore[index]
     uid = home.add_user("dana", "dana-pass", None, domain_id=acme)
     if admin_role != "admin":
         home.roles[admin_role] = {"id": admin_role, "name": admin_role, "domain_id": None, "options": {}}
         home.assignments.add((home.user_by_name("admin")["id"], home.admin_project, admin_role))  # type: ignore[index]
     home.scoped_grants.add(("domains", acme, "users", uid, home.role_id(admin_role), False))
-    runtime = runtime_factory(db_url, engine_poll_interval=0.2, auth_mode="keystone", home_auth_url=auth["auth_url"],
-                              home_username=auth["username"], home_password=auth["password"],
-                              home_project_name=auth["project_name"], fanout_burst=10_000, admin_role=admin_role,
-                              **overrides)
+    settings = {"engine_poll_interval": 0.2, "auth_mode": "keystone", "home_auth_url": auth["auth_url"],
+                "home_username": auth["username"], "home_password": auth["password"],
+                "home_project_name": auth["project_name"], "fanout_burst": 10_000, "admin_role": admin_role}
+    runtime = runtime_factory(db_url, **{**settings, **overrides})
     register_sites(runtime.factory, runtime.box, sim)
     callers = {"admin": {"X-Auth-Token": token_for(sim, sites[0], "admin")},
                "dana": {"X-Auth-Token": domain_token(auth["auth_url"], "dana", "dana-pass", "acme")},
@@ -235,6 +236,28 @@ def test_a_domain_admin_takes_over_no_fleet_admin(
             assert "admin role" in status(name)[1], status(name)
         assert ks.users[boss]["_password"] == "boss-pass"
         assert not any(g == "g-bosses" and u != boss for g, u in ks.members)
+
+
+def test_skyfleets_own_service_user_is_never_declared(
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+    """Skyfleet validates tokens as its own service user of the home Keystone, here ``svc`` of acme with
+    the ``service`` role (not the sites' credential): a domain admin of acme may not take it over
+    (its password would be the domain admin's, and every token validation would fail), nor its project."""
+    home = fleet.state(fleet.site_names()[0]).keystone
+    acme = home.add_domain("acme")
+    svc = home.add_user("svc", "svc-pass", None, domain_id=acme)
+    home.assignments.add((svc, home.project_by_name("service")["id"], home.role_id("service")))  # type: ignore[index]
+    runtime, who = setup(fleet, runtime_factory, db_url, home_username="svc", home_password="svc-pass",
+                         home_user_domain_name="acme", home_project_name="service")
+    with TestClient(create_app(runtime, start_workers=False)) as api:
+        for method, path, spec in (
+                ("POST", "users", {"name": "svc", "domain": "acme", "password": SECRET}),
+                ("PUT", "role-assignments", {"user": "svc", "role": "member", "domain": "acme"}),
+                ("POST", "projects", {"name": "service", "domain": "acme"})):
+            answer = api.request(method, f"/v1/identity/{path}", headers=who["dana"],
+                                 json={"spec": spec, "force": True})
+            assert answer.status_code == 400 and "service user" in answer.text, (path, answer.text)
+        assert stored(runtime) == 0
 
 
 def test_a_tenant_reaches_no_identity_and_no_other_tenant(

@@ -40,6 +40,12 @@ def allowed_spec(runtime: Any, principal: Principal, kind: str, spec: dict[str, 
     return normalised, password
 
 
+def service_of(runtime: Any) -> tuple[str, str]:
+    """Skyfleet's own service user and its project in the home Keystone (never declared)."""
+    settings = runtime.settings
+    return (settings.home_username, settings.home_project_name) if settings.home_auth_url else ("", "")
+
+
 def check_spec(kind: str, spec: dict[str, Any]) -> tuple[dict[str, Any], Any]:
     """The spec normalised by the kind's payload model (without the password), and the password."""
     rest, password = identity.split_password(kind, spec)
@@ -60,7 +66,7 @@ def _declare(runtime: Any, principal: Principal, kind: str, body: ResourceCreate
     with transaction(runtime.factory) as session:
         service.validate_placement(session, body.placement)
         placement = body.placement.model_dump(exclude_none=True)
-        identity.check_protected(session, kind=kind, spec=spec, placement=placement)
+        identity.check_protected(session, kind=kind, spec=spec, placement=placement, service=service_of(runtime))
         caller = caller_of(principal, runtime.settings.home_domain_name)
         resource = service.create(session, kind=kind, data=body, spec=spec, caller=caller, now=now)
         resource.options = {**resource.options, "home_auth_url": runtime.settings.home_auth_url,
@@ -83,7 +89,8 @@ def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: Resou
         spec, password = (allowed_spec(runtime, principal, kind, {**stored, **body.spec}) if body.spec
                           else (None, identity.UNSET))
         placement = body.placement.model_dump(exclude_none=True) if body.placement else resource.placement
-        identity.check_protected(session, kind=kind, spec=spec or resource.spec, placement=placement)
+        identity.check_protected(session, kind=kind, spec=spec or resource.spec, placement=placement,
+                                 service=service_of(runtime))
         if _asks_nothing_new(resource, spec, password, placement, body):
             # PUT again, as idempotent clients do: superseding would cancel tasks that may already have
             # made the grant, and the next task would then find it and not count it as Skyfleet's own.

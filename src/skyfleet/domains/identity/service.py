@@ -90,10 +90,13 @@ def role_assignment_name(spec: dict[str, Any]) -> str:
     return f"{prefix}{actor}:{spec['project']}:{spec['role']}" + ("" if domain == "Default" else f"@{domain}")
 
 
-def check_protected(session: Session, *, kind: str, spec: dict[str, Any], placement: dict[str, Any]) -> None:
-    """400 when a declaration names a placed site's own credential's user or project, or the admin role."""
-    users: set[str] = set()
-    projects: set[str] = set()
+def check_protected(session: Session, *, kind: str, spec: dict[str, Any], placement: dict[str, Any],
+                    service: tuple[str, str] = ("", "")) -> None:
+    """400 when a declaration names a placed site's own credential's user or project, Skyfleet's own
+    service user or its project in the home Keystone (``service``: the user and project names that
+    validate tokens), or the admin role."""
+    users: set[str] = {service[0]}
+    projects: set[str] = {service[1]}
     for site in placed_sites(session, placement):
         users.add(str(site.auth_public.get("username") or ""))
         projects.add(str(site.auth_public.get("project_name") or ""))
@@ -111,11 +114,11 @@ def check_protected(session: Session, *, kind: str, spec: dict[str, Any], placem
     named_project = spec.get("name") if kind == "project" else spec.get("project") \
         if kind == "role_assignment" else None
     if named_user in users:
-        raise Invalid(f"user {named_user!r} is the user of a placed site's own credential (Skyfleet's service "
-                      "user); Skyfleet never manages it")
+        raise Invalid(f"user {named_user!r} is the user of a placed site's own credential or Skyfleet's own "
+                      "service user; Skyfleet never manages it")
     if named_project in projects:
-        raise Invalid(f"project {named_project!r} is the project of a placed site's own credential; Skyfleet "
-                      "never manages it")
+        raise Invalid(f"project {named_project!r} is the project of a placed site's own credential or of "
+                      "Skyfleet's own service user; Skyfleet never manages it")
     if kind == "role_assignment" and str(spec.get("role") or "").strip().lower() in PROTECTED_ROLES:
         raise Invalid(f"role {spec['role']!r} is not granted through Skyfleet (admin roles are protected)")
 
