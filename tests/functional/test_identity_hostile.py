@@ -148,7 +148,9 @@ def test_a_domain_admin_declares_nothing_outside_its_domain(
 
 
 def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
-        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
+        fleet: Simulator, runtime_factory: Callable[..., Runtime], db_url: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
     runtime, who = setup(fleet, runtime_factory, db_url)
     far = fleet.site_names()[1]  # shares nothing with the home Keystone
     ks = fleet.state(far).keystone
@@ -204,6 +206,15 @@ def test_a_domain_admin_makes_nobody_an_admin_of_a_site(
                      f"{path} is removed")  # type: ignore[misc]
         assert legacy in ks.projects and ks.projects[legacy]["enabled"] is True
         assert ("domains", acme, "groups", admins, ks.role_id("reader"), False) in ks.scoped_grants
+
+        # the passwords the tasks set and refused to set: in no operation, event or log line
+        operations = api.get("/v1/operations", headers=who["admin"], params={"limit": 1000})
+        events = api.get("/v1/events", headers=who["admin"], params={"limit": 1000})
+        assert operations.status_code == events.status_code == 200
+        assert "sync.user" in operations.text and SECRET not in operations.text + events.text
+        for op in operations.json()["operations"]:
+            assert SECRET not in api.get(f"/v1/operations/{op['id']}", headers=who["admin"]).text
+    assert SECRET not in caplog.text
 
 
 def test_a_domain_admin_takes_over_no_fleet_admin(

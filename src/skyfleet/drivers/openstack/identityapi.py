@@ -4,8 +4,9 @@ role assignments on projects or domains, inherited ones included) into a site's 
 Why it exists: sites that share nothing each have a Keystone; Skyfleet writes the same objects into
 each of them. Plain REST through openstacksdk's identity adapter so the exact bodies are explicit.
 Every function raises only :class:`~skyfleet.errors.SiteError`; "absent" is None or False, never an
-exception. A password given to a function is sent to the site and nowhere else (never logged, never
-in an error text: Keystone's errors do not echo it).
+exception. A password given to a function is sent to the site and nowhere else (never logged: the
+request that carries it is made with keystoneauth's ``log=False``, which would otherwise log the body
+at DEBUG; never in an error text: Keystone's errors do not echo it).
 """
 
 from __future__ import annotations
@@ -54,13 +55,14 @@ def find_named(conn: sdk_connection.Connection, collection: Collection, name: st
 def create_object(conn: sdk_connection.Connection, collection: Writable, body: Json) -> Json:
     """Create a project, user, group or domain (``body`` is Keystone's, e.g. with a user's ``password``)."""
     key = SINGULAR[collection]
-    return dict(_call(conn, "identity", "POST", f"/{collection}", body={key: body})[key])
+    return dict(_call(conn, "identity", "POST", f"/{collection}", body={key: body}, log="password" not in body)[key])
 
 
 def update_object(conn: sdk_connection.Connection, collection: Writable, ident: str, body: Json) -> Json:
     """PATCH the given attributes (a user's ``password`` among them) of a project, user or group."""
     key = SINGULAR[collection]
-    return dict(_call(conn, "identity", "PATCH", f"/{collection}/{ident}", body={key: body})[key])
+    return dict(_call(conn, "identity", "PATCH", f"/{collection}/{ident}", body={key: body},
+                      log="password" not in body)[key])
 
 
 def delete_object(conn: sdk_connection.Connection, collection: Writable, ident: str) -> bool:
@@ -151,7 +153,7 @@ def password_works(conn: sdk_connection.Connection, user_id: str, password: str)
                                   "password": {"user": {"id": user_id, "password": password}}}}}
     with site_call():
         response = conn.identity.request("/auth/tokens", "POST", json=body, authenticated=False,
-                                         raise_exc=False)
+                                         raise_exc=False, log=False)  # keystoneauth would log the body
     if response.status_code == 401:
         return False
     if response.status_code >= 400:

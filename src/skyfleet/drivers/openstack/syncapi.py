@@ -21,12 +21,14 @@ KEYPAIR_USER_MICROVERSION = "2.10"
 
 
 def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, *, body: Json | None = None,
-          params: Json | None = None, microversion: str | None = None, missing_ok: bool = False) -> Any:
-    """One request; the decoded JSON (or {}), None for a 404 when ``missing_ok``."""
+          params: Json | None = None, microversion: str | None = None, missing_ok: bool = False,
+          log: bool = True) -> Any:
+    """One request; the decoded JSON (or {}), None for a 404 when ``missing_ok``. ``log=False`` keeps
+    keystoneauth from logging the request and its answer at DEBUG (a body that holds a password)."""
     with site_call():
         adapter: Any = _compute(conn) if service == "compute" else getattr(conn, service)  # may authenticate
         response = adapter.request(url, method, json=body, params=params, microversion=microversion,
-                                   raise_exc=False)
+                                   raise_exc=False, log=log)
     if response.status_code == 404 and missing_ok:
         return None
     if response.status_code >= 400:
