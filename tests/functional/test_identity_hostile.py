@@ -108,6 +108,13 @@ def test_a_domain_admin_declares_nothing_outside_its_domain(
                     ("PUT", "role-assignments", {"user": "x", "project": "bp", "role": "member", "domain": domain}),
                     ("PUT", "role-assignments", {"group": "x", "role": "member", "domain": domain,
                                                  "inherited": True}),
+                    # the grant's own domain is acme, its user, group or project named in another
+                    ("PUT", "role-assignments", {"user": "x", "user_domain": domain, "project": "web",
+                                                 "role": "member", "domain": "acme"}),
+                    ("PUT", "role-assignments", {"group": "x", "group_domain": domain, "role": "member",
+                                                 "domain": "acme"}),
+                    ("PUT", "role-assignments", {"user": "x", "project": "bp", "project_domain": domain,
+                                                 "role": "member", "domain": "acme"}),
                     ("PATCH", "projects/web", {"domain": domain})):
                 answer = api.request(method, f"/v1/identity/{path}", headers=who["dana"], json={"spec": spec})
                 assert answer.status_code in (400, 403), (method, path, domain, answer.text)
