@@ -5,7 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData
+from sqlalchemy import DateTime, MetaData, Table
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.types import TypeDecorator
 
@@ -39,6 +39,13 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The table behind a model, for Core statements (an executemany of plain rows: no ORM object per row)."""
+    found = model.__table__
+    assert isinstance(found, Table)
+    return found
 
 
 def utcnow() -> datetime:

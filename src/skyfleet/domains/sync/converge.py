@@ -15,9 +15,10 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import insert, select, update
 from sqlalchemy.orm import Session, object_session
 
+from skyfleet.db.base import table_of
 from skyfleet.domains.events import service as events
 from skyfleet.domains.identity import follow as identity
 from skyfleet.domains.identity.service import domains_of
@@ -203,19 +204,26 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
         [operations.SiteRef(b.site_id, b.site_name) for b in remove]
     if not targets:
         return None
-    operation = operations.submit(session, kind=TASK_KIND[resource.kind], targets=targets,
-                                  payload=_payload(resource, "ensure"), user_id=user_id,
-                                  project_id=resource.scope or None, now=now, continuation=FOLD)
+    payload = _payload(resource, "ensure")
+    operation, task_of = operations.submit_tasks(
+        session, kind=TASK_KIND[resource.kind], payloads=[(site, payload) for site in targets], summary=payload,
+        user_id=user_id, project_id=resource.scope or None, now=now, continuation=FOLD)
     _specialise(session, operation.id, resource, bindings, {b.site_id for b in remove})
-    task_of = dict(session.execute(select(Task.site_id, Task.id).where(Task.operation_id == operation.id)).all())
     _carry_intents(session, {sid: b.task_id for sid, b in bindings.items() if b.task_id}, task_of)
+    new = []
     for site in ensure:
-        binding = bindings.get(site.id) or _new_binding(session, resource, site, now)
+        binding = bindings.get(site.id)
+        if binding is None:
+            new.append(_new_binding(resource, site, task_of[site.id], now))
+            continue
         binding.task_id, binding.action, binding.status, binding.updated_at = task_of[site.id], "ensure", \
             "pending", now
     for binding in remove:
         binding.task_id, binding.action, binding.status, binding.updated_at = task_of[binding.site_id], \
             "delete", "pending", now
+    if new:
+        session.flush()  # a binding dropped above (its copy gone, say) leaves before its site's new one is written
+        session.execute(insert(table_of(SyncBinding)), new)
     resource.operation_id, resource.updated_at = operation.id, now
     return operation
 
@@ -223,7 +231,7 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
 def _targets(session: Session, resource: SyncResource) -> tuple[list[Site], set[str]]:
     """The sites that should hold the resource (its placement; an image: narrowed by its sync mode), and
     the placed sites whose copies are left as they are (a controlled rollout has not reached them)."""
-    placed = placed_sites(session, resource.placement)
+    placed = placed_sites(session, resource.placement, light=True)
     return images.targets(resource, placed) if resource.kind == "image" else (placed, set())
 
 
@@ -315,11 +323,12 @@ def _map_projects(payload: dict[str, Any], remote: dict[str, str]) -> dict[str, 
     return out
 
 
-def _new_binding(session: Session, resource: SyncResource, site: Site, now: datetime) -> SyncBinding:
-    binding = SyncBinding(resource_id=resource.id, site_id=site.id, site_name=site.name, owned=False,
-                          status="pending", action="ensure", generation=0, updated_at=now)
-    session.add(binding)
-    return binding
+def _new_binding(resource: SyncResource, site: Site, task_id: str, now: datetime) -> dict[str, Any]:
+    """The row of a site's first binding, pending on its task; written with the others in one executemany
+    (a declaration on thousands of sites makes no ORM object per site)."""
+    return {"resource_id": resource.id, "site_id": site.id, "site_name": site.name, "task_id": task_id,
+            "action": "ensure", "remote_id": None, "owned": False, "status": "pending", "last_error": None,
+            "generation": 0, "updated_at": now}
 
 
 def _open_tasks(session: Session, bindings: dict[str, SyncBinding]) -> set[str]:
