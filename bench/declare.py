@@ -1,6 +1,7 @@
 """Benchmark: the declaration itself, in-process: one keypair declared on N sites, as POST /v1/keypairs does it.
 
     .venv/bin/python bench/declare.py [--sites 1000,10000] [--db sqlite|postgresql|both] [--runs 3]
+                                      [--busy-threads N]
 
 No site is called and no worker runs: the clock covers what the request does before it answers 202
 (check the placement, record the resource, converge it: the operation, one task and one binding per
@@ -9,6 +10,10 @@ managed site (``{}``) and the same sites named one by one (``placement.sites``).
 registered first with plain inserts (setup, not measured). PostgreSQL: a throwaway database on
 127.0.0.1:5432 (see benchdb.py). Each figure is the median of --runs declarations (the first one
 warms the statement caches and is not counted); the load average is printed: the host may be shared.
+``--busy-threads N`` runs N threads of Python work in the same process meanwhile (each: about 1 ms of
+work, 1 ms asleep, over and over), as the health audit's and the workers' threads do in a live server:
+the request then has to win the GIL back each time it lets it go (SQLite's driver lets it go at each
+row it steps).
 Numbers are printed; nothing is asserted.
 """
 
@@ -18,6 +23,7 @@ import argparse
 import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -79,6 +85,15 @@ def declare(factory: Any, name: str, placement: dict[str, Any]) -> tuple[float, 
     return committed, time.perf_counter() - started, len(out.bindings)
 
 
+def busy(stop: threading.Event) -> None:
+    """About 1 ms of Python work, then 1 ms asleep, until ``stop``."""
+    while not stop.is_set():
+        deadline = time.perf_counter() + 0.001
+        while time.perf_counter() < deadline:
+            sum(range(200))
+        time.sleep(0.001)
+
+
 def run(label: str, url: str, counts: list[int], runs: int) -> None:
     migrate.upgrade(url)
     engine = make_engine(url)
@@ -106,10 +121,18 @@ def main() -> None:
     parser.add_argument("--sites", default="1000,10000", help="comma-separated site counts, ascending")
     parser.add_argument("--db", choices=("sqlite", "postgresql", "both"), default="both")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--busy-threads", type=int, default=0, help="threads of Python work meanwhile")
     args = parser.parse_args()
     counts = sorted(int(n) for n in args.sites.split(","))
-    print(f"{load()} at the start", flush=True)
-    run_on(args.db, lambda label, url: run(label, url, counts, args.runs))
+    print(f"{load()} at the start; {args.busy_threads} busy threads", flush=True)
+    stop = threading.Event()
+    threads = [threading.Thread(target=busy, args=(stop,), daemon=True) for _ in range(args.busy_threads)]
+    for thread in threads:
+        thread.start()
+    try:
+        run_on(args.db, lambda label, url: run(label, url, counts, args.runs))
+    finally:
+        stop.set()
     print(f"{load()} at the end", flush=True)
 
 
