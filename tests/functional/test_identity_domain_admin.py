@@ -23,6 +23,7 @@ from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
 from tests.engine_support import register_sites
 from tests.functional.conftest import site_auth, token_for
+from tests.functional.test_identity_on_simulator import wait_for
 
 PASSWORD = "wendy-first-Pass1"
 
@@ -41,15 +42,6 @@ def domain_token(auth_url: str, user: str, password: str, domain: str) -> str:
                          domain_name=domain)
     token: str = ks_session.Session(auth=plugin).get_token()
     return token
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def converged(sim: Simulator, site: str, domain: str) -> bool:

@@ -16,7 +16,6 @@ simulated home Keystone (the first site): every attempt goes through the HTTP AP
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,6 +31,7 @@ from skyfleet.simulator import Simulator
 from tests.engine_support import register_sites
 from tests.functional.conftest import site_auth, token_for
 from tests.functional.test_identity_domain_admin import domain_token
+from tests.functional.test_identity_on_simulator import wait_for
 
 SECRET = "Sw0rdfish-never-shown-9"
 
@@ -42,15 +42,6 @@ def fleet() -> Iterator[Simulator]:
     simulator.start()
     yield simulator
     simulator.stop()
-
-
-def wait_for(predicate: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting until {what}")
 
 
 def setup(sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str, admin_role: str = "admin",
