@@ -215,3 +215,45 @@ def test_cli_prints_one_line_per_series_and_the_reasons_of_refusals(
     assert code == 1 and "422" in out and "not a duration" in out, out
     code, out = cli(url, "indicators", "names", "-f", "json")
     assert code == 0 and {"capacity.vcpus", "api.network.error"} <= {n["name"] for n in json.loads(out)["names"]}
+
+
+def test_metrics_export_each_sites_latest_indicators_under_the_site_cap(
+        sim: Simulator, fleet: tuple[Runtime, TestClient], runtime_factory: Callable[..., Runtime]) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def scrape(c: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        response = c.get("/metrics")
+        assert response.status_code == 200, response.text
+        return {(s.name, frozenset(s.labels.items())): s.value
+                for family in text_string_to_metric_families(response.text) for s in family.samples}
+
+    runtime, client = fleet
+    runtime.audit_now()
+    refresh_fleet(runtime.factory, box=runtime.box, concurrency=8, timeout=5, full=True)
+    samples = scrape(client)
+    for site in SITES:
+        told = hypervisor_totals(sim, site)
+        assert samples[("skyfleet_site_vcpus", frozenset({("site", site)}))] == told["vcpus"]
+        assert samples[("skyfleet_site_memory_bytes", frozenset({("site", site)}))] == told["memory_mb"] * 1024 ** 2
+        assert samples[("skyfleet_site_disk_used_bytes", frozenset({("site", site)}))] == (
+            told["local_gb_used"] * 1024 ** 3)
+        for kind in SERVICES:
+            labels = frozenset({("site", site), ("service", kind)})
+            assert samples[("skyfleet_site_api_error", labels)] == 0.0
+            assert 0 < samples[("skyfleet_site_api_latency_seconds", labels)] < 5
+        assert 0 < samples[("skyfleet_site_audit_duration_seconds", frozenset({("site", site)}))] < 5
+    per_site = [key for key in samples if ("site", "site-0001") in key[1]]
+    # availability, latency, inventory age + 6 capacity + 2 per service (6) + 1 probe duration
+    assert len(per_site) == 22
+
+    sim.set_faults("site-0003", error_rate=1.0, services=["network"])
+    runtime.audit_now()
+    samples = scrape(client)
+    assert samples[("skyfleet_site_api_error", frozenset({("site", "site-0003"), ("service", "network")}))] == 1.0
+
+    # the same database read with a cap of 2 sites: 3 sites are above it, none of their series is exported
+    capped = runtime_factory(runtime.settings.database_url, metrics_site_series_max=2)
+    with TestClient(create_app(capped, start_workers=False)) as small:
+        samples = scrape(small)
+    assert samples[("skyfleet_metrics_series_capped", frozenset({("family", "site")}))] == 1
+    assert [key for key in samples if any(label == "site" for label, _ in key[1])] == []

@@ -24,6 +24,7 @@ from skyfleet import telemetry
 from skyfleet.api.deps import RuntimeDep
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
+from skyfleet.domains.indicators import service as indicators
 from skyfleet.domains.observe.service import FleetFigures, fleet_figures
 
 router = APIRouter(tags=["meta"])
@@ -34,6 +35,42 @@ def _gauge(name: str, doc: str, labels: list[str], values: dict[tuple[str, ...],
     for key, value in sorted(values.items()):
         family.add_metric(list(key), value)
     return family
+
+
+MIB, GIB = 1024.0 ** 2, 1024.0 ** 3  # Nova's memory_mb and local_gb are MiB and GiB
+
+# Indicator (docs/observe.md, "Indicators") -> (family, help, scale to the base unit). ``api.<service>.*``
+# are one family each with a ``service`` label; ``audit.latency_ms`` is skyfleet_site_latency_seconds already.
+SITE_INDICATOR_FAMILIES: dict[str, tuple[str, str, float]] = {
+    "capacity.vcpus": ("skyfleet_site_vcpus", "vCPUs of the site's hypervisors (last full inventory refresh).", 1.0),
+    "capacity.vcpus_used": ("skyfleet_site_vcpus_used", "vCPUs used on the site's hypervisors.", 1.0),
+    "capacity.memory_mb": ("skyfleet_site_memory_bytes", "Memory of the site's hypervisors, in bytes.", MIB),
+    "capacity.memory_mb_used": ("skyfleet_site_memory_used_bytes", "Memory used on the site's hypervisors, in "
+                                "bytes.", MIB),
+    "capacity.local_gb": ("skyfleet_site_disk_bytes", "Local disk of the site's hypervisors, in bytes.", GIB),
+    "capacity.local_gb_used": ("skyfleet_site_disk_used_bytes", "Local disk used on the site's hypervisors, in "
+                               "bytes.", GIB),
+    "api.latency_ms": ("skyfleet_site_api_latency_seconds", "Time the site's service took to answer its version "
+                       "document at the last sampled health audit.", 0.001),
+    "api.error": ("skyfleet_site_api_error", "1 when the site's service failed or could not be reached at the last "
+                  "sampled health audit, else 0.", 1.0),
+    "audit.duration_ms": ("skyfleet_site_audit_duration_seconds", "How long the last sampled health probe of the "
+                          "site took.", 0.001),
+}
+
+
+def indicator_families(values: dict[tuple[str, str], float]) -> Iterator[Metric]:
+    """One gauge family per indicator kind, in base units; every family is declared, even when empty."""
+    out: dict[str, dict[tuple[str, ...], float]] = {key: {} for key in SITE_INDICATOR_FAMILIES}
+    for (site, name), value in values.items():
+        parts = name.split(".")
+        if parts[0] == "api" and len(parts) == 3:
+            out[f"api.{parts[2]}"][(site, parts[1])] = value * SITE_INDICATOR_FAMILIES[f"api.{parts[2]}"][2]
+        elif name in SITE_INDICATOR_FAMILIES:
+            out[name][(site,)] = value * SITE_INDICATOR_FAMILIES[name][2]
+    for key, (family, doc, _) in SITE_INDICATOR_FAMILIES.items():
+        labels = ["site", "service"] if key.startswith("api.") else ["site"]
+        yield _gauge(family, doc + " Capped by metrics_site_series_max.", labels, out[key])
 
 
 def families(f: FleetFigures) -> Iterator[Metric]:
@@ -74,21 +111,25 @@ def families(f: FleetFigures) -> Iterator[Metric]:
     yield _gauge("skyfleet_quota_usage_ratio", "Usage summed over sites divided by the global limit (capped by "
                  "metrics_quota_series_max).", ["project", "resource"],
                  {k: v for k, v in (f.quota_ratios or {}).items()})
+    yield from indicator_families(f.site_indicators or {})
 
 
 class FleetCollector(Collector):
     """Reads the fleet from the database at each scrape (one short transaction)."""
 
-    def __init__(self, factory: sessionmaker[Session], *, site_series_max: int, quota_series_max: int) -> None:
+    def __init__(self, factory: sessionmaker[Session], *, site_series_max: int, quota_series_max: int,
+                 indicator_window: int = 1200) -> None:
         self.factory = factory
         self.site_series_max = site_series_max
         self.quota_series_max = quota_series_max
+        self.indicator_window = indicator_window
 
     def collect(self) -> Iterator[Metric]:
         started = time.perf_counter()
         with transaction(self.factory) as session:
             figures = fleet_figures(session, now=utcnow(), site_series_max=self.site_series_max,
-                                    quota_series_max=self.quota_series_max)
+                                    quota_series_max=self.quota_series_max,
+                                    indicator_window=self.indicator_window)
         yield from families(figures)
         yield GaugeMetricFamily("skyfleet_fleet_scrape_seconds", "Time the database reading of this scrape took.",
                                 value=time.perf_counter() - started)
@@ -100,5 +141,8 @@ def metrics(runtime: RuntimeDep) -> Response:
     """Prometheus metrics: this host's processes and the fleet (fleet admins or the scrape token)."""
     s = runtime.settings
     fleet = FleetCollector(runtime.factory, site_series_max=s.metrics_site_series_max,
-                           quota_series_max=s.metrics_quota_series_max)
+                           quota_series_max=s.metrics_quota_series_max,
+                           indicator_window=indicators.recent_window(
+                               sample_interval=s.indicator_interval, audit_interval=s.audit_interval,
+                               full_interval=s.inventory_full_interval))
     return Response(telemetry.exposition([fleet]), media_type=CONTENT_TYPE_LATEST)

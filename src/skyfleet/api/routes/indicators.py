@@ -131,7 +131,8 @@ def names_window(runtime: RuntimeDep) -> int:
     """How far back the names route looks: two of the longest of the intervals that make samples, so
     every site sampled lately is counted, and no more (the count reads every row of the window)."""
     s = runtime.settings
-    return int(min(86400, 2 * max(s.indicator_interval, s.audit_interval, s.inventory_full_interval)))
+    return indicators.recent_window(sample_interval=s.indicator_interval, audit_interval=s.audit_interval,
+                                    full_interval=s.inventory_full_interval)
 
 
 @router.get("/names", response_model=NameList)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, delete, func, insert, literal_column, select
+from sqlalchemy import BigInteger, and_, delete, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from skyfleet.domains.indicators.models import IndicatorSample
@@ -138,6 +138,29 @@ def series(session: Session, *, query: SeriesQuery, max_points: int = MAX_POINTS
                                         unit=CATALOG.get(name, ("", ""))[0])
         entry.points.append((int(ts), round(float(value), 3)))
     return sorted(found.values(), key=lambda s: (s.site, s.name))
+
+
+def recent_window(*, sample_interval: float, audit_interval: float, full_interval: float) -> int:
+    """How far back "recent" looks: two of the longest of the intervals that make samples (so every site
+    sampled lately has a sample in it), at most a day."""
+    return int(min(86400, 2 * max(sample_interval, audit_interval, full_interval)))
+
+
+def latest(session: Session, *, since: int, limit: int) -> list[tuple[str, str, str, float]]:
+    """(site name, site id, indicator name, value) of each managed site's newest sample of each catalog name
+    since ``since``: one statement (the newest ``ts`` per (site, name) over an indexed range, joined back),
+    at most ``limit`` rows. What ``GET /metrics`` exports; the caller bounds ``limit`` by its site cap."""
+    newest = (select(IndicatorSample.site_id, IndicatorSample.name, func.max(IndicatorSample.ts).label("ts"))
+              .where(IndicatorSample.ts >= since, IndicatorSample.name.in_(tuple(CATALOG)))
+              .group_by(IndicatorSample.site_id, IndicatorSample.name).subquery())
+    # grouped again: two audits in one second leave two samples at the newest ts, averaged into one row
+    stmt = (select(Site.name, Site.id, IndicatorSample.name, func.avg(IndicatorSample.value))
+            .join(newest, and_(IndicatorSample.site_id == newest.c.site_id, IndicatorSample.name == newest.c.name,
+                               IndicatorSample.ts == newest.c.ts))
+            .join(Site, Site.id == IndicatorSample.site_id).where(Site.managed.is_(True))
+            .group_by(Site.name, Site.id, IndicatorSample.name)
+            .order_by(Site.name, IndicatorSample.name).limit(limit))
+    return [(site, site_id, name, float(value)) for site, site_id, name, value in session.execute(stmt)]
 
 
 def names(session: Session, *, since: int) -> dict[str, tuple[int, int]]:

@@ -18,6 +18,7 @@ from datetime import datetime
 from sqlalchemy import and_, func, select
 from sqlalchemy.orm import Session
 
+from skyfleet.domains.indicators import service as indicators
 from skyfleet.domains.inventory.models import InventorySync
 from skyfleet.domains.operations.models import PENDING, RUNNING, Operation, Task
 from skyfleet.domains.quotas import service as quotas
@@ -54,17 +55,26 @@ class FleetFigures:
     quota_projects: int = 0
     quota_projects_breached: int = 0
     quota_ratios: dict[tuple[str, str], float] | None = None  # (project, resource) -> usage / limit
+    # (site name, indicator name) -> newest value within the recent window; None when per-site series are capped
+    site_indicators: dict[tuple[str, str], float] | None = None
 
 
 def _age(now: datetime, then: datetime | None) -> float | None:
     return None if then is None else max(0.0, (now - then).total_seconds())
 
 
-def fleet_figures(session: Session, *, now: datetime, site_series_max: int, quota_series_max: int) -> FleetFigures:
-    """The fleet as metrics see it at ``now``; per-site series while at most ``site_series_max`` managed
-    sites, quota ratios while at most ``quota_series_max`` (project, resource) series."""
+def fleet_figures(session: Session, *, now: datetime, site_series_max: int, quota_series_max: int,
+                  indicator_window: int = 1200) -> FleetFigures:
+    """The fleet as metrics see it at ``now``; per-site series (the indicators' newest values within the
+    last ``indicator_window`` seconds among them) while at most ``site_series_max`` managed sites, quota
+    ratios while at most ``quota_series_max`` (project, resource) series."""
     out = FleetFigures()
     _sites(session, out, now=now, series_max=site_series_max)
+    if out.sites is not None:
+        # the same all-or-nothing cap as the other per-site series: one bounded statement, never one per site
+        rows = indicators.latest(session, since=int(now.timestamp()) - indicator_window,
+                                 limit=max(1, len(out.sites)) * len(indicators.CATALOG))
+        out.site_indicators = {(site, name): value for site, _, name, value in rows}
     _work(session, out, now=now)
     _quota(session, out, series_max=quota_series_max)
     return out
