@@ -176,14 +176,20 @@ def test_unknown_site_is_404_and_a_too_large_answer_422(fleet: tuple[Runtime, Te
     assert client.get("/v1/indicators", params={"since": "1h", "step": "60"}).status_code == 200
 
 
-def test_a_tenant_gets_403(fleet: tuple[Runtime, TestClient]) -> None:
-    _, client = fleet
+def test_a_tenant_gets_403_for_site_series(fleet: tuple[Runtime, TestClient]) -> None:
+    runtime, client = fleet
+    runtime.audit_now()
     tenant = Principal(user_id="u", user_name="demo", project_id="p1", project_name="demo", roles=("member",))
     client.app.dependency_overrides[get_principal] = lambda: tenant  # type: ignore[attr-defined]
     try:
-        for path in ("/v1/indicators", "/v1/indicators/names"):
-            response = client.get(path)
-            assert response.status_code == 403, response.text
+        for path, params in (("/v1/indicators/names", {}), ("/v1/indicators", {"site": "site-0001"}),
+                             ("/v1/indicators", {"name": "api.*"}), ("/v1/indicators", {"project": "p2"}),
+                             ("/v1/indicators", {"project": "p1", "name": "capacity.vcpus"})):
+            response = client.get(path, params=params)
+            assert response.status_code == 403, (path, params, response.text)
+        # without a filter: its own project's quota series only (none here), never a site's
+        response = client.get("/v1/indicators", params={"since": "1h"})
+        assert response.status_code == 200 and response.json()["series"] == [], response.text
     finally:
         client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
 

@@ -425,3 +425,50 @@ def test_sites_defaults_are_read_and_assumed_for_a_site_never_read(sim: Simulato
     for _ in range(4):
         step(fleet)
     assert [nova_limit(sim, s) or 50 for s in SITES] == [25, 25, 50]
+
+
+def test_a_quota_round_records_usage_series_a_tenant_reads_for_its_own_project_only(
+        sim: Simulator, fleet: Fleet) -> None:
+    from skyfleet.api.auth import Principal
+    from skyfleet.api.deps import get_principal
+
+    set_cores(sim, "site-0001", 6)
+    set_cores(sim, "site-0002", 3)
+    fleet.round()
+    with transaction(fleet.runtime.factory) as session:  # a round past the sample interval samples anew
+        out = rounds.round_(session, home_auth_url="", now=utcnow(), indicator_interval=0)
+    assert out["samples"] > 0
+    body = fleet.client.get("/v1/indicators", params={"project": "g-demo", "name": "quota.cores.*",
+                                                      "since": "10m"}).json()
+    by_name = {s["name"]: s for s in body["series"]}
+    assert set(by_name) == {"quota.cores.used", "quota.cores.limit", "quota.cores.ratio"}
+    assert by_name["quota.cores.ratio"]["project_id"] == "g-demo" and by_name["quota.cores.ratio"]["site"] is None
+    assert by_name["quota.cores.ratio"]["unit"] == "ratio"
+    # the first round sampled before any collection (0 used); the last one after it
+    assert [v for _, v in by_name["quota.cores.used"]["points"]] == [0.0, 9.0]
+    assert by_name["quota.cores.limit"]["points"][-1][1] == 30.0
+    assert by_name["quota.cores.ratio"]["points"][-1][1] == pytest.approx(0.3)
+    stepped = fleet.client.get("/v1/indicators", params={"project": "g-demo", "name": "quota.cores.ratio",
+                                                         "since": "10m", "step": "5m"}).json()
+    assert stepped["step"] == 300
+    assert [v for _, v in stepped["series"][0]["points"]] in ([0.15], [0.0, 0.3])  # averaged per bucket
+    # within the sample interval, a round writes none
+    with transaction(fleet.runtime.factory) as session:
+        assert rounds.round_(session, home_auth_url="", now=utcnow())["samples"] == 0
+
+    for project, status in (("g-demo", 200), ("other", 403)):
+        tenant = Principal(user_id="u", user_name="demo", project_id=project, project_name=project, roles=("reader",))
+        fleet.client.app.dependency_overrides[get_principal] = lambda t=tenant: t  # type: ignore[attr-defined]
+        try:
+            own = fleet.client.get("/v1/indicators", params={"name": "quota.cores.ratio", "since": "10m"})
+            theirs = fleet.client.get("/v1/indicators", params={"project": "g-demo", "since": "10m"})
+            site = fleet.client.get("/v1/indicators", params={"site": "site-0001", "since": "10m"})
+        finally:
+            fleet.client.app.dependency_overrides.clear()  # type: ignore[attr-defined]
+        assert site.status_code == 403
+        assert theirs.status_code == status, theirs.text
+        names = {(s["project_id"], s["name"]) for s in own.json()["series"]}
+        assert names == ({("g-demo", "quota.cores.ratio")} if project == "g-demo" else set()), names
+        if status == 200:
+            assert {s["project_id"] for s in theirs.json()["series"]} == {"g-demo"}
+            assert all(s["name"].startswith("quota.") for s in theirs.json()["series"])

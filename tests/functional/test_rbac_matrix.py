@@ -87,7 +87,7 @@ EXPECTED: dict[str, tuple[str, bool]] = {
     f"DELETE {KB}/os-quota-class-sets/{{name}}": (ADMIN, False),
     "GET /v1/inventory/summary": (READ, False), "POST /v1/inventory/refresh": (ADMIN, False),
     "GET /v1/inventory/{kind}": (READ, False),
-    "GET /v1/indicators": (ADMIN, False), "GET /v1/indicators/names": (ADMIN, False),
+    "GET /v1/indicators": (READ, False), "GET /v1/indicators/names": (ADMIN, False),
     "GET /v1/addresses": (READ, False), "GET /v1/addresses/summary": (READ, False),
     "GET /v1/addresses/conflicts": (READ, False),
     "POST /v1/routing-domains": (WRITE, False), "GET /v1/routing-domains": (READ, False),

@@ -171,7 +171,8 @@ POLICY: dict[str, Rule] = {
     # the global view
     "GET /v1/inventory/summary": READ,
     # indicator series name sites and their capacity, like the summary's capacity: fleet admins only
-    "GET /v1/indicators": ADMIN, "GET /v1/indicators/names": ADMIN,
+    # tenants: only their own project's quota series (indicator_projects decides, the service filters)
+    "GET /v1/indicators": READ, "GET /v1/indicators/names": ADMIN,
     "POST /v1/inventory/refresh": Rule(Need.ADMIN, fanout=True),
     "GET /v1/inventory/{kind}": Rule(Need.READ, fanout="live"),
     # the address view (tenants: their project's rows) and routing domains (tenants: their project's)
@@ -200,6 +201,7 @@ CAPABILITIES: dict[str, Need] = {
     "flavor.details": Need.ADMIN,  # a flavor's extra specs and access list
     "image.public": Need.ADMIN,  # an image every project of every site sees
     "inventory.any_project": Need.ADMIN,  # rows of every project, capacity, site errors
+    "indicators.sites": Need.ADMIN,  # per-site indicator series, and every project's quota series
     "inventory.live": Need.READ,  # ask one site directly (rate limited as fan-out)
     "identity.create_missing_roles": Need.ADMIN,  # create a role a site lacks (global roles)
 }
@@ -290,6 +292,23 @@ def row_scope(principal: Principal) -> str | None:
     """The project whose rows ``principal`` reads: None (every project) for fleet admins, else its own
     (``-``, which matches nothing, when it has none)."""
     return None if principal.is_admin else (principal.project_id or "-")
+
+
+def indicator_projects(principal: Principal, *, projects: tuple[str, ...], sites: bool,
+                       site_names: bool) -> tuple[str, ...]:
+    """The projects whose series ``principal`` reads at ``GET /v1/indicators``: those it names (none: every
+    one, and every site's series) for fleet admins. Anybody else reads only its own project's quota
+    series: naming a site or a per-site indicator is 403 (per-site series name the fleet), naming
+    another project 403; naming none means its own."""
+    if allows(principal, "indicators.sites"):
+        return projects
+    if sites or site_names:
+        require(principal, "indicators.sites", "per-site indicators (site, or a name outside quota.*)")
+    own = row_scope(principal) or "-"
+    if any(project != own for project in projects):
+        raise Forbidden("project: a project's quota series are read by that project's tokens and fleet admins; "
+                        f"{refusal(principal)}")
+    return (own,)
 
 
 NO_DOMAIN = ""  # matches no declaration: a domain name is never empty

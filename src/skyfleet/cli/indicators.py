@@ -1,4 +1,5 @@
-"""``skyfleet indicators``: per-site series (capacity, API health, audit time) from /v1/indicators.
+"""``skyfleet indicators``: per-site series (capacity, API health, audit time) and per-project quota usage
+from /v1/indicators.
 
 Why it exists: an operator at a terminal asks "how full is paris-1, and since when is its Nova slow"
 without a Grafana; one line per series (latest, min, mean, max over the range) answers it, and
@@ -15,15 +16,17 @@ from skyfleet.cli.client import ApiFailure
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
-app = typer.Typer(help="Per-site indicators kept as time series (fleet admins).", invoke_without_command=True)
-COLUMNS = [("site", "SITE"), ("name", "NAME"), ("latest", "LATEST"), ("min", "MIN"), ("mean", "MEAN"),
-           ("max", "MAX"), ("unit", "UNIT"), ("points", "POINTS"), ("at", "LATEST AT")]
+app = typer.Typer(help="Per-site indicators (fleet admins) and per-project quota usage, kept as time series.",
+                  invoke_without_command=True)
+COLUMNS = [("site", "SITE"), ("project", "PROJECT"), ("name", "NAME"), ("latest", "LATEST"), ("min", "MIN"),
+           ("mean", "MEAN"), ("max", "MAX"), ("unit", "UNIT"), ("points", "POINTS"), ("at", "LATEST AT")]
 
 
 def summarize(series: dict[str, Any]) -> dict[str, Any]:
     """One table row of a series: its latest value and the spread over the range."""
     values = [float(v) for _, v in series["points"]]
-    row: dict[str, Any] = {"site": series["site"], "name": series["name"], "unit": series["unit"],
+    row: dict[str, Any] = {"site": series.get("site") or "", "project": series.get("project_id") or "",
+                           "name": series["name"], "unit": series["unit"],
                            "points": len(values)}
     if values:
         row.update(latest=values[-1], min=min(values), max=max(values),
@@ -40,13 +43,16 @@ def indicators(
     since: Annotated[str, typer.Option(help="A duration before now (1h, 30m, 7d) or ISO 8601 with zone")] = "1h",
     until: Annotated[str | None, typer.Option(help="Same forms as --since (default: now)")] = None,
     step: Annotated[str | None, typer.Option(help="Average into buckets this wide (5m, 1h, seconds)")] = None,
+    project: Annotated[str | None, typer.Option(help="Comma-separated project ids: their quota.* series (a "
+                                                "tenant: its own project, the default)")] = None,
 ) -> None:
     """One line per site and indicator over the range: latest, min, mean, max."""
     if ctx.invoked_subcommand is not None:
         return
     c: Ctx = ctx.obj
     try:
-        body = client_of(c).get("/v1/indicators", site=site, name=name, since=since, until=until, step=step)
+        body = client_of(c).get("/v1/indicators", site=site, name=name, since=since, until=until, step=step,
+                                project=project)
     except ApiFailure as exc:
         fail(str(exc))
     if c.fmt == "json":

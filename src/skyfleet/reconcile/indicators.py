@@ -23,6 +23,7 @@ from skyfleet.db.engine import transaction
 from skyfleet.domains.indicators import service as indicators
 from skyfleet.domains.indicators.service import Sample
 from skyfleet.domains.inventory import queries as inventory_queries
+from skyfleet.domains.quotas import service as quotas
 from skyfleet.drivers.base import CAPACITY_FIELDS, ProbeResult
 from skyfleet.reconcile.scheduler import PeriodicJob
 
@@ -93,6 +94,48 @@ def record_capacity(factory: sessionmaker[Session], site_ids: Collection[str], *
             written += indicators.write(session, [s for site_id, cap in sorted(totals.items())
                                                   for s in capacity_samples(site_id, cap, ts)])
     return written
+
+
+QUOTA_MARK = "quota.instances.used"  # every managed project gets it: tells when the project was sampled
+
+
+def quota_samples(session: Session, *, ts: int, project_ids: Collection[str] | None = None) -> list[Sample]:
+    """Per project under quota and resource: usage summed over the sites that reported it (as the round's
+    plan sums it), the global limit when it is not unlimited, and usage / limit when the limit is above 0.
+    Two queries for every project (the projects, then their per-site usage rows), none per project."""
+    chosen = quotas.managed_projects(session, list(project_ids) if project_ids is not None else None)
+    if not chosen:
+        return []
+    classes = quotas.class_limits(session)
+    states = quotas.site_states(session, project_ids=[p.project_id for p in chosen])
+    out: list[Sample] = []
+    for project in chosen:
+        pid = project.project_id
+        limits = {k: v for k, v in quotas.stacked_limits(classes, project).items() if k in indicators.QUOTA_RESOURCES}
+        used = {k: 0 for k in limits}
+        for state in states[pid]:
+            if state.observed_at is None:
+                continue
+            for key, value in (state.usage or {}).items():
+                if key in used and isinstance(value, int | float):
+                    used[key] += int(value)
+        for key in sorted(limits):
+            out.append(Sample(None, f"quota.{key}.used", ts, float(used[key]), project_id=pid))
+            if limits[key] >= 0:
+                out.append(Sample(None, f"quota.{key}.limit", ts, float(limits[key]), project_id=pid))
+            if limits[key] > 0:
+                out.append(Sample(None, f"quota.{key}.ratio", ts, round(used[key] / limits[key], 6), project_id=pid))
+    return out
+
+
+def record_quota(session: Session, *, now: datetime, interval: float) -> int:
+    """Write the quota samples of the projects not sampled within ``interval`` (the round's transaction)."""
+    ts = epoch(now)
+    every = [p.project_id for p in quotas.managed_projects(session)]
+    due = indicators.due_projects(session, project_ids=every, name=QUOTA_MARK, now=ts, interval=interval)
+    if not due:
+        return 0
+    return indicators.write(session, quota_samples(session, ts=ts, project_ids=sorted(due)))
 
 
 def prune(factory: sessionmaker[Session], *, retention: float, now: datetime | None = None) -> int:

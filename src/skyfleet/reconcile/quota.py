@@ -36,6 +36,7 @@ from skyfleet.domains.sites import service as sites_service
 from skyfleet.domains.sites.models import Site
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.errors import SiteError
+from skyfleet.reconcile import indicators as sampling
 from skyfleet.reconcile.scheduler import PeriodicJob
 from skyfleet.secrets import SecretBox
 
@@ -296,16 +297,18 @@ def _plan_everything(session: Session, *, now: datetime, interval: float) -> boo
 
 
 def round_(session: Session, *, home_auth_url: str, now: datetime, chunk: int = CHUNK,
-           full_read_interval: float = FULL_READ_INTERVAL) -> dict[str, Any]:
-    """One periodic round: read back, rebalance, collect again on every online site whose previous
-    collection has finished (a slow or hanging site delays only its own)."""
+           full_read_interval: float = FULL_READ_INTERVAL, indicator_interval: float = 300.0) -> dict[str, Any]:
+    """One periodic round: read back, sample each project's usage as indicator series (at most once per
+    ``indicator_interval``), rebalance, collect again on every online site whose previous collection has
+    finished (a slow or hanging site delays only its own)."""
     read = runs.ingest(session, now=now)
+    sampled = sampling.record_quota(session, now=now, interval=indicator_interval)
     everything = _plan_everything(session, now=now, interval=full_read_interval)
     applied = rebalance_now(session, home_auth_url=home_auth_url, now=now, chunk=chunk, only_marked=not everything)
     busy = runs.open_sites(session, kind="quota.collect")
     collected = collect(session, home_auth_url=home_auth_url, now=now, full_read_interval=full_read_interval,
                         skip_sites=busy)
-    return {"tasks_read": read, "apply": applied.id if applied else None,
+    return {"tasks_read": read, "samples": sampled, "apply": applied.id if applied else None,
             "collect": collected.id if collected else None}
 
 
@@ -315,7 +318,8 @@ def quota_jobs(settings: Settings, factory: sessionmaker[Session], wake: Callabl
     def run() -> dict[str, Any]:
         with transaction(factory) as session:
             out = round_(session, home_auth_url=settings.home_auth_url, now=utcnow(),
-                         full_read_interval=settings.quota_full_read_interval)
+                         full_read_interval=settings.quota_full_read_interval,
+                         indicator_interval=settings.indicator_interval)
         if out["apply"] or out["collect"]:
             wake()
         return out

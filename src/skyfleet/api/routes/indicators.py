@@ -1,8 +1,10 @@
-"""/v1/indicators: per-site capacity, API health and audit time as retained time series.
+"""/v1/indicators: per-site capacity, API health and audit time, and per-project quota usage, as
+retained time series.
 
-Fleet admins only (the policy's row): like the capacity of ``/v1/inventory/summary`` (hidden from
-tenants) and ``/v1/sites``, every series names a site and what it holds. Inputs are checked here,
-each refusal a 422 naming the parameter and what would be accepted, and the answer's size is bounded
+Per-site series are for fleet admins only (``access.indicator_projects``): like the capacity of
+``/v1/inventory/summary`` (hidden from tenants) and ``/v1/sites``, every series names a site and what it
+holds. A tenant reads its own project's quota series (``quota.*``) and nothing else. Inputs are checked
+here, each refusal a 422 naming the parameter and what would be accepted, and the answer's size is bounded
 (``MAX_BUCKETS`` points per series, ``MAX_POINTS`` in all) before it is built.
 """
 
@@ -15,7 +17,8 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from skyfleet.api.deps import RuntimeDep
+from skyfleet.api import access
+from skyfleet.api.deps import PrincipalDep, RuntimeDep
 from skyfleet.api.params import CLEAN_URL, csv
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
@@ -94,6 +97,7 @@ def _step(value: str | None, since: datetime, until: datetime) -> int | None:
 @router.get("", response_model=SeriesList)
 def list_series(
     runtime: RuntimeDep,
+    principal: PrincipalDep,
     site: Annotated[str | None, Query(description="Comma-separated site names or ids; none: every site")] = None,
     name: Annotated[str | None, Query(description="Comma-separated indicator names, or prefixes with a "
                                                   "trailing * (api.*); none: every indicator")] = None,
@@ -103,6 +107,9 @@ def list_series(
                                                    "default: now (exclusive)")] = None,
     step: Annotated[str | None, Query(description="Average into buckets this wide: seconds, or 5m, 1h; "
                                                   "none: raw samples")] = None,
+    project: Annotated[str | None, Query(description="Comma-separated project ids: their quota series "
+                                                     "(quota.*); tenants: their own project only, the default")]
+    = None,
 ) -> SeriesList:
     """Indicator samples per site and name, oldest first, raw or averaged into ``step`` buckets.
 
@@ -117,12 +124,16 @@ def list_series(
     width = _step(step, start, end)
     names = name_filter(name)
     refs = csv(site, "site")
+    projects = access.indicator_projects(principal, projects=csv(project, "project"), sites=bool(refs),
+                                         site_names=any(n not in indicators.QUOTA_NAMES for n in names))
+    if not access.allows(principal, "indicators.sites"):
+        names = names or indicators.QUOTA_NAMES  # a tenant's default: its project's quota series
     with transaction(runtime.factory) as session:
         site_ids = tuple(sites.get_site(session, ref).id for ref in refs)
         found = indicators.series(session, query=indicators.SeriesQuery(
             since=math.floor(start.timestamp()), until=math.ceil(end.timestamp()), step=width, site_ids=site_ids,
-            names=names))
-    out = [SeriesOut(site_id=s.site_id, site=s.site, name=s.name, unit=s.unit,
+            names=names, project_ids=projects))
+    out = [SeriesOut(site_id=s.site_id, site=s.site, project_id=s.project_id, name=s.name, unit=s.unit,
                      points=[(datetime.fromtimestamp(t, UTC), v) for t, v in s.points]) for s in found]
     return SeriesList(since=start, until=end, step=width, points=sum(len(s.points) for s in out), series=out)
 

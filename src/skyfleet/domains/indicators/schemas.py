@@ -8,8 +8,9 @@ from pydantic import BaseModel, Field
 
 
 class SeriesOut(BaseModel):
-    site_id: str
-    site: str
+    site_id: str | None = Field(description="The site of a per-site series; null for a project's.")
+    site: str | None
+    project_id: str | None = Field(None, description="The project of a quota series; null for a site's.")
     name: str
     unit: str
     points: list[tuple[datetime, float]] = Field(
@@ -29,7 +30,7 @@ class NameOut(BaseModel):
     name: str
     unit: str
     description: str
-    sites: int = Field(description="Sites with a sample of it within the recent window.")
+    sites: int = Field(description="Sites (projects, for quota.*) with a sample of it within the recent window.")
     latest: datetime | None = Field(description="Newest sample of any site, within the window.")
 
 

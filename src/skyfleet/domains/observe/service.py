@@ -73,7 +73,7 @@ def fleet_figures(session: Session, *, now: datetime, site_series_max: int, quot
     if out.sites is not None:
         # the same all-or-nothing cap as the other per-site series: one bounded statement, never one per site
         rows = indicators.latest(session, since=int(now.timestamp()) - indicator_window,
-                                 limit=max(1, len(out.sites)) * len(indicators.CATALOG))
+                                 limit=max(1, len(out.sites)) * len(indicators.SITE_NAMES))
         out.site_indicators = {(site, name): value for site, _, name, value in rows}
     _work(session, out, now=now)
     _quota(session, out, series_max=quota_series_max)
