@@ -224,7 +224,7 @@ def test_cli_prints_one_line_per_series_and_the_reasons_of_refusals(
 
 
 def test_metrics_export_each_sites_latest_indicators_under_the_site_cap(
-        sim: Simulator, fleet: tuple[Runtime, TestClient], runtime_factory: Callable[..., Runtime]) -> None:
+        sim: Simulator, runtime_factory: Callable[..., Runtime], db_url: str) -> None:
     from prometheus_client.parser import text_string_to_metric_families
 
     def scrape(c: TestClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
@@ -233,7 +233,9 @@ def test_metrics_export_each_sites_latest_indicators_under_the_site_cap(
         return {(s.name, frozenset(s.labels.items())): s.value
                 for family in text_string_to_metric_families(response.text) for s in family.samples}
 
-    runtime, client = fleet
+    runtime = runtime_factory(db_url, indicator_interval=0)  # SQLite and PostgreSQL: the one statement on both
+    register_sites(runtime.factory, runtime.box, sim, SITES)
+    client = TestClient(create_app(runtime, start_workers=False))
     runtime.audit_now()
     refresh_fleet(runtime.factory, box=runtime.box, concurrency=8, timeout=5, full=True)
     samples = scrape(client)
@@ -258,7 +260,7 @@ def test_metrics_export_each_sites_latest_indicators_under_the_site_cap(
     assert samples[("skyfleet_site_api_error", frozenset({("site", "site-0003"), ("service", "network")}))] == 1.0
 
     # the same database read with a cap of 2 sites: 3 sites are above it, none of their series is exported
-    capped = runtime_factory(runtime.settings.database_url, metrics_site_series_max=2)
+    capped = runtime_factory(db_url, metrics_site_series_max=2)
     with TestClient(create_app(capped, start_workers=False)) as small:
         samples = scrape(small)
     assert samples[("skyfleet_metrics_series_capped", frozenset({("family", "site")}))] == 1
