@@ -28,7 +28,7 @@ from skyfleet.db import migrate
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import make_engine, make_session_factory, transaction
 from skyfleet.domains.indicators.models import IndicatorSample
-from skyfleet.domains.indicators.service import CATALOG
+from skyfleet.domains.indicators.service import SITE_NAMES
 from skyfleet.domains.observe.service import fleet_figures
 from skyfleet.domains.operations.models import Operation, Task
 from skyfleet.domains.quotas.models import QuotaProject, QuotaSiteState
@@ -65,7 +65,7 @@ def fill(url: str, sites: int, tasks: int, projects: int, samples: int) -> None:
         with transaction(factory) as session:
             session.execute(insert(IndicatorSample), [
                 {"site_id": sid, "name": name, "ts": ts - 300 * k, "value": float(k)}
-                for sid in site_ids[start:start + 1000] for name in CATALOG for k in range(samples)])
+                for sid in site_ids[start:start + 1000] for name in SITE_NAMES for k in range(samples)])
 
 
 def main() -> None:
@@ -81,7 +81,7 @@ def main() -> None:
     started = time.perf_counter()
     fill(url, args.sites, args.tasks, args.projects, args.samples)
     print(f"filled {args.sites} sites, {args.tasks} tasks, {args.projects} projects, "
-          f"{args.sites * len(CATALOG) * args.samples} indicator samples in "
+          f"{args.sites * len(SITE_NAMES) * args.samples} indicator samples in "
           f"{time.perf_counter() - started:.1f} s ({url.split('://')[0]})")
     factory = make_session_factory(make_engine(url))
     big = 100 * (args.sites + args.projects)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import BigInteger, and_, delete, func, insert, literal_column, select
+from sqlalchemy import BigInteger, delete, func, insert, literal_column, select
 from sqlalchemy.orm import Session
 
 from skyfleet.domains.indicators.models import IndicatorSample
@@ -184,18 +184,16 @@ def recent_window(*, sample_interval: float, audit_interval: float, full_interva
 
 
 def latest(session: Session, *, since: int, limit: int) -> list[tuple[str, str, str, float]]:
-    """(site name, site id, indicator name, value) of each managed site's newest sample of each catalog name
-    since ``since``: one statement (the newest ``ts`` per (site, name) over an indexed range, joined back),
-    at most ``limit`` rows. What ``GET /metrics`` exports; the caller bounds ``limit`` by its site cap."""
-    newest = (select(IndicatorSample.site_id, IndicatorSample.name, func.max(IndicatorSample.ts).label("ts"))
+    """(site name, site id, indicator name, value) of each managed site's newest sample of each per-site
+    name since ``since``: one statement (the last written row per (site, name) over the window's indexed
+    range, joined back; the highest id, so two audits in one second give the later one), at most ``limit``
+    rows. What ``GET /metrics`` exports; the caller bounds ``limit`` by its site cap."""
+    newest = (select(func.max(IndicatorSample.id).label("id"))
               .where(IndicatorSample.ts >= since, IndicatorSample.name.in_(SITE_NAMES))
               .group_by(IndicatorSample.site_id, IndicatorSample.name).subquery())
-    # grouped again: two audits in one second leave two samples at the newest ts, averaged into one row
-    stmt = (select(Site.name, Site.id, IndicatorSample.name, func.avg(IndicatorSample.value))
-            .join(newest, and_(IndicatorSample.site_id == newest.c.site_id, IndicatorSample.name == newest.c.name,
-                               IndicatorSample.ts == newest.c.ts))
+    stmt = (select(Site.name, Site.id, IndicatorSample.name, IndicatorSample.value)
+            .join(newest, IndicatorSample.id == newest.c.id)
             .join(Site, Site.id == IndicatorSample.site_id).where(Site.managed.is_(True))
-            .group_by(Site.name, Site.id, IndicatorSample.name)
             .order_by(Site.name, IndicatorSample.name).limit(limit))
     return [(site, str(site_id), name, float(value)) for site, site_id, name, value in session.execute(stmt)]
 
