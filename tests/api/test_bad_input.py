@@ -306,3 +306,21 @@ def test_deeply_nested_json_is_400(client: TestClient, path: str) -> None:
     response = client.request("PUT" if "quota" in path else "POST", path, content=body,
                               headers={"Content-Type": "application/json"})
     assert response.status_code == 400 and "JSON" in _detail(response), response.text
+
+
+# --- 6. boots ---------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("user_data", ["not base64!!", "abc", "#!/bin/sh\necho hi\n"])
+def test_user_data_that_is_not_base64_is_422_before_any_boot(client: TestClient, user_data: str) -> None:
+    body = {"name": "web", "flavor": "m1.tiny", "image": "base", "user_data": user_data}
+    response = client.post("/v1/servers", json=body)
+    assert response.status_code == 422 and "user_data" in _detail(response), response.text
+    assert "base64" in _detail(response)
+    assert client.get("/v1/servers").json()["servers"] == []
+
+
+@pytest.mark.parametrize("user_data", ["IyEvYmluL3NoCmVjaG8gaGkK", "IyEvYmluL3NoCmVj\naG8gaGkK\n"])
+def test_user_data_in_base64_is_taken_wrapped_or_not(client: TestClient, user_data: str) -> None:
+    body = {"name": "web", "flavor": "m1.tiny", "image": "base", "user_data": user_data}
+    response = client.post("/v1/servers", json=body, params={"dry_run": "true"})
+    assert response.status_code != 422, response.text

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import binascii
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from skyfleet.domains.text import Name
 
@@ -64,6 +65,18 @@ class BootRequest(BaseModel):
         default_factory=dict, max_length=64)
     count: int = Field(1, ge=1, le=100)
     placement: ServerPlacement = Field(default_factory=ServerPlacement)
+
+    @field_validator("user_data")
+    @classmethod
+    def _base64(cls, value: str | None) -> str | None:
+        # Nova's own check (base64.decodebytes: wrapped lines are fine, bad padding is not); without it
+        # every candidate site refuses the boot with a 400 one after the other.
+        if value is not None:
+            try:
+                binascii.a2b_base64(value.encode("ascii"))
+            except (binascii.Error, UnicodeEncodeError):
+                raise ValueError("user_data must be base64-encoded (as Nova takes it)") from None
+        return value
 
 
 class Candidate(BaseModel):
