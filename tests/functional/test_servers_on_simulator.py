@@ -205,3 +205,26 @@ def test_a_booting_server_is_in_the_global_view_before_it_is_active(fleet: Any) 
     [active] = rows()
     assert (active["remote_id"], active["status"], active["site"]) == (remote.id, "ACTIVE", b), active
     assert client.get(f"/v1/servers/{server['id']}").json()["status"] == "active"
+
+
+def test_stop_of_a_stopped_server_and_start_of_a_running_one_succeed_without_a_call(fleet: Any) -> None:
+    sim, runtime, client, engine = fleet
+    _a, b, _c = sim.site_names()
+    upload(sim, b, "base")
+    observe_inventory(runtime)
+    made = client.post("/v1/servers", json={"name": "web", "flavor": "m1.tiny", "image": "base",
+                                            "placement": {"site": b}})
+    server_id = made.json()["servers"][0]["id"]
+    run(runtime, engine)
+    remote_id = client.get(f"/v1/servers/{server_id}").json()["remote_id"]
+    for action, status in (("start", "ACTIVE"), ("stop", "SHUTOFF"), ("stop", "SHUTOFF"), ("start", "ACTIVE"),
+                           ("start", "ACTIVE")):
+        answer = client.post(f"/v1/servers/{server_id}/action", json={"action": action})
+        assert answer.status_code == 202, answer.text
+        run(runtime, engine)
+        operation = client.get(f"/v1/operations/{answer.json()['operation_id']}").json()
+        assert operation["state"] == "succeeded", (action, operation["tasks"])
+        assert client.get(f"/v1/servers/{server_id}").json()["error"] is None
+        assert connect(sim, b).compute.get_server(remote_id).status == status
+    history = client.get(f"/v1/servers/{server_id}/actions").json()
+    assert [a["action"] for a in history["actions"]] == ["start", "stop", "create"]

@@ -2,7 +2,8 @@
 
 Passed through to Nova with the site credential (a fleet-wide admin call by server id: the server is
 the tenant's, and the request was already allowed for the tenant by the access decision). A delete
-of a server that is already gone succeeds.
+of a server that is already gone succeeds, and so do a stop of a server already ``SHUTOFF`` and a start
+of one already ``ACTIVE``: nothing is sent (Nova answers those with a 409, which would be retried).
 """
 
 from __future__ import annotations
@@ -23,12 +24,19 @@ class ManagePayload(BaseModel):
     action: Literal["delete", "os-start", "os-stop", "reboot"]
 
 
+# The state each action leads to: asked for in that state already, the action is done.
+ALREADY = {"os-stop": "SHUTOFF", "os-start": "ACTIVE"}
+
+
 def observe(ctx: SiteContext, p: ManagePayload) -> dict[str, Any]:
-    return {"found": computeapi.get_server(ctx.connection(), p.remote_id) is not None}
+    server = computeapi.get_server(ctx.connection(), p.remote_id)
+    return {"found": server is not None, "status": None if server is None else server.get("status")}
 
 
 def diff(p: ManagePayload, seen: dict[str, Any]) -> Plan | None:
-    return {"do": p.action} if seen["found"] else None
+    if not seen["found"] or seen.get("status") == ALREADY.get(p.action):
+        return None
+    return {"do": p.action}
 
 
 def apply(ctx: SiteContext, p: ManagePayload, plan: Plan) -> dict[str, Any]:
