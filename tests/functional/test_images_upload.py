@@ -76,3 +76,27 @@ def upload_source(sim: Simulator, site: str) -> str:
     from tests.functional.test_images_on_simulator import upload
 
     return upload(sim, site, "fixed-src", b"abc" * 1000)
+
+
+def test_a_controlled_image_first_uploaded_rolls_out_in_its_waves_to_every_site(fleet: Any) -> None:
+    sim, runtime, client, engine = fleet
+    a, b, c = sim.site_names()
+    made = client.post("/v1/images", json={"name": "app", "source": {"site": a, "upload": True},
+                                           "disk_format": "raw", "container_format": "bare", "mode": "controlled",
+                                           "rollout": {"waves": [{"sites": [b]}, {"rest": True}], "manual": True}})
+    assert made.status_code == 202, made.text
+    data = os.urandom(100_000)
+    assert client.put("/v1/images/app/file", content=data).status_code == 202
+    run(runtime, engine)
+    shown = client.get("/v1/images/app").json()
+    state = shown["options"]["rollout"]
+    assert (state["state"], state["wave"], state["generation"]) == ("paused", 0, shown["generation"]), state
+    assert state["wave_names"] == [[b], [a, c]] and "manual" in state["reason"]
+    assert len(images_named(sim, b, "app")) == 1 and images_named(sim, c, "app") == []
+    assert client.post("/v1/images/app/rollout/resume").status_code == 202
+    run(runtime, engine)
+    assert client.get("/v1/images/app").json()["options"]["rollout"]["state"] == "done"
+    md5 = hashlib.md5(data).hexdigest()
+    for site in (a, b, c):
+        assert md5 in [i["checksum"] for i in images_named(sim, site, "app")], site
+    assert {x["status"] for x in bindings(client, "app").values()} == {"in-sync"}

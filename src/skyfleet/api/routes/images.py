@@ -304,8 +304,9 @@ def _uploaded(runtime: Any, principal: Principal, ref: str, stored: dict[str, An
         before = dict(resource.spec)
         source = {**before["source"], "image_id": stored["image_id"]}
         service.update(session, resource=resource, data=ResourceUpdate(), spec={**before, "source": source}, now=now)
-        if resource.options.get("mode") == "controlled" and before["source"].get("image_id"):
-            _start_rollout(session, resource, None, previous=before, now=now)
+        if resource.options.get("mode") == "controlled":  # the first upload too: its rollout starts now
+            _start_rollout(session, resource, None, previous=before if before["source"].get("image_id") else None,
+                           now=now)
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)
         out = conv.render(session, resource, conv.bindings_of(session, resource))
     runtime.wake()
