@@ -100,3 +100,22 @@ def test_a_controlled_image_first_uploaded_rolls_out_in_its_waves_to_every_site(
     for site in (a, b, c):
         assert md5 in [i["checksum"] for i in images_named(sim, site, "app")], site
     assert {x["status"] for x in bindings(client, "app").values()} == {"in-sync"}
+
+
+def test_a_plan_patched_in_without_a_new_version_is_the_next_versions_plan(fleet: Any) -> None:
+    sim, runtime, client, engine = fleet
+    a, b, c = sim.site_names()
+    client.post("/v1/images", json={"name": "app", "source": {"site": a, "upload": True}, "disk_format": "raw",
+                                    "container_format": "bare"})
+    assert client.put("/v1/images/app/file", content=os.urandom(50_000)).status_code == 202
+    run(runtime, engine)
+    plan = {"waves": [{"sites": [c]}, {"rest": True}], "manual": True}
+    patched = client.patch("/v1/images/app", json={"mode": "controlled", "rollout": plan})
+    assert patched.status_code == 202, patched.text
+    bad = client.patch("/v1/images/app", json={"rollout": {"waves": [{"count": 0}]}})
+    assert bad.status_code == 400 and "count" in bad.json()["detail"], bad.text
+    assert client.put("/v1/images/app/file", content=os.urandom(60_000)).status_code == 202
+    run(runtime, engine)
+    state = client.get("/v1/images/app").json()["options"]["rollout"]
+    assert (state["state"], state["wave_names"], state["manual"]) == ("paused", [[c], [a, b]], True), state
+    assert len(images_named(sim, c, "app")) == 2 and len(images_named(sim, b, "app")) == 1

@@ -40,6 +40,7 @@ from skyfleet.reconcile.kinds.sync_image import ImageSync
 router = APIRouter(prefix="/v1/images", tags=["images"], dependencies=CLEAN_URL)
 KIND = "image"
 Mode = Literal["none", "auto", "lazy", "controlled"]
+NEXT_PLAN = "next_rollout"  # options key: a plan given with no new version, for the next one
 
 
 class RolloutPlan(BaseModel):
@@ -203,6 +204,9 @@ def patch(ref: str, body: ImageUpdate, runtime: RuntimeDep, principal: Principal
             resource.options = {**resource.options, "mode": body.mode}
         if resource.options.get("mode") == "controlled" and resource.spec != before:
             _start_rollout(session, resource, body.rollout, previous=before, now=now)
+        elif body.rollout is not None:  # no new version: the plan of the next one (e.g. the next upload)
+            rollout.check_plan(body.rollout.waves)
+            resource.options = {**resource.options, NEXT_PLAN: body.rollout.model_dump()}
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)
         out = conv.render(session, resource, conv.bindings_of(session, resource))
     runtime.wake()
@@ -222,12 +226,15 @@ def delete(ref: str, runtime: RuntimeDep, principal: PrincipalDep,
 def _start_rollout(session: Any, resource: Any, plan: RolloutPlan | None, *, previous: dict[str, Any] | None,
                    now: Any) -> None:
     earlier = resource.options.get("rollout") or {}
+    if plan is None and resource.options.get(NEXT_PLAN):  # given by a PATCH without a new version
+        plan = RolloutPlan(**resource.options[NEXT_PLAN])
     if plan is None:  # the plan of the image's last rollout, else the default one
         plan = RolloutPlan(**{k: earlier[k] for k in ("max_failures", "manual") if k in earlier},
                            **({"waves": earlier["plan"]} if earlier.get("plan") else {}))
     rollout.start(resource, placed=service.placed_sites(session, resource.placement),
                   plan=rollout.check_plan(plan.waves), max_failures=plan.max_failures, previous=previous, now=now,
                   manual=plan.manual)
+    resource.options = {k: v for k, v in resource.options.items() if k != NEXT_PLAN}
 
 
 @router.post("/{ref}/rollout/{action}", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut)
