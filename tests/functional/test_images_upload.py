@@ -119,3 +119,20 @@ def test_a_plan_patched_in_without_a_new_version_is_the_next_versions_plan(fleet
     state = client.get("/v1/images/app").json()["options"]["rollout"]
     assert (state["state"], state["wave_names"], state["manual"]) == ("paused", [[c], [a, b]], True), state
     assert len(images_named(sim, c, "app")) == 2 and len(images_named(sim, b, "app")) == 1
+
+
+def test_an_empty_upload_is_refused_and_the_current_version_stays(fleet: Any) -> None:
+    sim, runtime, client, engine = fleet
+    a, b, _c = sim.site_names()
+    client.post("/v1/images", json={"name": "up", "source": {"site": a, "upload": True}, "disk_format": "raw",
+                                    "container_format": "bare"})
+    data = os.urandom(30_000)
+    assert client.put("/v1/images/up/file", content=data).status_code == 202
+    run(runtime, engine)
+    generation = client.get("/v1/images/up").json()["generation"]
+    empty = client.put("/v1/images/up/file", content=b"", headers={"Content-Type": "application/octet-stream"})
+    assert empty.status_code == 400 and "empty" in empty.json()["detail"], empty.text
+    run(runtime, engine)
+    assert client.get("/v1/images/up").json()["generation"] == generation
+    for site in (a, b):
+        assert [i["checksum"] for i in images_named(sim, site, "up")] == [hashlib.md5(data).hexdigest()], site

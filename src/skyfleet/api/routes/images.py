@@ -293,6 +293,8 @@ def _length(request: Request) -> int | None:
 def _seed(runtime: Any, principal: Principal, ref: str, size: int | None) -> image_upload.Seed:
     with read_only(runtime.factory) as session:
         resource = service.get(session, kind=KIND, ref=ref, caller=caller_of(principal))
+        if size == 0:  # would be a new version of no bytes, replacing the current one on every site
+            raise Invalid("the request body is empty: an upload carries the image's bytes")
         source = resource.spec.get("source") or {}
         if not source.get("upload"):
             raise Conflict(f"image {resource.name!r} takes its bytes from its source, not from an upload "
