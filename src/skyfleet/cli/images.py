@@ -117,7 +117,10 @@ def _call(ctx: typer.Context, method: str, path: str, **kwargs: Any) -> Any:
 
 def _source_text(spec: dict[str, Any]) -> str:
     src = spec.get("source") or {}
-    return str(src.get("url") or f"{src.get('site_name') or src.get('site_id')}:{src.get('image_id')}")
+    site = src.get("site_name") or src.get("site_id")
+    if src.get("upload") and not src.get("image_id"):
+        return f"{site}: upload, no bytes yet"
+    return str(src.get("url") or f"{site}:{src.get('image_id')}")
 
 
 def _copied(binding: dict[str, Any]) -> str:
