@@ -18,9 +18,8 @@ from fastapi.testclient import TestClient
 from keystoneauth1 import session as ks_session
 from keystoneauth1.identity import v3
 
-from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
-from tests.realstack.support import connect, tidy, token, wait_for
+from tests.realstack.support import connect, fleet_api, tidy, token, wait_for
 from tests.realstack.test_identity_real import SITES
 
 pytestmark = pytest.mark.realstack
@@ -51,16 +50,9 @@ def api(runtime_factory: Callable[..., Runtime], clouds: dict[str, Any],
         domain = idn.create_domain(name=names["domain"], description=DESCRIPTION, enabled=True)
         dana = idn.create_user(name=names["admin"], password=ADMIN_PASSWORD, domain_id=domain.id)
         idn.assign_domain_role_to_user(domain, dana, idn.find_role("admin", ignore_missing=False))
-        rt = runtime_factory(None, None, auth_mode="keystone", home_auth_url=home["auth_url"],
-                             home_username=home["username"], home_password=home["password"],
-                             home_project_name=home["project_name"], site_timeout=30, audit_interval=5,
-                             sync_audit_interval=5)
-        with TestClient(create_app(rt, start_workers=True)) as client:
+        with fleet_api(runtime_factory, clouds, SITES, site_timeout=30, audit_interval=5,
+                       sync_audit_interval=5) as client:
             admin = {"X-Auth-Token": token(home)}
-            for name in SITES:
-                auth = {**clouds[name]["auth"], "region_name": "RegionOne", "interface": "public"}
-                created = client.post("/v1/sites", json={"name": name, "auth": auth}, headers=admin)
-                assert created.status_code == 201, created.text
             yield client, admin, {"X-Auth-Token": domain_token(home["auth_url"], names)}
     finally:
         _sweep(clouds, names)

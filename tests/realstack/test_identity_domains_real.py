@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
-from tests.realstack.support import connect, token, wait_for
+from tests.realstack.support import connect, fleet_api, token, wait_for
 from tests.realstack.test_identity_real import SITES
 
 pytestmark = pytest.mark.realstack
@@ -34,16 +33,10 @@ def names() -> dict[str, str]:
 def api(runtime_factory: Callable[..., Runtime], clouds: dict[str, Any],
         names: dict[str, str]) -> Iterator[tuple[TestClient, dict[str, str]]]:
     home = clouds["site1"]["auth"]
-    rt = runtime_factory(None, None, auth_mode="keystone", home_auth_url=home["auth_url"],
-                         home_username=home["username"], home_password=home["password"],
-                         home_project_name=home["project_name"], site_timeout=30, audit_interval=5,
-                         sync_audit_interval=5)
     try:
-        with TestClient(create_app(rt, start_workers=True)) as client:
+        with fleet_api(runtime_factory, clouds, SITES, site_timeout=30, audit_interval=5,
+                       sync_audit_interval=5) as client:
             headers = {"X-Auth-Token": token(home)}
-            for name in SITES:
-                auth = {**clouds[name]["auth"], "region_name": "RegionOne", "interface": "public"}
-                assert client.post("/v1/sites", json={"name": name, "auth": auth}, headers=headers).status_code == 201
             yield client, headers
     finally:
         _sweep(clouds, names)

@@ -15,9 +15,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from skyfleet.api.app import create_app
 from skyfleet.api.runtime import Runtime
-from tests.realstack.support import connect, token, wait_for
+from tests.realstack.support import connect, fleet_api, token, wait_for
 
 pytestmark = pytest.mark.realstack
 SITES = ("site1", "site2")
@@ -40,17 +39,10 @@ def names() -> dict[str, str]:
 def api(runtime_factory: Callable[..., Runtime], clouds: dict[str, Any],
         names: dict[str, str]) -> Iterator[tuple[TestClient, dict[str, str]]]:
     home = clouds["site1"]["auth"]
-    rt = runtime_factory(None, None, auth_mode="keystone", home_auth_url=home["auth_url"],
-                         home_username=home["username"], home_password=home["password"],
-                         home_project_name=home["project_name"], site_timeout=30, audit_interval=5,
-                         sync_audit_interval=5)
     try:
-        with TestClient(create_app(rt, start_workers=True)) as client:
+        with fleet_api(runtime_factory, clouds, SITES, site_timeout=30, audit_interval=5,
+                       sync_audit_interval=5) as client:
             headers = {"X-Auth-Token": token(home)}
-            for name in SITES:
-                auth = {**clouds[name]["auth"], "region_name": "RegionOne", "interface": "public"}
-                created = client.post("/v1/sites", json={"name": name, "auth": auth}, headers=headers)
-                assert created.status_code == 201, created.text
             yield client, headers
             _purge(client, headers, names)
     finally:
