@@ -182,8 +182,16 @@ class Settings(BaseSettings):
 
     # --- sync (desired keypairs, flavors, security groups) -----------------------------------------
     sync_audit_interval: float = Field(
-        300.0, gt=0, description="Seconds between two drift audits of desired keypairs, flavors, security groups."
-    )
+        60.0, gt=0, description="Seconds between two drift audits of declared keypairs, flavors and security "
+        "groups: one listing per site per kind (per owning user or project) compares them all, and only what "
+        "drifted is written; a change behind Skyfleet's back is repaired within about this long.")
+    sync_audit_concurrency: int = Field(
+        64, ge=1, le=4096, description="Sites one drift audit reads at once (behind the priority lanes).")
+    sync_converge_interval: float | None = Field(
+        None, gt=0, description="Seconds between two converge passes over every declared resource: a task per "
+        "site for identity objects, images, networks and private flavors' access lists, and for the sites of "
+        "any kind whose binding is not in sync (failed, pending, a new site in the placement). Unset: five "
+        "drift audit intervals (300 s by default).")
 
     sync_max_sets: int = Field(
         10, ge=1, le=1000, description="Resource sets one Kingbird os-sync request may carry; each makes one job "
@@ -291,6 +299,11 @@ class Settings(BaseSettings):
         if self.auth_mode == "keystone" and not self.home_auth_url:
             raise ValueError("auth_mode=keystone needs home_auth_url (SKYFLEET_HOME_AUTH_URL)")
         return self
+
+    @property
+    def effective_sync_converge_interval(self) -> float:
+        """The converge pass's interval in force (five drift audit intervals unless set)."""
+        return self.sync_converge_interval or 5 * self.sync_audit_interval
 
     @property
     def effective_database_url(self) -> str:

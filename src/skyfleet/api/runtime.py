@@ -13,17 +13,19 @@ from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
 from skyfleet.reconcile import indicators
+from skyfleet.reconcile.drift import ScanReport, scan_fleet
 from skyfleet.reconcile.health import Prober, run_audit
 from skyfleet.reconcile.inventory import inventory_jobs
 from skyfleet.reconcile.lanes import Lanes
 from skyfleet.reconcile.quota import quota_jobs
 from skyfleet.reconcile.runner import EngineRunner, SitePool
 from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
-from skyfleet.reconcile.sync_audit import run_sync_audit
+from skyfleet.reconcile.sync_audit import converge_all
 from skyfleet.secrets import SecretBox, load_keys
 
 HEALTH_AUDIT = "health-audit"
 SYNC_AUDIT = "sync-audit"
+SYNC_CONVERGE = "sync-converge"
 
 
 @dataclass
@@ -61,18 +63,33 @@ class Runtime:
         return [PeriodicJob(f"{HEALTH_AUDIT}/{i}", self.settings.audit_interval,
                             functools.partial(self.audit_now, (i, count))) for i in range(count)]
 
-    def sync_audit_now(self) -> int:
-        """Drift audit of desired keypairs, flavors and security groups; wakes the workers."""
-        started = run_sync_audit(self.factory)
+    def drift_audit_now(self) -> ScanReport:
+        """The drift audit (one listing per site per kind); wakes the workers when it submitted repairs."""
+        s = self.settings
+        report = scan_fleet(self.factory, box=self.box, concurrency=s.sync_audit_concurrency,
+                            timeout=s.site_timeout, pool=self.site_pool, lanes=self.lanes)
+        if report.repaired:
+            self.wake()
+        return report
+
+    def sync_converge_now(self) -> set[str]:
+        """The periodic converge pass (what the drift audit does not list); wakes the workers."""
+        started = converge_all(self.factory, skip_listed=True)
         if started:
             self.wake()
         return started
+
+    def sync_audit_now(self) -> int:
+        """Both periodic sync jobs at once: the drift audit, then the converge pass; returns how many
+        resources got work."""
+        return len(self.drift_audit_now().repaired | self.sync_converge_now())
 
     def start_workers(self, *, concurrency: int | None = None) -> None:
         jobs = [*self.audit_jobs(),
                 *inventory_jobs(self.settings, self.factory, self.box, self.lanes, self.site_pool),
                 *quota_jobs(self.settings, self.factory, self.wake),
-                PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.sync_audit_now),
+                PeriodicJob(SYNC_AUDIT, self.settings.sync_audit_interval, self.drift_audit_now),
+                PeriodicJob(SYNC_CONVERGE, self.settings.effective_sync_converge_interval, self.sync_converge_now),
                 indicators.prune_job(self.settings, self.factory)]
         if self.settings.periodic_jobs:
             self.scheduler = Scheduler(self.factory, jobs)

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import admin_keypairs
 from .clouds import cloud, clouds_yaml
 from .faults import Faults
 from .glance import add_generated
@@ -66,6 +67,8 @@ async def handle(fleet: Fleet, request: web.BaseRequest, path: str) -> web.Strea
         elif parts == ["faults"] and method == "DELETE":
             clear_faults(fleet)
             return web.Response(status=204)
+        elif parts == ["keypairs"] and method == "POST":
+            return _json(admin_keypairs.seed(fleet, json.loads(await request.read() or b"{}")), 201)
         elif parts == ["resources"] and method == "GET":
             return _json(holders(fleet, request.query.get("kind", ""), request.query.get("name", "")))
         elif parts == ["clouds"] and method == "GET":
@@ -131,6 +134,9 @@ async def _site_action(fleet: Fleet, request: web.BaseRequest, name: str, rest: 
         if method == "DELETE":
             site.counters = None
             return web.Response(status=204)
+    if len(rest) == 2 and rest[0] == "keypairs" and method == "DELETE":
+        admin_keypairs.remove(site, rest[1])
+        return web.Response(status=204)
     if rest == ["servers"] and method == "POST":
         return _json(_place(site, json.loads(await request.read() or b"{}")), 201)
     if rest == ["images"] and method == "POST":

@@ -178,10 +178,14 @@ def _domain(name: Any) -> dict[str, str]:
 
 
 def converge(session: Session, resource: SyncResource, *, now: datetime, user_id: str | None = None,
-             supersede: bool = False) -> Operation | None:
+             supersede: bool = False, only: set[str] | None = None, skip: Callable[[SyncBinding], bool] | None = None,
+             ) -> Operation | None:
     """Submit the work that brings every site in line with ``resource``; None when there is none.
 
     ``supersede``: cancel open tasks first (the spec changed, so they carry a stale payload).
+    ``only``: ensure on these site ids alone and remove nowhere (the drift audit's repair of what it
+    found drifted). ``skip``: leave the placed sites whose binding it accepts alone (the periodic pass
+    leaves to the drift audit the bindings it compares by listing).
     """
     if supersede:
         _lock_open_tasks(session, resource)
@@ -195,11 +199,16 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
     placed = {s.id: s for s in wanted}
     managed = _forget_gone_sites(session, resource, bindings)
     ensure = [s for s in placed.values() if not _busy(bindings.get(s.id), open_ids)]
+    if only is not None:
+        ensure = [s for s in ensure if s.id in only]
+    if skip is not None:
+        ensure = [s for s in ensure if (b := bindings.get(s.id)) is None or not skip(b)]
     if resource.kind == networks.KIND and ensure:  # each site's copy needs its prefix from the pool
         refused = networks.allocate(session, resource=resource, sites=ensure, now=now, strict=False)
         ensure = [s for s in ensure if s.id not in refused]
-    remove = [b for sid, b in bindings.items()
-              if sid not in placed and sid not in hold and sid in managed and not _busy(b, open_ids)]
+    remove = [] if only is not None else [
+        b for sid, b in bindings.items()
+        if sid not in placed and sid not in hold and sid in managed and not _busy(b, open_ids)]
     targets = [operations.SiteRef(s.id, s.name) for s in ensure] + \
         [operations.SiteRef(b.site_id, b.site_name) for b in remove]
     if not targets:

@@ -18,6 +18,8 @@ from skyfleet.drivers.openstack.paging import PAGE, next_params
 
 Json = dict[str, Any]
 KEYPAIR_USER_MICROVERSION = "2.10"
+KEYPAIR_PAGING_MICROVERSION = "2.35"  # keypair listings of another user, paged (limit, marker)
+FLAVOR_SPECS_MICROVERSION = "2.61"  # flavor listings carry each flavor's extra specs
 
 
 def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, *, body: Json | None = None,
@@ -41,14 +43,15 @@ def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, 
         return {}
 
 
-def _listing(conn: sdk_connection.Connection, service: str, url: str, key: str, params: Json) -> list[Json]:
+def _listing(conn: sdk_connection.Connection, service: str, url: str, key: str, params: Json, *,
+             microversion: str | None = None, marker_key: str = "id") -> list[Json]:
     """Every item of a listing, page after page (a site may cap pages below ``limit``)."""
     items: list[Json] = []
     query: Json | None = {**params, "limit": PAGE}
     while query is not None:
-        body = _call(conn, service, "GET", url, params=query)
+        body = _call(conn, service, "GET", url, params=query, microversion=microversion)
         items += body.get(key) or []
-        query = next_params(body, key, query)
+        query = next_params(body, key, query, marker_key=marker_key)
     return items
 
 
@@ -112,6 +115,15 @@ def delete_keypair(conn: sdk_connection.Connection, name: str, *, user_id: str |
                  microversion=KEYPAIR_USER_MICROVERSION, missing_ok=True) is not None
 
 
+def list_keypairs(conn: sdk_connection.Connection, *, user_id: str | None) -> dict[str, Json]:
+    """Every keypair of ``user_id`` (None: the credential's own user) by name, public keys included:
+    one call for the drift audit, however many keypairs it compares."""
+    params = {"user_id": user_id} if user_id else {}
+    rows = _listing(conn, "compute", "/os-keypairs", "keypairs", params, microversion=KEYPAIR_PAGING_MICROVERSION,
+                    marker_key="name")
+    return {str(row["keypair"]["name"]): dict(row["keypair"]) for row in rows if "keypair" in row}
+
+
 # --- flavors -------------------------------------------------------------------------------------
 
 def find_flavor(conn: sdk_connection.Connection, name: str) -> Json | None:
@@ -128,6 +140,14 @@ def find_flavor(conn: sdk_connection.Connection, name: str) -> Json | None:
         access = _call(conn, "compute", "GET", f"/flavors/{fid}/os-flavor-access", missing_ok=True) or {}
         flavor["access"] = sorted(a["tenant_id"] for a in access.get("flavor_access", []))
     return dict(flavor)
+
+
+def list_flavors(conn: sdk_connection.Connection) -> dict[str, Json]:
+    """Every flavor (public and private) by id, with its extra specs (compute 2.61): one listing for the
+    drift audit. The access lists of private flavors are not in it."""
+    rows = _listing(conn, "compute", "/flavors/detail", "flavors", {"is_public": "None"},
+                    microversion=FLAVOR_SPECS_MICROVERSION)
+    return {str(f["id"]): dict(f) for f in rows}  # no "extra_specs" key: the site ignored 2.61
 
 
 def create_flavor(conn: sdk_connection.Connection, body: Json) -> Json:
@@ -158,6 +178,12 @@ def find_security_group(conn: sdk_connection.Connection, name: str, project_id: 
     found = _call(conn, "network", "GET", "/security-groups",
                   params={"name": name, "project_id": project_id})["security_groups"]
     return dict(found[0]) if found else None
+
+
+def list_security_groups(conn: sdk_connection.Connection, project_id: str) -> dict[str, Json]:
+    """Every security group of a project by id, rules included: one listing for the drift audit."""
+    rows = _listing(conn, "network", "/security-groups", "security_groups", {"project_id": project_id})
+    return {str(g["id"]): dict(g) for g in rows}
 
 
 def create_security_group(conn: sdk_connection.Connection, *, name: str, description: str,

@@ -60,6 +60,18 @@ def _observed_core(found: dict[str, Any]) -> dict[str, Any]:
             "is_public": bool(found.get("os-flavor-access:is_public", True)), "id": found.get("id")}
 
 
+def listed_drift(p: FlavorSync, found: dict[str, Any] | None) -> bool:
+    """Whether ``found`` (one row of a flavor listing at compute 2.61) differs from ``p``: gone, renamed,
+    another core field, or other extra specs (when the row carries them). The access list of a private
+    flavor is not in a listing: the periodic converge pass compares it."""
+    if found is None or found.get("name") != p.name:
+        return True
+    have = _observed_core(found)
+    if any(have.get(k) != v for k, v in _core(p).items()):
+        return True
+    return "extra_specs" in found and dict(found["extra_specs"] or {}) != dict(p.extra_specs)
+
+
 def observe(ctx: SiteContext, p: FlavorSync) -> dict[str, Any]:
     found = syncapi.find_flavor(ctx.connection(), p.name)
     seen: dict[str, Any] = {"found": found, "action": p.action, "replace": p.replace,

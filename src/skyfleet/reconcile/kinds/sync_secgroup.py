@@ -83,6 +83,29 @@ def desired_rules(ctx: SiteContext, p: SecurityGroupSync, project_id: str, own_i
     return out
 
 
+def listed_drift(p: SecurityGroupSync, group: dict[str, Any] | None, groups: dict[str, dict[str, Any]]) -> bool:
+    """Whether ``group`` (as a listing of its project's ``groups`` shows it) differs from ``p``: gone,
+    renamed, another description, or another rule set (a ``remote_group`` is looked up by name in the
+    same listing; one that is not there counts as drift, left for the task to report)."""
+    if group is None or group.get("name") != p.name or (group.get("description") or "") != p.description:
+        return True
+    by_name = {g.get("name"): str(g["id"]) for g in groups.values()}
+    rules = list(p.rules)
+    if p.default_egress:
+        rules += [Rule(direction="egress", ethertype="IPv4"), Rule(direction="egress", ethertype="IPv6")]
+    want = set()
+    for rule in rules:
+        remote = str(group["id"]) if rule.remote_group == p.name else by_name.get(rule.remote_group) \
+            if rule.remote_group else None
+        if rule.remote_group and remote is None:
+            return True
+        want.add(_key(rule.direction, rule.ethertype, rule.protocol, rule.port_range_min, rule.port_range_max,
+                      rule.remote_ip_prefix, remote))
+    have = {_key(r["direction"], r["ethertype"], r.get("protocol"), r.get("port_range_min"), r.get("port_range_max"),
+                 r.get("remote_ip_prefix"), r.get("remote_group_id")) for r in group.get("security_group_rules", [])}
+    return want != have
+
+
 def observe(ctx: SiteContext, p: SecurityGroupSync) -> dict[str, Any]:
     project_id = site_project(ctx, p.project, site_scope=p.site_scope)
     found = syncapi.find_security_group(ctx.connection(), p.name, str(project_id))
@@ -143,7 +166,8 @@ def apply(ctx: SiteContext, p: SecurityGroupSync, plan: Plan) -> dict[str, Any]:
         for key in want:
             if key not in have:
                 syncapi.create_rule(conn, _rule_body(group["id"], list(key)))
-        return verdict("in-sync", remote_id=group["id"], created=True, detail="created")
+        return verdict("in-sync", remote_id=group["id"], created=True, detail="created",
+                       project_id=str(plan["project_id"]))
     gid = plan["repair"]
     if plan["description"]:
         syncapi.update_security_group(conn, gid, description=p.description)
@@ -152,7 +176,7 @@ def apply(ctx: SiteContext, p: SecurityGroupSync, plan: Plan) -> dict[str, Any]:
     for key in plan["add"]:
         syncapi.create_rule(conn, _rule_body(gid, key))
     return verdict("in-sync", remote_id=gid, detail=f"repaired: +{len(plan['add'])} -{len(plan['remove'])} rules",
-                   created=bool(plan.get("created_before")))
+                   created=bool(plan.get("created_before")), project_id=str(plan["project_id"]))
 
 
 def summary(seen: dict[str, Any]) -> dict[str, Any]:
@@ -160,7 +184,7 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
     if seen["action"] == "delete":
         return verdict("absent" if found is None else "kept", remote_id=None,
                        detail="" if found is None else "not created by Skyfleet; kept (use purge)")
-    return verdict("in-sync", remote_id=found["id"], **created_earlier(seen))
+    return verdict("in-sync", remote_id=found["id"], project_id=str(seen["project_id"]), **created_earlier(seen))
 
 
 KIND = register(TaskKind(name="sync.security_group", description="Converge a desired security group in one site.",
