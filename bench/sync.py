@@ -1,6 +1,7 @@
 """Benchmark: one desired keypair synced to many simulated sites through the engine, and the naive way.
 
     .venv/bin/python bench/sync.py [--sites 1000] [--latency-ms 50] [--concurrency 128] [--sequential-sites 100]
+    .venv/bin/python bench/sync.py --drift [--resources 100] [--interval 60] [--drifts 20] ...  (bench/sync_drift.py)
 
 Embedded deployment (SQLite, the in-process worker pool). The keypair is declared as the API does
 (resource + bindings + operation in one transaction); the clock stops when 99% and then 100% of the
@@ -23,6 +24,7 @@ import openstack
 from sqlalchemy import select
 
 sys.path.insert(0, str(Path(__file__).parent))
+import sync_drift
 from fanout import KEY, register, start_simulator
 
 from skyfleet.config import Settings
@@ -112,7 +114,19 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=float, default=50)
     parser.add_argument("--concurrency", type=int, default=128)
     parser.add_argument("--sequential-sites", type=int, default=100)
+    parser.add_argument("--drift", action="store_true", help="the drift audit benchmark (bench/sync_drift.py)")
+    parser.add_argument("--resources", type=int, default=100, help="--drift: keypairs declared on every site")
+    parser.add_argument("--interval", type=float, default=Settings.model_fields["sync_audit_interval"].default,
+                        help="--drift: seconds between drift audits (the server's default)")
+    parser.add_argument("--drifts", type=int, default=20, help="--drift: keypairs deleted behind Skyfleet's back")
+    parser.add_argument("--cycles", type=int, default=3, help="--drift: audit intervals the deletes spread over")
+    parser.add_argument("--legacy-sites", type=int, default=20,
+                        help="--drift: sites of today's per-resource audit, measured for comparison (0: none)")
     args = parser.parse_args()
+    if args.drift:
+        with tempfile.TemporaryDirectory() as tmp:
+            sync_drift.main(args, Path(tmp))
+        return
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         sim, clouds = start_simulator(args.sites, args.latency_ms, workdir)

@@ -146,3 +146,37 @@ def test_member_may_not_create_a_flavor(member_conn: openstack.connection.Connec
         made = syncapi.create_flavor(member_conn, {"name": unique("flavor"), "ram": 64, "vcpus": 1, "disk": 1})
         quiet(syncapi.delete_flavor, member_conn, made["id"])
     assert err.value.status == 403
+
+
+@pytest.mark.covers("syncapi.list_keypairs", "syncapi.list_flavors", "syncapi.list_security_groups")
+def test_listings_the_drift_audit_compares(conn: openstack.connection.Connection, project: Tenant,
+                                          ssh_public_key: tuple[str, str]) -> None:
+    """One listing per kind shows what the drift audit compares: another user's keypairs with their public
+    keys, every flavor (a private one too) with its extra specs, a project's groups with their rules."""
+    public_key, _ = ssh_public_key
+    name = unique("kp")
+    syncapi.create_keypair(conn, name=name, public_key=public_key, user_id=project.user_id)
+    flavor = syncapi.create_flavor(conn, {"name": unique("flavor"), "ram": 64, "vcpus": 1, "disk": 1,
+                                          "os-flavor-access:is_public": False})
+    group = syncapi.create_security_group(conn, name=unique("sg"), description="d", project_id=project.project_id)
+    try:
+        keys = syncapi.list_keypairs(conn, user_id=project.user_id)
+        assert keys[name]["public_key"].split()[:2] == public_key.split()[:2]
+        assert name not in syncapi.list_keypairs(conn, user_id=None)  # the admin's own: not the user's
+        syncapi.set_extra_specs(conn, flavor["id"], {"hw:cpu_policy": "shared"})
+        flavors = syncapi.list_flavors(conn)
+        assert flavors[flavor["id"]]["name"] == flavor["name"]
+        assert flavors[flavor["id"]]["extra_specs"] == {"hw:cpu_policy": "shared"}  # compute 2.61
+        assert flavors[flavor["id"]]["os-flavor-access:is_public"] is False
+        body = {"security_group_id": group["id"], "direction": "ingress", "ethertype": "IPv4", "protocol": "tcp",
+                "port_range_min": 22, "port_range_max": 22, "remote_ip_prefix": "10.0.0.0/8"}
+        rule = syncapi.create_rule(conn, body)
+        groups = syncapi.list_security_groups(conn, project.project_id)
+        assert {r["id"] for r in groups[group["id"]]["security_group_rules"]} >= {rule["id"]}
+        assert all(g["project_id"] == project.project_id for g in groups.values())
+        syncapi.delete_keypair(conn, name, user_id=project.user_id)
+        assert name not in syncapi.list_keypairs(conn, user_id=project.user_id)
+    finally:
+        syncapi.delete_keypair(conn, name, user_id=project.user_id)
+        syncapi.delete_flavor(conn, flavor["id"])
+        syncapi.delete_security_group(conn, group["id"])

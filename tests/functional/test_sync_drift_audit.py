@@ -137,7 +137,7 @@ def test_an_altered_flavor_and_security_group_rule_are_repaired(fleet: Any) -> N
 
 
 def test_a_user_task_in_flight_holds_the_audit_to_the_lanes_floor(fleet: Any, monkeypatch: Any) -> None:
-    sim, runtime, client, engine = fleet
+    _sim, runtime, client, engine = fleet
     declare_mix(client)
     run(runtime, engine)
     lanes = Lanes(background_floor=1)

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
-from skyfleet.domains.operations.models import OPEN_STATES, Task
+from skyfleet.domains.operations.models import SUCCEEDED, Task
 from skyfleet.domains.sites.models import Site
 from skyfleet.domains.sync.converge import converge, owner_refs
 from skyfleet.domains.sync.models import ACTIVE, SyncBinding, SyncResource
@@ -139,20 +139,27 @@ def _sites(session: Session, box: SecretBox) -> list[SiteScan]:
 
 
 def _expectations(session: Session, chunk: list[SiteScan], models: dict[str, BaseModel]) -> None:
-    """Fill each site's bindings to compare: in sync, ensured, no task open."""
+    """Fill each site's bindings to compare: ensured, no task open, and in sync by their last task's outcome
+    (a binding is folded only when its whole operation settles: one offline site keeps the others' rows
+    ``pending`` a while) or, its task pruned, by the binding's own status."""
     by_id = {s.site_id: s for s in chunk}
     rows = session.execute(
-        select(SyncBinding.resource_id, SyncBinding.site_id, SyncBinding.remote_id, SyncResource.kind, Task.state,
-               Task.result)
+        select(SyncBinding.resource_id, SyncBinding.site_id, SyncBinding.remote_id, SyncBinding.status,
+               SyncResource.kind, Task.id, Task.state, Task.result)
         .join(SyncResource, SyncResource.id == SyncBinding.resource_id)
         .outerjoin(Task, Task.id == SyncBinding.task_id)
-        .where(SyncBinding.site_id.in_(list(by_id)), SyncBinding.status == "in-sync",
-               SyncBinding.action == "ensure", SyncResource.kind.in_(LISTED)))
-    for resource_id, site_id, remote_id, kind, state, result in rows:
+        .where(SyncBinding.site_id.in_(list(by_id)), SyncBinding.action == "ensure", SyncResource.kind.in_(LISTED)))
+    for resource_id, site_id, remote_id, status, kind, task_id, state, result in rows:
         model = models.get(resource_id)
-        if model is None or state in OPEN_STATES:
+        result = result or {}
+        if task_id is not None:
+            in_sync = state == SUCCEEDED and result.get("status") == "in-sync"
+            remote_id = result.get("remote_id") or remote_id
+        else:
+            in_sync = status == "in-sync"
+        if model is None or not in_sync:
             continue
-        by_id[site_id].expect.append(Expect(resource_id, kind, remote_id, _owner(kind, model, result or {})))
+        by_id[site_id].expect.append(Expect(resource_id, kind, remote_id, _owner(kind, model, result)))
 
 
 def compare(conn: Any, scan: SiteScan, models: dict[str, BaseModel]) -> SiteResult:
