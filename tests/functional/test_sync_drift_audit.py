@@ -96,8 +96,10 @@ def test_a_keypair_deleted_behind_skyfleets_back_comes_back_with_no_write_elsewh
     for key in [k for k in nova.keypairs if k[1] == "k2"]:
         del nova.keypairs[key]
     sim.reset_counters()
+    before = tasks(runtime)
     report = runtime.drift_audit_now()
     assert report.drifted == 1 and report.repaired == {_id(client, "/v1/keypairs/k2")}
+    assert tasks(runtime) == before + 1  # one repair task, on b alone
     run(runtime, engine)
     assert any(n == "k2" for (_, n) in sim.state(b).nova.keypairs)
     assert statuses(client, "/v1/keypairs/k2") == {a: "in-sync", b: "in-sync", c: "in-sync"}

@@ -22,7 +22,6 @@ from skyfleet.db.base import utcnow
 from skyfleet.db.engine import transaction
 from skyfleet.domains.operations.models import Task
 from skyfleet.reconcile.engine import Engine, EngineConfig
-from skyfleet.reconcile.sync_audit import run_sync_audit
 
 pytestmark = pytest.mark.realstack
 PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFb8Xh0Ud6oGTc6a7h8bXr0S7kUd3DLBHvH8cS8nq0yq "
@@ -94,7 +93,8 @@ def test_keypair_flavor_security_groups_converge_and_drift_is_repaired(
         group = conns["site1"].network.find_security_group(web, project_id=conns["site1"].current_project_id)
         rule = next(r for r in group.security_group_rules if r["port_range_min"] == 443)
         conns["site1"].network.delete_security_group_rule(rule["id"])
-        run_sync_audit(rt.factory)
+        report = rt.drift_audit_now()  # one listing per kind per site finds the three, and only them
+        assert (report.drifted, report.failed, report.calls) == (3, 0, 3 * len(SITES)), report.as_dict()
         converge(rt, engine)
         assert conns["site2"].compute.find_keypair(key) is not None
         assert conns["site1"].compute.fetch_flavor_extra_specs(f1).extra_specs["hw:mem_page_size"] == "large"
