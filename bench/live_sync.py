@@ -65,9 +65,11 @@ ONLINE = re.compile(r'^skyfleet_sites\{availability="online"\} ([0-9.e+]+)$', re
 def defaults() -> str:
     """The periodic intervals the server runs with (the settings' defaults: nothing overrides them)."""
     d = {name: field.default for name, field in Settings.model_fields.items()}
+    converge = d["sync_converge_interval"] or 5 * d["sync_audit_interval"]
     return (f"health audit every {d['audit_interval']:.0f} s, inventory refresh {d['inventory_interval']:.0f} s "
             f"(full {d['inventory_full_interval']:.0f} s), quota round {d['quota_interval']:.0f} s, drift audit "
-            f"{d['sync_audit_interval']:.0f} s; engine {d['engine_concurrency']} tasks at once")
+            f"{d['sync_audit_interval']:.0f} s (converge pass {converge:.0f} s); "
+            f"engine {d['engine_concurrency']} tasks at once")
 
 
 def load() -> str:

@@ -201,9 +201,7 @@ def drifting(sim: Sim, scan: Any, wake: Any, sites: list[str], names: list[str],
     def loop() -> None:
         while not stop.is_set():
             began = time.monotonic()
-            report = scan()
-            if report.repaired:
-                wake()
+            scan(wake)
             stop.wait(max(0.0, args.interval - (time.monotonic() - began)))
 
     window = args.interval * args.cycles
@@ -275,9 +273,9 @@ def main(args: argparse.Namespace, workdir: Path) -> None:
                           concurrency=args.concurrency, poll_interval=1.0, lanes=lanes)
         pool.start()
 
-        def scan() -> Any:
+        def scan(wake: Any = None) -> Any:
             return scan_fleet(factory, box=box, concurrency=settings.sync_audit_concurrency,
-                              timeout=settings.site_timeout, pool=site_pool, lanes=lanes)
+                              timeout=settings.site_timeout, pool=site_pool, lanes=lanes, wake=wake)
 
         sites = list(clouds)
         one_cycle("cold (first token per site)", sim, scan, sites, sites[:3])

@@ -64,13 +64,10 @@ class Runtime:
                             functools.partial(self.audit_now, (i, count))) for i in range(count)]
 
     def drift_audit_now(self) -> ScanReport:
-        """The drift audit (one listing per site per kind); wakes the workers when it submitted repairs."""
+        """The drift audit (one listing per site per kind); wakes the workers as its repairs are submitted."""
         s = self.settings
-        report = scan_fleet(self.factory, box=self.box, concurrency=s.sync_audit_concurrency,
-                            timeout=s.site_timeout, pool=self.site_pool, lanes=self.lanes)
-        if report.repaired:
-            self.wake()
-        return report
+        return scan_fleet(self.factory, box=self.box, concurrency=s.sync_audit_concurrency,
+                          timeout=s.site_timeout, pool=self.site_pool, lanes=self.lanes, wake=self.wake)
 
     def sync_converge_now(self) -> set[str]:
         """The periodic converge pass (what the drift audit does not list); wakes the workers."""

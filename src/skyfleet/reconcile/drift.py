@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -224,8 +224,10 @@ def repair(factory: sessionmaker[Session], drifted: dict[str, set[str]]) -> set[
 
 
 def scan_fleet(factory: sessionmaker[Session], *, box: SecretBox, concurrency: int, timeout: float,
-               pool: SitePool | None = None, lanes: Lanes | None = None, chunk: int = 200) -> ScanReport:
-    """One drift audit over every online managed site; returns what it read and repaired."""
+               pool: SitePool | None = None, lanes: Lanes | None = None, chunk: int = 200,
+               wake: Callable[[], None] | None = None) -> ScanReport:
+    """One drift audit over every online managed site; returns what it read and repaired. ``wake`` is
+    called as soon as a chunk's repairs are committed (the workers need not wait for the whole audit)."""
     started = time.monotonic()
     pool = pool or SitePool()
     report = ScanReport()
@@ -265,7 +267,10 @@ def scan_fleet(factory: sessionmaker[Session], *, box: SecretBox, concurrency: i
                     drifted.setdefault(resource_id, set()).add(scan.site_id)
             report.drifted += sum(len(s) for s in drifted.values())
             try:
-                report.repaired |= repair(factory, drifted)
+                started_now = repair(factory, drifted)
+                report.repaired |= started_now
+                if started_now and wake is not None:
+                    wake()
             except Exception:  # the next audit finds the same drift again
                 log.exception("drift audit: repairs of %d resource(s) not submitted", len(drifted))
     report.seconds = round(time.monotonic() - started, 3)
