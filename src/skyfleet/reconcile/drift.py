@@ -261,7 +261,7 @@ def scan_fleet(factory: sessionmaker[Session], *, box: SecretBox, concurrency: i
                 report.compared += len(scan.expect)
                 if result.error is not None:
                     report.failed += 1
-                    log.info("drift audit: site %s not compared: %s", scan.name, result.error)
+                    log.debug("drift audit: site %s not compared: %s", scan.name, result.error)
                     continue
                 for resource_id in result.drifted:
                     drifted.setdefault(resource_id, set()).add(scan.site_id)
