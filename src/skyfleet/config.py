@@ -162,7 +162,7 @@ class Settings(BaseSettings):
         "off for processes dedicated to tasks.")
     background_floor: int = Field(
         2, ge=1, le=4096, description="While user-started tasks run in this process, the periodic fan-outs "
-        "(health audit, inventory refresh) make at most this many site calls at once; at least 1, so they "
+        "(health audit, inventory refresh, drift audit) make at most this many site calls at once; at least 1, so they "
         "slow down but never stop. They go back to their own concurrency when the user tasks end.")
 
     # --- inventory (the global view) -----------------------------------------------------------------

@@ -39,7 +39,7 @@ class Runtime:
     scheduler: Scheduler | None = field(default=None)
     runner: EngineRunner | None = field(default=None)
     # The process's priority lanes: its worker pool counts user-started tasks in them, and the periodic
-    # fan-outs (health audit, inventory refresh) drop to ``background_floor`` site calls meanwhile.
+    # fan-outs (health audit, inventory refresh, drift audit) drop to ``background_floor`` site calls meanwhile.
     lanes: Lanes = field(default_factory=Lanes)
     # The process's sessions and tokens per site credential: the health audit's fresh login each cycle is
     # handed to it, and the engine and the inventory refresh call the sites through it.

@@ -11,7 +11,8 @@ Sites are read on a bounded thread pool, each read behind a background slot of t
 lanes (``reconcile.lanes``), and handled in chunks: one transaction reads a chunk's bindings, one
 transaction submits the chunk's repairs. None of these kinds offers a change feed that shows deletions
 (Nova keypairs and flavors have no ``changes-since``; Neutron's ``changed_since`` leaves deleted groups
-out, so it would take a second, id-only listing), so the listing is a full one; it is one call per kind for a site with up to 1,000 of them.
+out, so it would take a second, id-only listing), so the listing is a full one; it is one call per kind
+for a site with up to 1,000 of them.
 
 Not compared here (the periodic converge pass, ``reconcile.sync_audit``, covers them): bindings that are
 not ``in-sync`` (failed, pending, out-of-sync), sites without a binding yet, the access list of a private
