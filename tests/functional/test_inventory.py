@@ -78,6 +78,15 @@ def test_changes_behind_skyfleets_back_show_up_with_events(
     assert {n["name"] for n in items(client, "networks", site="site-0002")} >= {"net-web-1"}
     assert items(client, "flavors", site="site-0001", name="m1.small")
     assert items(client, "hypervisors", site="site-0003")[0]["data"]["vcpus"] > 0
+    # the search box's q: a name substring, an id prefix or an exact IP, the same row each time
+    for words in ("EB-1", server.id[:8], row["ips"][0]):
+        assert [r["remote_id"] for r in items(client, "servers", q=words)] == [server.id], words
+    assert items(client, "servers", q=server.id[1:9]) == [], "an id matches from its start only"
+    assert items(client, "servers", q=row["ips"][0].rsplit(".", 1)[0]) == [], "an IP matches whole"
+    assert items(client, "servers", q="   ") != [], "a blank search is no search"
+    refused = client.get("/v1/inventory/servers", params={"q": "web\x01"})
+    assert refused.status_code == 400 and "control character" in refused.json()["detail"], refused.text
+    assert client.get("/v1/inventory/servers", params={"q": "x" * 256}).status_code == 422
 
     # Behind Skyfleet's back: the server goes ERROR, a volume appears, then the server is deleted.
     sim.state("site-0002").nova.servers[server.id].update(status="ERROR", _updated=time.time())

@@ -141,6 +141,8 @@ def list_items(
     status: Annotated[str | None, Query(description="Comma-separated statuses, e.g. ACTIVE,ERROR")] = None,
     name: Annotated[str | None, Query(max_length=255, description="Substring of the name")] = None,
     ip: Annotated[str | None, Query(max_length=64, description="Exact IP address")] = None,
+    q: Annotated[str | None, Query(max_length=255, description="Search: a substring of the name, a prefix of "
+                                   "the id on the site, or an exact IP address")] = None,
     updated_since: Annotated[datetime | None, Query(description="Changed at or after (ISO 8601)")] = None,
     sort: Annotated[str, Query(description="name, status, changed_at, site, project, id; -key descends")] = "id",
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
@@ -153,7 +155,7 @@ def list_items(
         kind=kind, selector=parse_selector(selector) if selector else [],
         project_id=_project_scope(principal, project),
         status=csv(status, "status"), name=name, ip=ip,
-        changed_since=_aware(updated_since))
+        changed_since=_aware(updated_since), text=_search_text(q))
     if live:
         return _live(runtime, site, filters, limit)
     now, stale_after = utcnow(), runtime.settings.inventory_interval * STALE_FACTOR
@@ -175,11 +177,21 @@ def list_items(
     return ItemList(items=items, next_offset=next_offset)
 
 
+def _search_text(q: str | None) -> str | None:
+    """The search words, trimmed; blank means no search (CLEAN_URL has refused control characters)."""
+    return q.strip() if q and q.strip() else None
+
+
+def _found(record: Record, text: str | None) -> bool:
+    return (not text or text.lower() in (record.name or "").lower() or record.remote_id.startswith(text)
+            or text in record.ips)
+
+
 def _matches(record: Record, filters: queries.ItemFilter) -> bool:
     return ((filters.project_id is None or record.project_id == filters.project_id)
             and (not filters.status or record.status in filters.status)
             and (not filters.name or filters.name.lower() in (record.name or "").lower())
-            and (not filters.ip or filters.ip in record.ips))
+            and (not filters.ip or filters.ip in record.ips) and _found(record, filters.text))
 
 
 def _live(runtime: RuntimeDep, site: str | None, filters: queries.ItemFilter, limit: int) -> ItemList:

@@ -38,6 +38,7 @@ class ItemFilter:
     name: str | None = None
     ip: str | None = None
     changed_since: datetime | None = None
+    text: str | None = None  # a search box's words: a name substring, an id prefix or an exact IP
 
 
 def _escape(text: str) -> str:
@@ -83,6 +84,11 @@ def _filtered(session: Session, query: Any, filters: ItemFilter) -> Any:
         query = query.where(InventoryItem.ips.like(f"% {_escape(filters.ip)} %", escape="\\"))
     if filters.changed_since is not None:
         query = query.where(InventoryItem.changed_at >= filters.changed_since)
+    if filters.text:
+        escaped = _escape(filters.text)
+        query = query.where(or_(InventoryItem.name.ilike(f"%{escaped}%", escape="\\"),
+                                InventoryItem.remote_id.like(f"{escaped}%", escape="\\"),
+                                InventoryItem.ips.like(f"% {escaped} %", escape="\\")))
     return query
 
 

@@ -148,91 +148,297 @@ function section(title, ...children) {
 
 // ---- views -----------------------------------------------------------------------------------
 
+// ---- the URL's hash: a view's path and its filters (#/overview?group=eu&availability=online) -----
+
+function hashPath() {
+  return location.hash.replace(/^#\/?/, "").split("?")[0];
+}
+
+function hashParams() {
+  const at = location.hash.indexOf("?");
+  return new URLSearchParams(at < 0 ? "" : location.hash.slice(at + 1));
+}
+
+// Put a view's filters in the URL so the view can be shared; replaceState fires no hashchange, so the
+// view is not built again (the view itself reads what the filters select).
+function setHashParams(view, values) {
+  const p = new URLSearchParams();
+  for (const [k, v] of Object.entries(values)) {
+    if (v === "" || v === null || v === undefined || (k === "page" && v === 1)) continue;
+    p.set(k, String(v));
+  }
+  const query = p.toString();
+  history.replaceState(null, "", `#/${view}${query ? "?" + query : ""}`);
+}
+
+// Calls the user's typing into one call once the typing pauses.
+function debounce(fn, ms) {
+  let timer = null;
+  return () => {
+    clearTimeout(timer);
+    timer = setTimeout(fn, ms);
+  };
+}
+
+// ---- sparklines: a small inline SVG line of a series' points (oldest first) -----------------------
+
+function sparkline(points, label, unit) {
+  const values = (points || []).map((p) => p[1]).filter((v) => typeof v === "number" && Number.isFinite(v));
+  if (!values.length) return "—";
+  const w = 80;
+  const h = 18;
+  const min = Math.min(...values);
+  const max = Math.max(...values);
+  const span = max - min || 1;
+  const xy = values.map((v, i) => [values.length === 1 ? w / 2 : 1 + (i * (w - 2)) / (values.length - 1),
+    h - 2 - ((v - min) / span) * (h - 4)]);
+  const round = (v) => String(Math.round(v * 10) / 10);
+  const last = xy[xy.length - 1];
+  const text = `${label}: ${values.length} points, latest ${round(values[values.length - 1])} ${unit}, ` +
+    `min ${round(min)}, max ${round(max)}`;
+  return svg("svg", { class: "spark", viewBox: `0 0 ${w} ${h}`, width: w, height: h, role: "img", "aria-label": text,
+    "data-points": values.length },
+  svg("title", { text }),
+  svg("polyline", { points: xy.map(([x, y]) => `${round(x)},${round(y)}`).join(" ") }),
+  svg("circle", { cx: round(last[0]), cy: round(last[1]), r: 1.8 }));
+}
+
+// ---- the fleet overview -------------------------------------------------------------------------
+
 const AVAILABILITIES = ["online", "degraded", "offline", "unknown"];
+const PAGE_ROWS = 50;  // rows of the site grid drawn at once; /v1/indicators takes 64 sites a call
+const SITES_RENDERED = "skyfleet:sites-rendered";  // performance marks, read by the benchmark and tests:
+const SITES_COMPLETE = "skyfleet:sites-complete";  // the grid's first rows drawn; every matching site read
+
+// The overview's filters go to GET /v1/sites itself (selector, group, availability, name): the API
+// filters, the page draws what it answers, and the tally counts the sites that match.
+function sitesQuery(f, limit) {
+  const q = new URLSearchParams({ limit: String(limit) });
+  if (f.label) q.set("selector", f.label);
+  if (f.group) q.set("group", f.group);
+  if (f.availability) q.set("availability", f.availability);
+  if (f.q) q.set("name", f.q);
+  return `/v1/sites?${q}`;
+}
 
 async function viewOverview(main, signal) {
   main.append(el("h1", { class: "view-title", text: "Fleet overview" }));
-  const [sites, summary] = await Promise.allSettled([
-    apiAll("/v1/sites?limit=1000", "sites", signal), api("/v1/inventory/summary", signal)]);
-  const bySite = new Map();
-  if (summary.status === "fulfilled") for (const s of summary.value.sites || []) bySite.set(s.site_id, s);
-
-  if (sites.status === "rejected") {
-    main.append(section("Sites", errorBox(sites.reason, "The list of sites (fleet admins only)")));
-  } else {
-    let rows = sites.value;
-    const tallyHolder = el("div");
-    const filter = el("input", { id: "site-filter", type: "search", placeholder: "name, group or label" });
-    const avail = el("select", { id: "site-availability" }, el("option", { value: "", text: "any" }),
-      AVAILABILITIES.map((a) => el("option", { value: a, text: a })));
-    const holder = el("div");
-    const draw = () => {
-      tallyHolder.replaceChildren(availabilityTally(rows));
-      const q = filter.value.trim().toLowerCase();
-      const shown = rows.filter((s) => (!avail.value || s.availability === avail.value) && (!q ||
-        [s.name, s.group || "", ...Object.entries(s.labels || {}).map(([k, v]) => `${k}=${v}`)].join(" ").toLowerCase().includes(q)));
-      holder.replaceChildren(siteTable(shown, bySite, rows.length));
-    };
-    filter.addEventListener("input", draw);
-    avail.addEventListener("change", draw);
-    draw();
-    const status = el("p", { id: "sites-live", class: "status", role: "status", text: "connecting…" });
-    main.append(section("Sites", tallyHolder, status,
-      el("div", { class: "filters" },
-        el("label", { for: "site-filter", text: "Filter" }), filter,
-        el("label", { for: "site-availability", text: "Availability" }), avail),
-      holder));
-    // Live: a site's event (availability, registered, changed, removed) reads the list again, at most
-    // once per second, and redraws the tally and the table in place; no reload.
-    let pending = null;
-    followEvents(signal, status, (e) => {
-      if (!String(e.kind).startsWith("site.") || pending) return;
-      pending = setTimeout(async () => {
-        try {
-          rows = await apiAll("/v1/sites?limit=1000", "sites", signal);
-          draw();
-        } catch (err) {
-          const box = errorBox(err, "The list of sites");
-          if (box) status.replaceChildren(box);
-        }
-        pending = null;
-      }, 1000);
-    });
-  }
-
-  if (summary.status === "rejected") {
-    main.append(section("Inventory", errorBox(summary.reason, "The inventory summary")));
-  } else {
-    const s = summary.value;
-    const kinds = Object.entries(s.totals || {});
-    const cap = s.capacity;
-    main.append(section("Inventory",
-      cap ? el("p", { class: "caps" }, "vCPUs ", meter(cap.vcpus_used, cap.vcpus, "vCPUs"),
-        " RAM MiB ", meter(cap.memory_mb_used, cap.memory_mb, "RAM"),
-        " Disk GiB ", meter(cap.local_gb_used, cap.local_gb, "Disk")) : null,
-      table("Resources observed on the sites, by kind and status", ["Kind", "Counts"], kinds,
-        ([kind, byStatus]) => [kind, Object.entries(byStatus).map(([st, n]) => `${st}: ${n}`).join(", ")],
-        "Nothing observed yet.")));
-  }
+  const p = hashParams();
+  const f = { label: p.get("label") || "", group: p.get("group") || "", availability: p.get("availability") || "",
+    q: p.get("q") || "", page: Math.max(1, parseInt(p.get("page"), 10) || 1) };
+  const sitesPanel = el("div");
+  const inventoryPanel = el("div");
+  main.append(sitesPanel, inventoryPanel);
+  const summary = api("/v1/inventory/summary", signal);
+  await Promise.allSettled([overviewSites(sitesPanel, signal, f, summary), overviewInventory(inventoryPanel, summary)]);
 }
 
-function availabilityTally(rows) {
+async function overviewInventory(holder, summaryCall) {
+  let s;
+  try {
+    s = await summaryCall;
+  } catch (err) {
+    holder.append(section("Inventory", errorBox(err, "The inventory summary")));
+    return;
+  }
+  const kinds = Object.entries(s.totals || {});
+  const cap = s.capacity;
+  holder.append(section("Inventory",
+    cap ? el("p", { class: "caps" }, "vCPUs ", meter(cap.vcpus_used, cap.vcpus, "vCPUs"),
+      " RAM MiB ", meter(cap.memory_mb_used, cap.memory_mb, "RAM"),
+      " Disk GiB ", meter(cap.local_gb_used, cap.local_gb, "Disk")) : null,
+    table("Resources observed on the sites, by kind and status", ["Kind", "Counts"], kinds,
+      ([kind, byStatus]) => [kind, Object.entries(byStatus).map(([st, n]) => `${st}: ${n}`).join(", ")],
+      "Nothing observed yet.")));
+}
+
+// Every site the filters select, a page at a time: a first short page (the grid's first rows at once),
+// then pages of 1000; `onRows(rows, done)` after each.
+async function loadSites(f, signal, onRows) {
+  let rows = [];
+  let marker = null;
+  let limit = PAGE_ROWS * 2;
+  for (let i = 0; i < 50; i++) {
+    const body = await api(sitesQuery(f, limit) + (marker ? `&marker=${encodeURIComponent(marker)}` : ""), signal);
+    rows = rows.concat(body.sites || []);
+    marker = body.next_marker;
+    const done = marker === null || marker === undefined;
+    onRows(rows, done);
+    if (done) break;
+    limit = 1000;
+  }
+  return rows;
+}
+
+async function overviewSites(holderPanel, signal, f, summaryCall) {
+  let rows = [];
+  let complete = false;
+  const bySite = new Map();
+  const groups = new Set();
+  const groupList = el("datalist", { id: "site-groups" });
+  const fields = {
+    label: el("input", { id: "site-label", type: "text", value: f.label, placeholder: "tier=edge", spellcheck: "false",
+      "aria-describedby": "site-label-help" }),
+    group: el("input", { id: "site-group", type: "text", value: f.group, list: "site-groups", spellcheck: "false" }),
+    availability: el("select", { id: "site-availability" }, el("option", { value: "", text: "any" }),
+      AVAILABILITIES.map((a) => el("option", { value: a, text: a }))),
+    q: el("input", { id: "site-filter", type: "search", value: f.q, placeholder: "part of a name", spellcheck: "false" }),
+  };
+  fields.availability.value = f.availability;
+  const tallyHolder = el("div");
+  const problem = el("div", { id: "site-filter-problem" });
+  const pager = el("nav", { class: "pager", "aria-label": "Pages of the site list" });
+  const holder = el("div", { id: "site-grid" });
+  const status = el("p", { id: "sites-live", class: "status", role: "status", text: "connecting…" });
+  const sparkCache = new Map();  // site id -> its latency series (or null: none)
+  let marked = false;
+  let sparkCall = null;
+
+  // The API latency of the sites of this page over the last hour: one call for the rows not seen yet.
+  const sparks = (shown) => {
+    const fill = () => {
+      for (const slot of holder.querySelectorAll(".spark-slot")) {
+        if (!sparkCache.has(slot.dataset.siteId)) continue;
+        const s = sparkCache.get(slot.dataset.siteId);
+        slot.replaceChildren(s ? sparkline(s.points, `API latency of ${s.site} over the last hour`, s.unit) : "—");
+      }
+    };
+    fill();
+    const missing = shown.map((s) => s.id).filter((id) => !sparkCache.has(id));
+    if (!missing.length) return;
+    if (sparkCall) sparkCall.abort();
+    sparkCall = new AbortController();
+    const own = sparkCall;
+    signal.addEventListener("abort", () => own.abort());
+    api(`/v1/indicators?site=${encodeURIComponent(missing.join(","))}&name=audit.latency_ms&since=1h&step=5m`, own.signal)
+      .then((body) => {
+        for (const id of missing) sparkCache.set(id, null);
+        for (const s of body.series || []) sparkCache.set(s.site_id, s);
+        fill();
+      })
+      .catch(() => {
+        for (const slot of holder.querySelectorAll(".spark-slot")) if (slot.textContent === "…") slot.textContent = "—";
+      });
+  };
+
+  const draw = () => {
+    for (const s of rows) if (s.group) groups.add(s.group);
+    groupList.replaceChildren(...[...groups].sort().map((g) => el("option", { value: g })));
+    tallyHolder.replaceChildren(availabilityTally(rows, complete));
+    const pages = Math.max(1, Math.ceil(rows.length / PAGE_ROWS));
+    if (complete) f.page = Math.min(f.page, pages);
+    const start = Math.min((f.page - 1) * PAGE_ROWS, (pages - 1) * PAGE_ROWS);
+    const shown = rows.slice(start, start + PAGE_ROWS);
+    holder.replaceChildren(siteTable(shown, bySite, rows.length, start, complete));
+    const move = (by) => {
+      f.page = Math.min(Math.max(1, f.page + by), pages);
+      setHashParams("overview", f);
+      draw();
+    };
+    const prev = el("button", { type: "button", id: "sites-prev", disabled: f.page <= 1, text: "← Previous" });
+    const next = el("button", { type: "button", id: "sites-next", disabled: f.page >= pages, text: "Next →" });
+    prev.addEventListener("click", () => move(-1));
+    next.addEventListener("click", () => move(1));
+    pager.replaceChildren(prev, el("span", { id: "sites-page", class: "num",
+      text: ` page ${f.page} of ${pages}${complete ? "" : "+"} ` }), next);
+    pager.hidden = complete && pages <= 1;
+    if (!marked) {  // the grid's first rows are in the document: marked once the frame that shows them is done
+      marked = true;
+      requestAnimationFrame(() => setTimeout(() => performance.mark(SITES_RENDERED), 0));
+    }
+    sparks(shown);
+  };
+
+  let loading = null;
+  const load = async () => {
+    if (loading) loading.abort();
+    const own = new AbortController();
+    loading = own;
+    signal.addEventListener("abort", () => own.abort());
+    complete = false;
+    try {
+      await loadSites(f, own.signal, (got, done) => {
+        if (own.signal.aborted) return;
+        rows = got;
+        complete = done;
+        problem.replaceChildren();
+        draw();
+      });
+      if (complete) performance.mark(SITES_COMPLETE);
+    } catch (err) {
+      if (own.signal.aborted) return;
+      const box = errorBox(err, "The site filter");
+      if (box) problem.replaceChildren(box);
+      rows = [];
+      complete = true;
+      draw();
+      throw err;
+    }
+  };
+
+  holderPanel.append(section("Sites", tallyHolder, status,
+    el("div", { class: "filters", role: "search", "aria-label": "Filter the sites" },
+      el("label", { for: "site-filter", text: "Name" }), fields.q,
+      el("label", { for: "site-label", text: "Label" }), fields.label,
+      el("label", { for: "site-group", text: "Group" }), fields.group, groupList,
+      el("label", { for: "site-availability", text: "Availability" }), fields.availability),
+    el("p", { id: "site-label-help", class: "status",
+      text: "Label: key=value, key!=value, key or !key, several joined with commas. The filters are in the URL: share it." }),
+    problem, holder, pager));
+  try {
+    await load();
+  } catch (err) {  // a tenant (403), or no API: the section says why, with no filters
+    if (!(err instanceof ApiError && err.status === 400)) {
+      holderPanel.replaceChildren(section("Sites", errorBox(err, "The list of sites (fleet admins only)")));
+      return;
+    }
+  }
+  const changed = () => {  // every field is read: a pending keystroke's pause goes along
+    for (const key of Object.keys(fields)) f[key] = fields[key].value.trim();
+    f.page = 1;
+    setHashParams("overview", f);
+    load().catch(() => {});
+  };
+  const typed = debounce(changed, 300);
+  for (const key of ["label", "group", "q"]) fields[key].addEventListener("input", typed);
+  fields.availability.addEventListener("change", changed);
+  summaryCall.then((s) => {
+    for (const x of s.sites || []) bySite.set(x.site_id, x);
+    draw();
+  }).catch(() => {});
+  // Live: a site's event (availability, registered, changed, removed) reads the list again, at most
+  // once per second, and redraws the tally and the table in place; no reload.
+  let pending = null;
+  followEvents(signal, status, (e) => {
+    if (!String(e.kind).startsWith("site.") || pending) return;
+    pending = setTimeout(async () => {
+      try { await load(); } catch (_) { /* shown in the problem box */ }
+      pending = null;
+    }, 1000);
+  });
+}
+
+function availabilityTally(rows, complete) {
   const counts = Object.fromEntries(AVAILABILITIES.map((a) => [a, 0]));
   for (const s of rows) counts[s.availability] = (counts[s.availability] || 0) + 1;
-  return el("ul", { class: "tally", id: "availability-counts", "aria-label": "Sites per availability" },
-    el("li", { class: "total" }, el("span", { class: "n", text: rows.length }), " sites"),
-    Object.entries(counts).map(([a, n]) => el("li", { "data-availability": a }, el("span", { class: "n", text: n }), " ", badge(a))));
+  return el("ul", { class: "tally", id: "availability-counts", "aria-label": "Matching sites per availability",
+    "aria-busy": complete ? "false" : "true" },
+  el("li", { class: "total" }, el("span", { class: "n", text: rows.length }), complete ? " sites" : " sites so far…"),
+  Object.entries(counts).map(([a, n]) => el("li", { "data-availability": a }, el("span", { class: "n", text: n }), " ", badge(a))));
 }
 
-function siteTable(rows, bySite, total) {
-  return table(`Sites (${rows.length} of ${total})`,
-    ["Site", "Availability", "Group", "Labels", "Latency (ms)", "vCPUs", "RAM (MiB)", "Last audit"], rows, (s) => {
+function siteTable(rows, bySite, total, start, complete) {
+  const range = total > rows.length ? `, ${start + 1}–${start + rows.length} shown` : "";
+  return table(`Sites (${total}${complete ? "" : "+"} matching${range})`,
+    ["Site", "Availability", "Group", "Labels", "Latency (ms)", "Latency, 1 h", "vCPUs", "RAM (MiB)", "Last audit"],
+    rows, (s) => {
       const inv = bySite.get(s.id);
       const cap = inv && inv.capacity;
       return [el("a", { href: `#/site/${encodeURIComponent(s.name)}`, text: s.name }),
         badge(s.availability), s.group || "—",
         Object.entries(s.labels || {}).map(([k, v]) => `${k}=${v}`).join(", ") || "—",
         s.latency_ms === null || s.latency_ms === undefined ? "—" : s.latency_ms.toFixed(1),
+        el("span", { class: "spark-slot", "data-site-id": s.id, text: "…" }),
         cap ? meter(cap.vcpus_used, cap.vcpus, "vCPUs") : "—",
         cap ? meter(cap.memory_mb_used, cap.memory_mb, "RAM") : "—",
         fmtTime(s.last_audit_at)];
@@ -258,15 +464,20 @@ async function viewSite(main, signal, name) {
     ["Consecutive failures", site.consecutive_failures], ["Last error", site.last_error || "—"],
     ["Description", site.description || "—"]];
   main.append(section("Facts", el("dl", { class: "facts" }, facts.map(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]))));
-  main.append(section("Services", table("Services in the site's catalog",
-    ["Service", "Status", "Version", "Microversions", "Latency (ms)", "Endpoint"], caps.services || [], (s) => [
-      s.type, badge(s.status), s.version || "—",
-      s.min_microversion ? `${s.min_microversion} – ${s.max_microversion}` : "—",
-      s.latency_ms === null || s.latency_ms === undefined ? "—" : String(s.latency_ms),
-      el("code", { text: s.endpoint || "" })], "Not audited yet.")));
   const [summary, events, series] = await Promise.allSettled([api("/v1/inventory/summary", signal),
     api(`/v1/events?site=${encodeURIComponent(site.id)}&limit=20`, signal),
     api(`/v1/indicators?site=${encodeURIComponent(site.id)}&since=1h&step=5m`, signal)]);
+  const byName = new Map(series.status === "fulfilled" ? series.value.series.map((s) => [s.name, s]) : []);
+  main.append(section("Services", table("Services in the site's catalog",
+    ["Service", "Status", "Version", "Microversions", "Latency (ms)", "Latency, 1 h", "Endpoint"], caps.services || [],
+    (s) => {
+      const trend = byName.get(`api.${s.type}.latency_ms`);
+      return [s.type, badge(s.status), s.version || "—",
+        s.min_microversion ? `${s.min_microversion} – ${s.max_microversion}` : "—",
+        s.latency_ms === null || s.latency_ms === undefined ? "—" : String(s.latency_ms),
+        trend ? sparkline(trend.points, `${s.type} API latency over the last hour`, trend.unit) : "—",
+        el("code", { text: s.endpoint || "" })];
+    }, "Not audited yet.")));
   if (summary.status === "fulfilled") {
     const inv = (summary.value.sites || []).find((s) => s.site_id === site.id);
     const cap = inv && inv.capacity;
@@ -284,12 +495,13 @@ async function viewSite(main, signal, name) {
 function indicatorTable(rows) {
   const round = (v) => String(Math.round(v * 100) / 100);
   return table("Indicators of this site over the last hour (GET /v1/indicators)",
-    ["Indicator", "Latest", "Mean", "Max", "Unit", "At"], rows, (s) => {
+    ["Indicator", "Latest", "Mean", "Max", "Unit", "Last hour", "At"], rows, (s) => {
       const values = s.points.map((p) => p[1]);
       const last = s.points[s.points.length - 1] || [null, null];
       return [s.name, last[1] === null ? "—" : round(last[1]),
         values.length ? round(values.reduce((a, b) => a + b, 0) / values.length) : "—",
-        values.length ? round(Math.max(...values)) : "—", s.unit, fmtTime(last[0])];
+        values.length ? round(Math.max(...values)) : "—", s.unit, sparkline(s.points, `${s.name} over the last hour`, s.unit),
+        fmtTime(last[0])];
     }, "No samples in the last hour.");
 }
 
@@ -520,10 +732,17 @@ async function viewRollouts(main, signal) {
     }
     const bySite = new Map((image.bindings || []).map((b) => [b.site_name, b]));
     const waves = (rollout.wave_names || []).map((names, i) => ({ i, names }));
+    const all = waves.flatMap((w) => w.names);
+    const copied = all.filter((n) => (bySite.get(n) || {}).status === "in-sync").length;
+    const pct = all.length ? Math.floor((100 * copied) / all.length) : 0;
     main.append(section(`Image ${image.name}`,
       el("p", { class: "caps" }, "Rollout ", badge(rollout.state), ` wave ${Math.min(rollout.wave + 1, waves.length)} of ${waves.length}`,
         ` · generation ${rollout.generation} · max failures per wave ${rollout.max_failures}`,
         rollout.manual ? " · manual" : "", ` · updated ${fmtTime(rollout.updated_at)}`),
+      el("p", { class: "cap rollout-progress" }, "Progress ",
+        el("progress", { max: all.length || 1, value: copied, "data-image": image.name,
+          "aria-label": `Rollout of image ${image.name}: ${copied} of ${all.length} sites in sync` }),
+        el("span", { class: "num", text: `${copied}/${all.length} sites in sync (${pct} %)` })),
       rollout.reason ? el("p", { class: "detail", text: rollout.reason }) : null,
       table(`Waves of image ${image.name}`, ["Wave", "State", "Sites and their copies"], waves, (w) => [
         `Wave ${w.i + 1}`, badge(waveState(rollout, w.i)),
@@ -532,6 +751,92 @@ async function viewRollouts(main, signal) {
           return el("li", {}, `${n} `, b ? badge(b.status) : "no copy yet");
         }))], "No wave.")));
   }
+}
+
+// ---- inventory search: every tenant resource of every site, from the global view ----------------
+
+const TENANT_KINDS = ["servers", "volumes", "images", "networks", "subnets", "ports", "routers", "floating_ips",
+  "security_groups", "keypairs"];
+const SEARCH_ROWS = 50;  // rows per kind
+
+// One GET /v1/inventory/{kind}?q= per kind searched (q: a name substring, an id prefix or an exact IP).
+// The API scopes the rows: a tenant finds its own project's resources only.
+async function viewInventory(main, signal) {
+  main.append(el("h1", { class: "view-title", text: "Inventory search" }));
+  const p = hashParams();
+  const f = { q: p.get("q") || "", kind: p.get("kind") || "", site: p.get("site") || "" };
+  const fields = {
+    q: el("input", { id: "inv-q", type: "search", value: f.q, placeholder: "name, id or IP address", spellcheck: "false" }),
+    kind: el("select", { id: "inv-kind" }, el("option", { value: "", text: "every kind" }),
+      TENANT_KINDS.map((k) => el("option", { value: k, text: k.replace("_", " ") }))),
+    site: el("input", { id: "inv-site", type: "text", value: f.site, list: "inv-sites", placeholder: "every site",
+      spellcheck: "false" }),
+  };
+  fields.kind.value = f.kind;
+  const siteList = el("datalist", { id: "inv-sites" });
+  const form = el("form", { class: "filters", id: "inventory-form", role: "search", "aria-label": "Search the inventory" },
+    el("label", { for: "inv-q", text: "Find" }), fields.q, el("label", { for: "inv-kind", text: "Kind" }), fields.kind,
+    el("label", { for: "inv-site", text: "Site" }), fields.site, siteList, el("button", { type: "submit", text: "Search" }));
+  const status = el("p", { id: "inventory-status", class: "status", role: "status" });
+  const results = el("div", { id: "inventory-results" });
+  main.append(section("Search", form, el("p", { class: "status",
+    text: "Every site's servers, volumes, images, networks, ports and more, as Skyfleet last observed them. " +
+      "A name matches anywhere, an id from its start, an IP address whole. The search is in the URL: share it." })),
+  section("Results", status, results));
+  api("/v1/inventory/summary", signal).then((s) => siteList.replaceChildren(
+    ...(s.sites || []).map((x) => el("option", { value: x.site })))).catch(() => {});
+
+  let seq = 0;
+  const search = async () => {
+    const mine = ++seq;
+    f.q = fields.q.value.trim();
+    f.kind = fields.kind.value;
+    f.site = fields.site.value.trim();
+    setHashParams("inventory", f);
+    if (!f.q && !f.site && !f.kind) {
+      status.textContent = "Type a name, an id or an IP address, or choose a kind or a site.";
+      results.replaceChildren();
+      return;
+    }
+    status.textContent = "searching…";
+    const kinds = f.kind ? [f.kind] : TENANT_KINDS;
+    const answers = await Promise.allSettled(kinds.map((kind) => {
+      const q = new URLSearchParams({ limit: String(SEARCH_ROWS), sort: "name" });
+      if (f.q) q.set("q", f.q);
+      if (f.site) q.set("site", f.site);
+      return api(`/v1/inventory/${kind}?${q}`, signal);
+    }));
+    if (mine !== seq || signal.aborted) return;
+    const rows = [];
+    const full = [];
+    const refusals = new Map();
+    answers.forEach((a, i) => {
+      if (a.status === "fulfilled") {
+        rows.push(...a.value.items);
+        if (a.value.next_offset !== null && a.value.next_offset !== undefined) full.push(kinds[i]);
+      } else if (a.reason instanceof ApiError) {
+        refusals.set(`${a.reason.status} ${a.reason.detail}`, a.reason);
+      }
+    });
+    status.replaceChildren(`${rows.length} found` + (full.length
+      ? `; only the first ${SEARCH_ROWS} of ${full.join(", ")}: narrow the search` : ""));
+    const boxes = [...refusals.values()].map((err) => errorBox(err, "The search"));
+    results.replaceChildren(...boxes, table(`Resources found (${rows.length})`,
+      ["Name", "Kind", "Site", "Status", "Project", "IP addresses", "Id", "Observed"], rows, (r) => [
+        r.name || "(no name)", r.kind, r.site, r.status ? badge(r.status) : "—", r.project_id || "—",
+        (r.ips || []).join(", ") || "—", el("code", { text: r.remote_id }),
+        el("span", {}, fmtTime(r.observed_at), r.stale ? el("span", { text: " " }) : null, r.stale ? badge("stale") : null)],
+      "Nothing found."));
+  };
+  const again = debounce(search, 300);
+  form.addEventListener("submit", (e) => {
+    e.preventDefault();
+    search();
+  });
+  fields.q.addEventListener("input", again);
+  fields.site.addEventListener("change", search);
+  fields.kind.addEventListener("change", search);
+  await search();
 }
 
 // ---- map: sites by latitude and longitude on an equirectangular projection -----------------------
@@ -587,7 +892,7 @@ async function viewMap(main, signal) {
 // ---- shell: login, routing --------------------------------------------------------------------
 
 const VIEWS = { overview: viewOverview, events: viewEvents, images: viewImages, servers: viewServers,
-  operations: viewOperations, quota: viewQuota, rollouts: viewRollouts, map: viewMap };
+  operations: viewOperations, quota: viewQuota, rollouts: viewRollouts, map: viewMap, inventory: viewInventory };
 
 function showLogin(message) {
   document.getElementById("nav").hidden = true;
@@ -616,7 +921,7 @@ async function route() {
   const main = document.getElementById("view");
   main.hidden = false;
   main.replaceChildren();
-  const parts = (location.hash.replace(/^#\/?/, "") || "overview").split("/");
+  const parts = (hashPath() || "overview").split("/");
   const name = parts[0];
   for (const a of document.querySelectorAll("#nav a")) {
     if (a.dataset.view === (name === "site" ? "overview" : name)) a.setAttribute("aria-current", "page");
