@@ -373,6 +373,11 @@ def test_quota_rollout_and_map_views(fleet: Fleet, browser: webdriver.Chrome,
     first, rest = rollout["wave_names"]
     assert waves["Wave 1"][0] == "paused" and f"{first[0]} in-sync" in waves["Wave 1"][1], waves
     assert waves["Wave 2"][0] == "waiting" and all(f"{n} no copy yet" in waves["Wave 2"][1] for n in rest), waves
+    bar = browser.find_element(By.CSS_SELECTOR, ".rollout-progress progress[data-image=e2e-rolled]")
+    total = len(first) + len(rest)
+    assert (bar.get_attribute("value"), bar.get_attribute("max")) == (str(len(first)), str(total))
+    assert f"{len(first)}/{total} sites in sync ({100 * len(first) // total} %)" in bar.find_element(
+        By.XPATH, "..").text
     screenshot(browser, "rollouts")
     assert problems(browser) == []
 

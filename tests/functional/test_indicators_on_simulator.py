@@ -217,6 +217,7 @@ def test_cli_prints_one_line_per_series_and_the_reasons_of_refusals(
     assert {s["site"] for s in body["series"]} == {"site-0002"}
     code, out = cli(url, "indicators", "--name", "audit.duration_ms")
     assert code == 0 and "LATEST" in out and "site-00" in out, out  # the table (folded on a narrow terminal)
+    assert "TREND" in out and any(block in out for block in "▁▂▃▄▅▆▇█"), out  # each series' sparkline
     code, out = cli(url, "indicators", "--step", "abc")
     assert code == 1 and "422" in out and "not a duration" in out, out
     code, out = cli(url, "indicators", "names", "-f", "json")
