@@ -2,7 +2,8 @@
 overview's filters (label, group, availability, name) go to GET /v1/sites and into the URL, so a shared
 URL shows the same view; the tally counts what matches; a bad selector shows the API's 400 reason;
 each site row and each service of a site page draws its API latency of the last hour as a sparkline;
-the inventory search finds a resource by name, id or IP on every site, and a tenant finds its own only.
+the inventory search finds a resource by name, id or IP on every site, and a tenant finds its own only;
+a domain admin signed in sees its own domain's declared identity and no fleet page.
 """
 
 from __future__ import annotations
@@ -15,14 +16,19 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import openstack
 import pytest
+from keystoneauth1 import session as ks_session
+from keystoneauth1.identity import v3
 from selenium import webdriver
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.e2e.conftest import problems
+from skyfleet.api.runtime import Runtime
+from skyfleet.simulator import Simulator
+from tests.e2e.conftest import keystone_token, problems
 from tests.e2e.test_dashboard import Fleet, fleet, rows_of, sign_in, wait_for  # noqa: F401 - the shared fleet
+from tests.functional.conftest import site_auth
 
 pytestmark = pytest.mark.e2e
 
@@ -168,3 +174,63 @@ def test_inventory_search_by_name_id_and_ip(fleet: Fleet, browser: webdriver.Chr
     assert len(refusals) == 1, "one refusal, not one per kind"
     screenshot(browser, "inventory-admin")
     assert problems(browser, allowed=("status of 404",)) == []
+
+
+def test_a_domain_admin_sees_its_domains_identity_and_no_fleet(
+        sim: Simulator, runtime_factory: Callable[..., Runtime], live_server: Callable[..., str],
+        browser: webdriver.Chrome, screenshot: Callable[[webdriver.Chrome, str], Path]) -> None:
+    home = sim.state(sim.site_names()[0]).keystone
+    n = uuid.uuid4().hex[:6]
+    acme, beta = f"acme{n}", f"beta{n}"
+    for name in (acme, beta):
+        home.add_domain(name)
+    did = home.domain_by_name(acme)["id"]  # type: ignore[index]
+    uid = home.add_user(f"dana{n}", "dana-pass", None, domain_id=did)
+    home.scoped_grants.add(("domains", did, "users", uid, home.role_id("admin"), False))
+    auth = site_auth(sim, sim.site_names()[0])
+    url = live_server(runtime_factory(None, None, auth_mode="keystone", home_auth_url=auth["auth_url"],
+                                      home_username=auth["username"], home_password=auth["password"],
+                                      home_project_name=auth["project_name"]))
+    admin = {"X-Auth-Token": keystone_token(auth["auth_url"], "admin", auth["password"], "admin")}
+    dana_token = ks_session.Session(auth=v3.Password(
+        auth_url=auth["auth_url"], username=f"dana{n}", password="dana-pass", user_domain_name=acme,
+        domain_name=acme)).get_token()
+    with httpx.Client(base_url=url, timeout=30) as api:
+        for name in (acme, beta):
+            assert api.post("/v1/identity/domains", json={"spec": {"name": name}}, headers=admin).status_code == 202
+        assert api.post("/v1/identity/projects", json={"spec": {"name": f"bp{n}", "domain": beta}},
+                        headers=admin).status_code == 202
+        dana = {"X-Auth-Token": dana_token}
+        for path, spec in (("projects", {"name": f"web{n}", "domain": acme}),
+                           ("users", {"name": f"wendy{n}", "domain": acme, "default_project": f"web{n}"})):
+            made = api.post(f"/v1/identity/{path}", json={"spec": spec}, headers=dana)
+            assert made.status_code == 202, made.text
+        grant = api.put("/v1/identity/role-assignments", headers=dana, json={"spec": {
+            "user": f"wendy{n}", "project": f"web{n}", "role": "member", "domain": acme}})
+        assert grant.status_code in (200, 202), grant.text
+
+    sign_in(browser, url, dana_token)
+    projects = wait_for(lambda: rows_of(browser, "Projects declared in domain"), "the domain's projects")
+    assert set(projects) == {f"web{n}"} and projects[f"web{n}"][0] == acme, "its own domain's only, not bp"
+    assert set(rows_of(browser, "Users declared in domain")) == {f"wendy{n}"}
+    [(_, assignment)] = rows_of(browser, "Role assignments declared in domain").items()
+    assert assignment[:3] == [f"user wendy{n}", "member", f"project web{n}"], assignment
+    assert browser.find_element(By.ID, "who").text == f"dana{n} · admin of domain {acme}"
+    offered = [a.get_attribute("data-view") for a in browser.find_elements(By.CSS_SELECTOR, "#nav a")
+               if a.is_displayed()]
+    assert offered == ["identity"], f"no fleet admin page is offered: {offered}"
+    screenshot(browser, "domain-admin-identity")
+    # a fleet page by URL: the identity view again, and no call for fleet data was made
+    browser.get(f"{url}/ui/#/overview")
+    wait_for(lambda: rows_of(browser, "Projects declared in domain"), "the identity view again")
+    assert not browser.find_elements(By.ID, "site-grid") and beta not in browser.page_source
+    fetched = browser.execute_script("return performance.getEntriesByType('resource').map((e) => e.name)")
+    assert not [u for u in fetched if "/v1/sites" in u or "/v1/inventory" in u], fetched
+    assert problems(browser) == []
+
+    # a fleet admin's identity view: every domain's declarations
+    browser.find_element(By.ID, "logout").click()
+    sign_in(browser, url, admin["X-Auth-Token"])
+    browser.get(f"{url}/ui/#/identity")
+    everything = wait_for(lambda: len(found := rows_of(browser, "Projects declared")) >= 2 and found, "all projects")
+    assert {f"web{n}", f"bp{n}"} <= set(everything)

@@ -291,7 +291,7 @@ def test_a_tenant_reaches_no_identity_and_no_other_tenant(
         api.cookies.clear()
         # a fleet admin's dashboard session in the browser: a header wins over it (a tenant's token stays
         # a tenant, a bad token is 401, never the session); the session alone changes nothing without
-        # the CSRF token or from another origin; a domain admin gets no session (it reaches no level)
+        # the CSRF token or from another origin; a domain admin's session reaches its domain's identity only
         signed = api.post("/v1/auth/session", headers=who["admin"])
         assert signed.status_code == 201, signed.text
         assert api.get("/v1/sites").status_code == 200
@@ -305,8 +305,15 @@ def test_a_tenant_reaches_no_identity_and_no_other_tenant(
         assert api.get("/v1/sites", headers={"Origin": "https://evil.example"}).status_code == 403
         assert stored(runtime) == 0
         api.cookies.clear()
-        assert api.post("/v1/auth/session", headers=who["dana"]).status_code == 403
         assert api.get("/v1/identity/projects").status_code == 401
+        domain_session = api.post("/v1/auth/session", headers=who["dana"])
+        assert domain_session.status_code == 201, domain_session.text
+        said = domain_session.json()
+        assert (said["domain_admin"], said["fleet_admin"], said["domain_name"]) == (True, False, "acme"), said
+        assert api.get("/v1/identity/projects").status_code == 200
+        assert api.get("/v1/sites").status_code == 403 and api.get("/v1/inventory/servers").status_code == 403
+        assert api.post("/v1/identity/projects", json=body).status_code == 403, "no CSRF token, no change"
+        api.cookies.clear()
 
         # bad bodies on identity routes: 4xx with a reason, never 500, nothing stored
         deep = "[" * 100_000 + "]" * 100_000

@@ -106,6 +106,10 @@ class SessionOut(BaseModel):
     project_id: str | None = None
     project_name: str | None = None
     roles: list[str] = Field(default_factory=list)
+    fleet_admin: bool = Field(False, description="Whether the caller is a fleet admin (every site, every project).")
+    domain_name: str | None = Field(None, description="The domain of a domain-scoped token.")
+    domain_admin: bool = Field(False, description="Whether the caller is a domain admin: the declared identity "
+                               "of domain_name only (/v1/identity), nothing of the fleet.")
     expires_at: datetime | None = Field(None, description="When the session ends (its token's expiry at the latest).")
     csrf_token: str | None = Field(
         None, description="At sign-in only: send it as X-CSRF-Token with every POST, PUT, PATCH and DELETE "
@@ -116,6 +120,8 @@ def _who(principal: Principal, via: Literal["session", "token", "noauth"], expir
          csrf: str | None = None) -> SessionOut:
     return SessionOut(authenticated=True, via=via, user_name=principal.user_name, project_id=principal.project_id,
                       project_name=principal.project_name, roles=list(principal.roles), csrf_token=csrf,
+                      fleet_admin=principal.is_admin, domain_name=principal.domain_name,
+                      domain_admin=principal.domain_admin and not principal.is_admin,
                       expires_at=None if expires is None or expires == float("inf")
                       else datetime.fromtimestamp(expires, UTC))
 
@@ -149,7 +155,8 @@ def create_session(request: Request, response: Response, runtime: RuntimeDep,
             with contextlib.suppress(TooManyRequests):
                 limiter.spend(source, what)
             raise
-    if access.level(principal) == access.Need.PUBLIC:  # a session that could read nothing helps nobody
+    # a session that could read nothing helps nobody; a domain admin reads its domain's declared identity
+    if access.level(principal) == access.Need.PUBLIC and not principal.domain_admin:
         raise Forbidden(f"{what}: this token reaches no level of access; {access.refusal(principal)}")
     old = request.cookies.get(sessions.SESSION_COOKIE)
     if old:

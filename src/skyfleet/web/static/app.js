@@ -839,6 +839,59 @@ async function viewInventory(main, signal) {
   await search();
 }
 
+// ---- identity: the declared projects, users, groups and role assignments (a domain admin's own) ----
+
+const IDENTITY_KINDS = [["projects", "Projects"], ["users", "Users"], ["groups", "Groups"],
+  ["role-assignments", "Role assignments"]];
+
+function bindingCounts(r) {
+  const c = r.counts || {};
+  const parts = Object.entries(c).filter(([, n]) => n).map(([st, n]) => `${st}: ${n}`);
+  return parts.join(", ") || "no site yet";
+}
+
+function identityRow(kind, r) {
+  const s = r.spec || {};
+  const common = [badge(r.state), bindingCounts(r), fmtTime(r.updated_at)];
+  if (kind === "projects") return [r.name, s.domain || "Default", s.enabled === false ? "no" : "yes", ...common];
+  if (kind === "users") return [r.name, s.domain || "Default", s.default_project || "—", (s.groups || []).join(", ") || "—", ...common];
+  if (kind === "groups") return [r.name, s.domain || "Default", s.description || "—", ...common];
+  const who = s.user ? `user ${s.user}` : `group ${s.group}`;
+  const on = s.project ? `project ${s.project}` : `domain ${s.domain || "Default"}`;
+  return [r.name, who, s.role, on + (s.inherited ? " (inherited)" : ""), ...common];
+}
+
+const IDENTITY_COLUMNS = {
+  projects: ["Project", "Domain", "Enabled"], users: ["User", "Domain", "Default project", "Groups"],
+  groups: ["Group", "Domain", "Description"], "role-assignments": ["Assignment", "Who", "Role", "On"],
+};
+
+// GET /v1/identity/{kind}: the API shows a domain admin its own domain's declarations only, and a
+// fleet admin every domain's; anybody else gets its 403.
+async function viewIdentity(main, signal) {
+  const who = state.who;
+  const domain = who && who.domain_admin ? who.domain_name : null;
+  main.append(el("h1", { class: "view-title", text: domain ? `Identity of domain ${domain}` : "Identity" }));
+  main.append(el("p", { class: "status", id: "identity-scope", text: domain
+    ? `As the admin of domain ${domain} you see and declare its projects, users, groups and role assignments, ` +
+      "which Skyfleet provisions into every site's Keystone. The fleet (sites, inventory, tenants' resources) is " +
+      "for fleet admins and is not shown."
+    : "The projects, users, groups and role assignments declared for every site's Keystone." }));
+  const answers = await Promise.allSettled(IDENTITY_KINDS.map(([kind]) =>
+    apiAll(`/v1/identity/${kind}?limit=1000`, "resources", signal)));
+  IDENTITY_KINDS.forEach(([kind, title], i) => {
+    const a = answers[i];
+    if (a.status === "rejected") {
+      const box = errorBox(a.reason, title);
+      if (box) main.append(section(title, box));
+      return;
+    }
+    main.append(section(title, table(`${title} declared${domain ? ` in domain ${domain}` : ""}`,
+      [...IDENTITY_COLUMNS[kind], "State", "On the sites", "Updated"], a.value, (r) => identityRow(kind, r),
+      "None declared.")));
+  });
+}
+
 // ---- map: sites by latitude and longitude on an equirectangular projection -----------------------
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -892,7 +945,15 @@ async function viewMap(main, signal) {
 // ---- shell: login, routing --------------------------------------------------------------------
 
 const VIEWS = { overview: viewOverview, events: viewEvents, images: viewImages, servers: viewServers,
-  operations: viewOperations, quota: viewQuota, rollouts: viewRollouts, map: viewMap, inventory: viewInventory };
+  operations: viewOperations, quota: viewQuota, rollouts: viewRollouts, map: viewMap, inventory: viewInventory,
+  identity: viewIdentity };
+// A domain admin reaches its domain's declared identity and nothing of the fleet: the other views are
+// not offered (the API would refuse them anyway).
+const DOMAIN_ADMIN_VIEWS = new Set(["identity"]);
+
+function domainAdmin() {
+  return Boolean(state.who && state.who.domain_admin);
+}
 
 function showLogin(message) {
   document.getElementById("nav").hidden = true;
@@ -921,14 +982,17 @@ async function route() {
   const main = document.getElementById("view");
   main.hidden = false;
   main.replaceChildren();
-  const parts = (hashPath() || "overview").split("/");
-  const name = parts[0];
+  const parts = (hashPath() || (domainAdmin() ? "identity" : "overview")).split("/");
+  let name = parts[0];
+  if (domainAdmin() && !DOMAIN_ADMIN_VIEWS.has(name)) name = "identity";
   for (const a of document.querySelectorAll("#nav a")) {
+    a.parentElement.hidden = domainAdmin() && !DOMAIN_ADMIN_VIEWS.has(a.dataset.view);
     if (a.dataset.view === (name === "site" ? "overview" : name)) a.setAttribute("aria-current", "page");
     else a.removeAttribute("aria-current");
   }
   try {
-    if (name === "site" && parts[1]) await viewSite(main, signal, decodeURIComponent(parts.slice(1).join("/")));
+    if (name === "identity") await viewIdentity(main, signal);
+    else if (name === "site" && parts[1]) await viewSite(main, signal, decodeURIComponent(parts.slice(1).join("/")));
     else if (name === "quota") await viewQuota(main, signal, decodeURIComponent(parts.slice(1).join("/")));
     else await (VIEWS[name] || viewOverview)(main, signal);
   } catch (err) {
@@ -940,7 +1004,8 @@ async function route() {
 
 function whoOf(session) {
   return { user: session.user_name || "", project: session.project_name || session.project_id || "",
-    project_id: session.project_id };
+    project_id: session.project_id, fleet_admin: Boolean(session.fleet_admin),
+    domain_admin: Boolean(session.domain_admin), domain_name: session.domain_name || "" };
 }
 
 // Sign in: Skyfleet keeps the token and sets the HttpOnly session cookie; the page keeps who signed in.
@@ -954,7 +1019,7 @@ async function openSession(options) {
   }
   state.who = whoOf(session);
   showWho();
-  if (location.hash === "#/login" || !location.hash) location.hash = "#/overview";
+  if (location.hash === "#/login" || !location.hash) location.hash = domainAdmin() ? "#/identity" : "#/overview";
   else route();
   return true;
 }
@@ -982,7 +1047,8 @@ async function signInWithPassword(event) {
 function showWho() {
   const who = state.who;
   document.getElementById("who").textContent = state.authMode === "noauth" ? "noauth (this machine only)"
-    : who ? `${who.user} · ${who.project}` : "";
+    : who && who.domain_admin ? `${who.user} · admin of domain ${who.domain_name}`
+      : who ? `${who.user} · ${who.project}` : "";
 }
 
 // Sign out: Skyfleet forgets the session and clears its cookies (DELETE /v1/auth/session).
