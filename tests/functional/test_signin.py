@@ -145,7 +145,7 @@ def test_a_dashboard_sign_in_sets_an_httponly_cookie_and_never_shows_the_token(
     assert "httponly" not in cookies["skyfleet_csrf"].lower() and "samesite=strict" in cookies["skyfleet_csrf"].lower()
     body = answer.json()
     assert set(body) == {"authenticated", "via", "reason", "user_name", "project_id", "project_name", "roles",
-                         "expires_at", "csrf_token"}, "no token field"
+                         "expires_at", "csrf_token", "fleet_admin", "domain_admin", "domain_name"}, "no token field"
     assert body["via"] == "session" and body["user_name"] == "demo" and body["csrf_token"] == csrf
     assert answer.headers["Cache-Control"] == "no-store"
     # the Keystone token behind the session is nowhere in the answer: it is not a cookie value either
@@ -222,7 +222,7 @@ def test_sign_out_forgets_the_session_and_clears_the_cookies(api: TestClient) ->
     assert api.get("/v1/auth/session").json() == {
         "authenticated": False, "via": None, "reason": "the dashboard session is unknown or has expired: sign in "
         "again", "user_name": None, "project_id": None, "project_name": None, "roles": [], "expires_at": None,
-        "csrf_token": None}
+        "csrf_token": None, "fleet_admin": False, "domain_admin": False, "domain_name": None}
 
 
 def test_an_expired_or_unknown_session_is_401(api: TestClient) -> None:
