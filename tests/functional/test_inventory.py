@@ -208,6 +208,8 @@ def test_cli_lists_and_summarises(sim: Simulator, runtime_factory: Callable[...,
     assert code == 0, out
     (row,) = json.loads(out)
     assert (row["site"], row["status"]) == ("site-0001", "ACTIVE")
+    code, out = cli(url, "--format", "json", "inventory", "list", "servers", "-q", row["remote_id"][:8])
+    assert code == 0 and [r["name"] for r in json.loads(out)] == ["cli-vm"], out  # the search: an id prefix
     code, out = cli(url, "--format", "json", "inventory", "summary")
     assert code == 0 and json.loads(out)["totals"]["servers"]["ACTIVE"] >= 1
     code, out = cli(url, "inventory", "summary")

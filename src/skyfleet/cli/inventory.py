@@ -27,6 +27,8 @@ def list_(
     status: Annotated[str | None, typer.Option(help="Comma-separated, e.g. ACTIVE,ERROR")] = None,
     name: Annotated[str | None, typer.Option(help="Substring of the name")] = None,
     ip: Annotated[str | None, typer.Option(help="Exact IP address")] = None,
+    search: Annotated[str | None, typer.Option("--search", "-q", help="A name substring, an id prefix or an "
+                                               "exact IP address")] = None,
     updated_since: Annotated[str | None, typer.Option(help="ISO 8601 with zone")] = None,
     sort: Annotated[str, typer.Option(help="name, status, changed_at, site, project, id; -key descends")] = "id",
     limit: Annotated[int | None, typer.Option(min=1, help="At most this many rows (default: all)")] = None,
@@ -35,7 +37,7 @@ def list_(
     """List inventory rows of one kind (all pages unless --limit)."""
     c: Ctx = ctx.obj
     params: dict[str, Any] = {"site": site, "selector": selector, "project": project, "status": status,
-                              "name": name, "ip": ip, "updated_since": updated_since, "sort": sort,
+                              "name": name, "ip": ip, "q": search, "updated_since": updated_since, "sort": sort,
                               "live": "true" if live else None}
     rows: list[dict[str, Any]] = []
     offset: int | None = 0
