@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from keystoneauth1 import session as ks_session
-from keystoneauth1.identity import v3
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
+from tests.e2e.fleet import fleet, keystone_token  # noqa: F401 - the live fleet fixture and a helper the tier shares
 from tests.functional.conftest import live_server, sim, site_auth  # noqa: F401 - fixtures shared with this tier
 
 CHROMIUM = os.environ.get("SKYFLEET_CHROMIUM", "/usr/bin/chromium")
@@ -74,14 +73,6 @@ def screenshot(request: pytest.FixtureRequest) -> Callable[[webdriver.Chrome, st
         return path
 
     return take
-
-
-def keystone_token(auth_url: str, username: str, password: str, project: str) -> str:
-    """A project-scoped token of the simulated home Keystone, as a user gets one."""
-    token: str = ks_session.Session(auth=v3.Password(
-        auth_url=auth_url, username=username, password=password, user_domain_name="Default",
-        project_name=project, project_domain_name="Default")).get_token()
-    return token
 
 
 def problems(driver: webdriver.Chrome, allowed: tuple[str, ...] = ()) -> list[str]:

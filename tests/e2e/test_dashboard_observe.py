@@ -26,8 +26,8 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from skyfleet.api.runtime import Runtime
 from skyfleet.simulator import Simulator
-from tests.e2e.conftest import keystone_token, problems
-from tests.e2e.test_dashboard import Fleet, fleet, rows_of, sign_in, wait_for  # noqa: F401 - the shared fleet
+from tests.e2e.conftest import problems
+from tests.e2e.fleet import Fleet, keystone_token, rows_of, sign_in, wait_for
 from tests.functional.conftest import site_auth
 
 pytestmark = pytest.mark.e2e
@@ -53,7 +53,7 @@ def type_into(driver: webdriver.Chrome, field: str, text: str) -> None:
     box.send_keys(Keys.BACKSPACE, *([text] if text else []))
 
 
-def test_overview_filters_in_the_url_and_sparklines(fleet: Fleet, browser: webdriver.Chrome,  # noqa: F811
+def test_overview_filters_in_the_url_and_sparklines(fleet: Fleet, browser: webdriver.Chrome,
                                                     screenshot: Callable[[webdriver.Chrome, str], Path]) -> None:
     with httpx.Client(base_url=fleet.url, headers={"X-Auth-Token": fleet.admin}, timeout=30) as api:
         assert api.patch("/v1/sites/e2e-2", json={"labels": {"tier": "core"}}).status_code == 200
@@ -115,7 +115,7 @@ def test_overview_filters_in_the_url_and_sparklines(fleet: Fleet, browser: webdr
     assert problems(browser, allowed=("status of 400",)) == []
 
 
-def test_inventory_search_by_name_id_and_ip(fleet: Fleet, browser: webdriver.Chrome,  # noqa: F811
+def test_inventory_search_by_name_id_and_ip(fleet: Fleet, browser: webdriver.Chrome,
                                             screenshot: Callable[[webdriver.Chrome, str], Path]) -> None:
     home = fleet.sim.fleet.get(fleet.sim.site_names()[0]).keystone
     where = fleet.sim.site_names()[2]  # registered as e2e-1

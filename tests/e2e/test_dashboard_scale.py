@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 from bench.dashboard import AVAILABILITY_MIX, GROUPS, overview_timings, seed_fleet
 from skyfleet.api.runtime import Runtime
 from tests.e2e.conftest import problems
-from tests.e2e.test_dashboard import rows_of, wait_for
+from tests.e2e.fleet import rows_of, wait_for
 from tests.e2e.test_dashboard_observe import hash_params, tally, type_into
 
 pytestmark = pytest.mark.e2e
