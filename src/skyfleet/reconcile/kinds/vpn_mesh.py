@@ -14,6 +14,8 @@ A site without the ``vpnaas`` extension fails with the clear, permanent per-site
 "not available: the site's Neutron has no vpnaas extension"; its peers are told nothing of it (the
 mesh leaves it out of their peers). The pre-shared key travels sealed in the payload and is opened
 only here; it is compared with the site's (a drifted or rotated key is set back) and never returned.
+A connection Neutron will not update (``PENDING_*``: no VPN agent took it up yet, for ever on a site
+without one) is deleted and made again with the new key or peer address.
 Each connection's status (Neutron's ``ACTIVE``/``DOWN``/``PENDING_*``) is reported in the result, as
 of this run (the drift audit runs it again).
 """
@@ -169,13 +171,15 @@ def apply(ctx: SiteContext, p: VpnMesh, plan: Plan) -> dict[str, Any]:
             step = "connect"
         else:
             group = seen["groups"].get(peer.site)
+        if step == "update" and vpnapi.update_site_connection(conn, seen["links"][peer.site]["id"],
+                                                              peer_address=peer.address, psk=psk) is None:
+            vpnapi.delete(conn, "ipsec-site-connections", seen["links"][peer.site]["id"])  # PENDING_*: replace it
+            step = "connect"
         if step == "connect" and group is not None:
             vpnapi.create_site_connection(conn, project_id=pid, name=f"{p.name}-{peer.site}", mark=f"{m}:{peer.site}",
                                           vpnservice_id=service["id"], ikepolicy_id=ike["id"],
                                           ipsecpolicy_id=ipsec["id"], local_ep_group_id=local["id"],
                                           peer_ep_group_id=group["id"], peer_address=peer.address, psk=psk)
-        elif step == "update":
-            vpnapi.update_site_connection(conn, seen["links"][peer.site]["id"], peer_address=peer.address, psk=psk)
     detail = ", ".join([*plan["steps"], *(f"{step} {site}" for site, step in sorted(plan["peers"].items())),
                         *(f"remove {site}" for site in plan["gone"])])
     return {**summary(observe(ctx, p)), "detail": detail}
