@@ -143,8 +143,8 @@ def connection_status(site: Site, conn: Resource) -> str:
         return "DOWN"
     mine = _address(site, conn)
     for other in site.fleet_sites.values():
-        if other is site or other._neutron is None:
-            continue
+        if other is site or other._neutron is None or not other.neutron.vpn_agent:
+            continue  # (a far end no agent serves builds no tunnel)
         for far in other.neutron.ipsec_site_connections.values():
             if far["admin_state_up"] and far["peer_address"] == mine and far["psk"] == conn["psk"] \
                     and _address(other, far) == conn["peer_address"]:

@@ -13,7 +13,13 @@ audited by the same engine as the network); this module holds what is particular
   cannot answer;
 - the pre-shared key: generated or given once, kept sealed with the SecretBox in the resource's options
   (``psk_box``), opened only by the site task, never in an answer, a log line or an error;
-- the view a user reads: per site its status, the VPN service's address and each connection's status.
+- which sites are meshed (``placed_ids``): the network's sites as they are now, not as they were when
+  the mesh was asked, so a site that joins the network later is meshed at the next convergence (the
+  drift audit's or any other) and one that leaves has its part removed and its peers' connections to it;
+- the key's generation (``psk_version`` in the options, 1 at first, +1 per rotation): each site's task
+  reports the generation it set, so the view tells which sites still hold an older key;
+- the view a user reads: per site its status, the VPN service's address, each connection's status and
+  whether it holds the current key.
 """
 
 from __future__ import annotations
@@ -108,6 +114,15 @@ def check_ready(session: Session, network: SyncResource) -> list[str]:
     return sorted(sites)
 
 
+def placed_ids(session: Session, resource: SyncResource) -> list[str]:
+    """The sites the mesh should stand on: those where its network's copy is now (a late joiner
+    included, a site the network left not)."""
+    network = session.get(SyncResource, str(resource.spec.get("network_id")))
+    if network is None or network.state == DELETING:
+        return []
+    return sorted(network_sites(session, network))
+
+
 def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str, Any]]:
     """Each site's part of the mesh: its local prefixes and its peers (address and prefixes)."""
     if resource.kind != KIND:
@@ -115,8 +130,7 @@ def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str,
     network = session.get(SyncResource, str(resource.spec.get("network_id")))
     if network is None:
         return {}
-    meshed = set(resource.placement.get("sites") or [])  # the network's sites when the mesh was asked
-    sites = {sid: info for sid, info in network_sites(session, network).items() if sid in meshed}
+    sites = network_sites(session, network)
     unable = {b.site_id for b in session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id))
               if b.last_error and NO_VPNAAS in b.last_error}
     out: dict[str, dict[str, Any]] = {}
@@ -137,20 +151,40 @@ def _same_version(info: dict[str, Any]) -> list[str]:
     return [c for c in info["cidrs"] if ipaddress.ip_network(c).version == version]
 
 
+def key_version(resource: SyncResource) -> int:
+    """The generation of the mesh's current pre-shared key (1, then +1 per rotation)."""
+    return int(resource.options.get("psk_version") or 1)
+
+
+def rotate(resource: SyncResource, psk_box: str) -> int:
+    """Make ``psk_box`` (a sealed new key) the mesh's key; its new generation."""
+    version = key_version(resource) + 1
+    resource.options = {**resource.options, "psk_box": psk_box, "psk_version": version}
+    return version
+
+
 def view(session: Session, resource: SyncResource, domain: RoutingDomain, *, network_name: str | None,
          bindings: list[SyncBinding]) -> dict[str, Any]:
-    """What a user reads of a mesh: per site its binding's status and error, the VPN service's address
-    and each connection's status (as of the site's last run), never the key."""
+    """What a user reads of a mesh: per site its binding's status and error, the VPN service's address,
+    each connection's status and whether the site holds the current key (as of the site's last
+    successful run), never the key."""
     bindings = sorted(bindings, key=lambda b: b.site_name)
     task_ids = [b.task_id for b in bindings if b.task_id]
     results = _results(session, task_ids)
-    sites = []
+    current = key_version(resource)
+    sites, stale = [], []
     for b in bindings:
         result = dict(results.get(b.task_id or "") or {}) if b.status == "in-sync" else {}
+        held = result.get("key_version")
+        key_current = held is not None and int(held) == current
+        if b.action == "ensure" and not key_current:
+            stale.append(b.site_name)
         sites.append({"site_name": b.site_name, "status": b.status, "error": b.last_error,
-                      "address": result.get("address"), "connections": result.get("connections") or {}})
+                      "address": result.get("address"), "connections": result.get("connections") or {},
+                      "key_current": key_current})
     return {"routing_domain": domain.name, "routing_domain_id": domain.id, "network": network_name,
             "network_id": resource.spec.get("network_id"), "state": resource.state,
             "ike_policy": resource.spec.get("ike_policy"), "ipsec_policy": resource.spec.get("ipsec_policy"),
-            "psk_set": bool(resource.options.get("psk_box")), "operation_id": resource.operation_id,
+            "psk_set": bool(resource.options.get("psk_box")), "key_version": current, "old_key_sites": stale,
+            "operation_id": resource.operation_id,
             "sites": sites, "updated_at": resource.updated_at}

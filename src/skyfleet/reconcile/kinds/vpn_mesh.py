@@ -48,6 +48,7 @@ class VpnMesh(SyncPayload):
     ipsec_policy: dict[str, Any] = Field(default_factory=dict)
     project: IdentityRef | None = None
     psk_box: str | None = Field(None, repr=False)  # the pre-shared key, sealed with the SecretBox
+    psk_version: int = Field(1, ge=1, description="the key's generation (reported back once every connection has it)")
     local_cidrs: list[str] = Field(default_factory=list)
     peers: list[Peer] = Field(default_factory=list)
 
@@ -76,7 +77,7 @@ def observe(ctx: SiteContext, p: VpnMesh) -> dict[str, Any]:
     available = vpnapi.vpnaas_available(conn)
     if not available and p.action == "ensure":
         raise PermanentSiteError(vpnapi.NOT_AVAILABLE)
-    seen: dict[str, Any] = {"action": p.action, "available": available}
+    seen: dict[str, Any] = {"action": p.action, "available": available, "key_version": p.psk_version}
     if not available:
         return seen
     pid = site_project(ctx, p.project, site_scope=p.site_scope)
@@ -191,7 +192,8 @@ def summary(seen: dict[str, Any]) -> dict[str, Any]:
     service = seen["service"] or {}
     return verdict("in-sync", remote_id=service.get("id"), created=True,
                    address=service.get("external_v4_ip") or service.get("external_v6_ip"),
-                   connections={site: str(link.get("status")) for site, link in sorted(seen["links"].items())})
+                   connections={site: str(link.get("status")) for site, link in sorted(seen["links"].items())},
+                   key_version=seen["key_version"] if all(seen.get("key_ok", {}).values()) else None)
 
 
 KIND = register(TaskKind(name="vpn.mesh",
