@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.domains.addresses.models import RoutingDomain
 from skyfleet.domains.networks.service import prefixes
-from skyfleet.domains.operations.models import Task
+from skyfleet.domains.operations.models import SUCCEEDED, Task
 from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
 from skyfleet.errors import Conflict
 
@@ -71,6 +71,18 @@ def refuse_if_meshed(session: Session, network: SyncResource) -> None:
             domain = session.get(RoutingDomain, mesh.name)
             raise Conflict(f"network {network.name!r} carries the VPN mesh of routing domain "
                            f"{domain.name if domain else mesh.name!r}; delete the mesh first")
+
+
+def _last_success(session: Session, resource: SyncResource, site_id: str) -> dict[str, Any]:
+    """The result of the site's latest successful ``vpn.mesh`` task of this mesh: what the view shows
+    while a newer run (the drift audit's, a rotation's) is pending, instead of nothing."""
+    rows = session.scalars(select(Task).where(Task.kind == "vpn.mesh", Task.site_id == site_id,
+                                              Task.state == SUCCEEDED)
+                           .order_by(Task.finished_at.desc()).limit(20))
+    for task in rows:
+        if (task.payload or {}).get("resource_id") == resource.id and (task.payload or {}).get("action") == "ensure":
+            return dict(task.result or {})
+    return {}
 
 
 def _results(session: Session, task_ids: list[str]) -> dict[str, Any]:
@@ -167,14 +179,17 @@ def view(session: Session, resource: SyncResource, domain: RoutingDomain, *, net
          bindings: list[SyncBinding]) -> dict[str, Any]:
     """What a user reads of a mesh: per site its binding's status and error, the VPN service's address,
     each connection's status and whether the site holds the current key (as of the site's last
-    successful run), never the key."""
+    successful run, also while a newer one is pending or failed), never the key."""
     bindings = sorted(bindings, key=lambda b: b.site_name)
     task_ids = [b.task_id for b in bindings if b.task_id]
     results = _results(session, task_ids)
     current = key_version(resource)
     sites, stale = [], []
     for b in bindings:
-        result = dict(results.get(b.task_id or "") or {}) if b.status == "in-sync" else {}
+        if b.status == "in-sync":
+            result = dict(results.get(b.task_id or "") or {})
+        else:  # a run is pending or failed: the last one that succeeded, if any
+            result = _last_success(session, resource, b.site_id) if b.action == "ensure" else {}
         held = result.get("key_version")
         key_current = held is not None and int(held) == current
         if b.action == "ensure" and not key_current:
