@@ -202,3 +202,52 @@ def test_key_rotation_and_sites_that_join_or_leave_the_mesh(fleet: Fleet) -> Non
     assert client.delete("/v1/routing-domains/mesh/vpn", headers=tenant).status_code == 202
     run(runtime, engine)
     assert all(vpn_objects(conns[s], "vpnservices") == [] for s in (one, two, three))
+
+
+def test_a_dual_stack_network_is_meshed_in_both_ip_versions(fleet: Fleet) -> None:
+    """Routers with an IPv4 and an IPv6 gateway: each pair of sites gets an IPv4 connection (the plain
+    peer name) and, one audit later (the peers' IPv6 addresses come from their VPN services), an IPv6
+    one (``<site>#6``) between the IPv6 gateways, each with its own local endpoint group."""
+    sim, runtime, client, engine, tenant, _admin = fleet
+    one, two = sim.site_names()[1:3]
+    for site in (one, two):
+        conn = openstack.connect(**sim.cloud(site))
+        public = conn.network.find_network("public")
+        conn.network.create_subnet(network_id=public.id, ip_version=6, cidr="2001:db8:51::/64", enable_dhcp=False)
+    pid = openstack.connect(**sim.cloud(sim.site_names()[0], user="demo")).current_project_id
+    for name, cidr in (("v4", "10.82.0.0/22"), ("v6", "fd00:82::/48")):
+        assert client.post("/v1/address-pools", json={"name": name, "cidr": cidr}, headers=tenant).status_code == 201
+    made = client.post("/v1/networks", headers=tenant, json={
+        "name": "ds", "pool": "v4", "second_subnet": {"pool": "v6"}, "router": {"external_network": "public"},
+        "placement": {"sites": [one, two]}})
+    assert made.status_code == 202, made.text
+    assert client.post("/v1/routing-domains", json={"name": "mesh", "members": [{"project": pid}]},
+                       headers=tenant).status_code == 201
+    run(runtime, engine)
+    held = {p["site_name"]: p for p in client.get("/v1/networks/ds", headers=tenant).json()["options"]["prefixes"]
+            .values()}
+    assert client.post("/v1/routing-domains/mesh/vpn", json={"network": "ds"}, headers=tenant).status_code == 202
+    for _ in range(2):
+        run(runtime, engine)
+        run_sync_audit(runtime.factory)
+    run(runtime, engine)
+    shown = {s["site_name"]: s for s in client.get("/v1/routing-domains/mesh/vpn", headers=tenant).json()["sites"]}
+    assert shown[one]["connections"] == {two: "ACTIVE", f"{two}#6": "ACTIVE"}, (shown, _tasks(runtime))
+    assert shown[two]["connections"] == {one: "ACTIVE", f"{one}#6": "ACTIVE"}, shown
+    conns = {site: as_tenant(sim, site) for site in (one, two)}
+    services = {site: vpn_objects(conns[site], "vpnservices")[0] for site in (one, two)}
+    for site, other in ((one, two), (two, one)):
+        links = _links(conns[site])
+        assert links[other]["peer_address"] == services[other]["external_v4_ip"]
+        assert links[f"{other}#6"]["peer_address"] == services[other]["external_v6_ip"]
+        assert ":" in links[f"{other}#6"]["peer_address"]
+        groups = {g["description"]: g for g in vpn_objects(conns[site], "endpoint-groups")}
+        peer6 = next(g for d, g in groups.items() if d.endswith(f":{other}#6"))
+        assert peer6["endpoints"] == [held[other]["cidr2"]] and peer6["type"] == "cidr"
+        local6 = next(g for d, g in groups.items() if d.endswith("#6") and ":" not in d.removeprefix("skyfleet:"))
+        assert links[f"{other}#6"]["local_ep_group_id"] == local6["id"]
+        assert links[other]["local_ep_group_id"] != local6["id"]
+    assert client.delete("/v1/routing-domains/mesh/vpn", headers=tenant).status_code == 202
+    run(runtime, engine)
+    for site in (one, two):
+        assert vpn_objects(conns[site], "endpoint-groups") == [] and vpn_objects(conns[site], "vpnservices") == []

@@ -126,18 +126,89 @@ def test_mesh_on_real_vpnaas_sites(api: TestClient, clouds: dict[str, Any],  # n
         assert wait_for(lambda: api.get(f"/v1/networks/{name}", headers=headers).status_code == 404, 300)
         assert api.delete(f"/v1/routing-domains/{name}", headers=headers).status_code == 204
     finally:
+        cleanup(conns, externals, name)
+
+
+def cleanup(conns: dict[str, Any], externals: list[tuple[Any, Any]], name: str) -> None:
+    """Whatever a failed run left: the mesh's VPN objects, the network's router and network, the
+    external networks."""
+    for conn in conns.values():
+        for collection in COLLECTIONS:
+            for item in [i for i in conn.network.get(f"/vpn/{collection}").json()[collection.replace("-", "_")]
+                         if str(i.get("description") or "").startswith("skyfleet:")]:
+                conn.network.delete(f"/vpn/{collection}/{item['id']}")
+        for router in [r for r in conn.network.routers(project_id=conn.current_project_id) if r.name == name]:
+            for port in conn.network.ports(device_id=router.id, device_owner="network:router_interface"):
+                conn.network.remove_interface_from_router(router, port_id=port.id)
+            conn.network.delete_router(router, ignore_missing=True)
+        for net in [n for n in conn.network.networks(project_id=conn.current_project_id) if n.name == name]:
+            conn.network.delete_network(net, ignore_missing=True)
+    for admin, ext in externals:
+        for port in admin.network.ports(network_id=ext.id):
+            admin.network.delete_port(port, ignore_missing=True)
+        admin.network.delete_network(ext, ignore_missing=True)
+
+
+@pytest.mark.timeout(900)
+def test_dual_stack_mesh_on_real_vpnaas_sites(api: TestClient, clouds: dict[str, Any],  # noqa: F811
+                                              tenant: dict[str, Any], record_property: Any) -> None:  # noqa: F811
+    """Routers with an IPv4 and an IPv6 gateway: an IPv4 connection each way and an IPv6 one
+    (``<site>#6``) between the IPv6 gateways, with the v6 prefixes; real Neutron accepts both."""
+    headers = tenant_headers(clouds, tenant)
+    tag = tenant["tag"]
+    admins = {site: openstack.connect(**clouds[site]) for site in SITES}
+    externals = []
+    for n, admin in enumerate(admins.values()):
+        ext = admin.network.create_network(name=f"sf-ext-{tag}", is_router_external=True)
+        admin.network.create_subnet(network_id=ext.id, ip_version=4, cidr=f"198.51.{100 + n}.0/24",
+                                    enable_dhcp=False)
+        admin.network.create_subnet(network_id=ext.id, ip_version=6, cidr=f"2001:db8:{100 + n}::/64",
+                                    enable_dhcp=False)
+        externals.append((admin, ext))
+    name = f"sf-mesh6-{tag}"
+    conns = {site: as_tenant(clouds, site, tenant) for site in SITES}
+    try:
+        for pool, cidr in (("wan", "10.97.0.0/22"), ("wan6", "fd00:97::/48")):
+            assert api.post("/v1/address-pools", json={"name": pool, "cidr": cidr}, headers=headers).status_code == 201
+        made = api.post("/v1/networks", headers=headers, json={
+            "name": name, "pool": "wan", "second_subnet": {"pool": "wan6", "prefix_length": 64},
+            "router": {"external_network": f"sf-ext-{tag}"}, "placement": {"sites": list(SITES)}})
+        assert made.status_code == 202, made.text
+        assert wait_for(lambda: api.get(f"/v1/networks/{name}", headers=headers).json().get("counts")
+                        == {"in-sync": 2}, 300), api.get(f"/v1/networks/{name}", headers=headers).text
+        held = {p["site_name"]: p for p in api.get(f"/v1/networks/{name}", headers=headers)
+                .json()["options"]["prefixes"].values()}
+        pid = conns["site1"].current_project_id
+        assert api.post("/v1/routing-domains", json={"name": name, "members": [{"project": pid}]},
+                        headers=headers).status_code == 201
+        assert api.post(f"/v1/routing-domains/{name}/vpn", json={"network": name, "psk": PSK},
+                        headers=headers).status_code == 202
+
+        def connections() -> dict[str, dict[str, str]]:
+            answer = api.get(f"/v1/routing-domains/{name}/vpn", headers=headers)
+            assert PSK not in answer.text
+            return {s["site_name"]: s["connections"] for s in answer.json()["sites"] if s["status"] == "in-sync"}
+
+        both = {"site1": {"site2", "site2#6"}, "site2": {"site1", "site1#6"}}
+        assert wait_for(lambda: {k: set(v) for k, v in connections().items()} == both, 400), connections()
+        record_property("skyfleet_connections_dual_stack", connections())
+        for site, other in (("site1", "site2"), ("site2", "site1")):
+            links = {str(c["description"]).rsplit(":", 1)[1]: c
+                     for c in vpn_objects(conns[site], "ipsec-site-connections", "skyfleet:")}
+            (theirs,) = vpn_objects(conns[other], "vpnservices", "skyfleet:")
+            assert ":" in str(theirs["external_v6_ip"])
+            assert links[f"{other}#6"]["peer_address"] == theirs["external_v6_ip"]
+            assert links[other]["peer_address"] == theirs["external_v4_ip"]
+            groups = {g["id"]: g for g in vpn_objects(conns[site], "endpoint-groups", "skyfleet:")}
+            assert groups[links[f"{other}#6"]["peer_ep_group_id"]]["endpoints"] == [held[other]["cidr2"]]
+            assert groups[links[other]["peer_ep_group_id"]]["endpoints"] == [held[other]["cidr"]]
+        assert api.delete(f"/v1/routing-domains/{name}/vpn", headers=headers).status_code == 202
+        assert wait_for(lambda: api.get(f"/v1/routing-domains/{name}/vpn", headers=headers).status_code == 404, 300)
         for conn in conns.values():
             for collection in COLLECTIONS:
-                for item in [i for i in conn.network.get(f"/vpn/{collection}").json()[collection.replace("-", "_")]
-                             if str(i.get("description") or "").startswith("skyfleet:")]:
-                    conn.network.delete(f"/vpn/{collection}/{item['id']}")
-            for router in [r for r in conn.network.routers(project_id=conn.current_project_id) if r.name == name]:
-                for port in conn.network.ports(device_id=router.id, device_owner="network:router_interface"):
-                    conn.network.remove_interface_from_router(router, port_id=port.id)
-                conn.network.delete_router(router, ignore_missing=True)
-            for net in [n for n in conn.network.networks(project_id=conn.current_project_id) if n.name == name]:
-                conn.network.delete_network(net, ignore_missing=True)
-        for admin, ext in externals:
-            for port in admin.network.ports(network_id=ext.id):
-                admin.network.delete_port(port, ignore_missing=True)
-            admin.network.delete_network(ext, ignore_missing=True)
+                assert vpn_objects(conn, collection, "skyfleet:") == [], collection
+        assert api.delete(f"/v1/networks/{name}", headers=headers).status_code == 202
+        assert wait_for(lambda: api.get(f"/v1/networks/{name}", headers=headers).status_code == 404, 300)
+        assert api.delete(f"/v1/routing-domains/{name}", headers=headers).status_code == 204
+    finally:
+        cleanup(conns, externals, name)

@@ -143,14 +143,44 @@ def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str,
     if network is None:
         return {}
     sites = network_sites(session, network)
-    unable = {b.site_id for b in session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id))
-              if b.last_error and NO_VPNAAS in b.last_error}
+    bindings = list(session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id)))
+    unable = {b.site_id for b in bindings if b.last_error and NO_VPNAAS in b.last_error}
+    v6 = _v6_addresses(session, resource, bindings)
     out: dict[str, dict[str, Any]] = {}
     for site_id, info in sites.items():
+        others = [(oid, other) for oid, other in sorted(sites.items(), key=lambda kv: kv[1]["site_name"])
+                  if oid != site_id and oid not in unable]
         peers = [{"site": other["site_name"], "address": other["address"], "cidrs": _same_version(other)}
-                 for oid, other in sorted(sites.items(), key=lambda kv: kv[1]["site_name"])
-                 if oid != site_id and oid not in unable and other["address"]]
-        out[site_id] = {"local_cidrs": _same_version(info), "peers": peers}
+                 for _oid, other in others if other["address"]]
+        own6 = _v6_second(info) if v6.get(site_id) else []
+        for oid, other in others:  # dual stack: the other IP version through the VPN services' v6 addresses
+            if own6 and v6.get(oid) and _v6_second(other):
+                peers.append({"site": f"{other['site_name']}{V6}", "address": v6[oid], "cidrs": _v6_second(other)})
+        out[site_id] = {"local_cidrs": _same_version(info), "local_cidrs6": own6, "peers": peers}
+    return out
+
+
+#: the suffix of a peer's IPv6 connection (its IPv4 one carries the plain site name)
+V6 = "#6"
+
+
+def _v6_second(info: dict[str, Any]) -> list[str]:
+    """A dual-stack site's IPv6 prefixes when its gateway (the primary connection) is IPv4."""
+    if not info["address"] or ipaddress.ip_address(info["address"]).version != 4:
+        return []
+    return [c for c in info["cidrs"] if ipaddress.ip_network(c).version == 6]
+
+
+def _v6_addresses(session: Session, resource: SyncResource, bindings: list[SyncBinding]) -> dict[str, str]:
+    """Site id -> its VPN service's IPv6 address (``address6``, its router's IPv6 gateway), as the
+    site's last successful run of the mesh reported it: known only once the service exists, so the
+    IPv6 connections follow the IPv4 ones by one round (the next audit)."""
+    results = _results(session, [b.task_id for b in bindings if b.task_id and b.status == "in-sync"])
+    out: dict[str, str] = {}
+    for b in bindings:
+        result = results.get(b.task_id or "") if b.status == "in-sync" else _last_success(session, resource, b.site_id)
+        if b.action == "ensure" and result and result.get("address6"):
+            out[b.site_id] = str(result["address6"])
     return out
 
 
