@@ -10,7 +10,9 @@ audited by the same engine as the network); this module holds what is particular
   other site of the network with the peer's prefixes and its router's gateway address, as the network's
   own tasks last reported it (``gateway_ip`` in their results). A site whose Neutron has no VPNaaS
   (its binding failed with that reason) is left out of its peers' lists: nobody dials a site that
-  cannot answer;
+  cannot answer. A dual-stack network whose routers have an IPv6 gateway too gets a second peer per
+  site (``<site>#6``): its IPv6 prefixes at its VPN service's IPv6 address (``address6`` in the mesh
+  task's results), with the site's own IPv6 prefixes (``local_cidrs6``);
 - the pre-shared key: generated or given once, kept sealed with the SecretBox in the resource's options
   (``psk_box``), opened only by the site task, never in an answer, a log line or an error;
 - which sites are meshed (``placed_ids``): the network's sites as they are now, not as they were when

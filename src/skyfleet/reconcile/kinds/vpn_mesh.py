@@ -8,7 +8,9 @@ local endpoint group (the network's subnets there), and per peer site a peer end
 peer's prefixes) and a connection to the peer's router gateway address with the mesh's pre-shared
 key. Everything carries ``skyfleet:<mesh id>`` (``...:<peer site>`` for per-peer objects) in its
 description, so a retry finds what an earlier attempt made, a peer that left has its connection
-removed, and a user's own VPN objects are never touched.
+removed, and a user's own VPN objects are never touched. A dual-stack mesh adds an IPv6 local endpoint group
+(``<mark>#6``) and per IPv6 peer (``<peer site>#6``) its group and connection: one IP version per
+connection, as Neutron requires.
 
 A site without the ``vpnaas`` extension fails with the clear, permanent per-site answer
 "not available: the site's Neutron has no vpnaas extension"; its peers are told nothing of it (the
