@@ -17,7 +17,8 @@ audited by the same engine as the network); this module holds what is particular
   (``psk_box``), opened only by the site task, never in an answer, a log line or an error;
 - which sites are meshed (``placed_ids``): the network's sites as they are now, not as they were when
   the mesh was asked, so a site that joins the network later is meshed at the next convergence (the
-  drift audit's or any other) and one that leaves has its part removed and its peers' connections to it;
+  periodic converge pass's or any other) and one that leaves has its part removed, and its peers'
+  connections to it;
 - the key's generation (``psk_version`` in the options, 1 at first, +1 per rotation): each site's task
   reports the generation it set, so the view tells which sites still hold an older key;
 - the view a user reads: per site its status, the VPN service's address, each connection's status and
@@ -77,7 +78,7 @@ def refuse_if_meshed(session: Session, network: SyncResource) -> None:
 
 def _last_success(session: Session, resource: SyncResource, site_id: str) -> dict[str, Any]:
     """The result of the site's latest successful ``vpn.mesh`` task of this mesh: what the view shows
-    while a newer run (the drift audit's, a rotation's) is pending, instead of nothing."""
+    while a newer run (the periodic converge pass's, a rotation's) is pending, instead of nothing."""
     rows = session.scalars(select(Task).where(Task.kind == "vpn.mesh", Task.site_id == site_id,
                                               Task.state == SUCCEEDED)
                            .order_by(Task.finished_at.desc()).limit(20))

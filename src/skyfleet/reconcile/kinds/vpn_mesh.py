@@ -19,7 +19,7 @@ only here; it is compared with the site's (a drifted or rotated key is set back)
 A connection Neutron will not update (``PENDING_*``: no VPN agent took it up yet, for ever on a site
 without one) is deleted and made again with the new key or peer address.
 Each connection's status (Neutron's ``ACTIVE``/``DOWN``/``PENDING_*``) is reported in the result, as
-of this run (the drift audit runs it again).
+of this run (the periodic converge pass runs it again).
 """
 
 from __future__ import annotations
