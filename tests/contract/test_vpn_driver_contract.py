@@ -1,11 +1,14 @@
 """Contract: the VPNaaS driver (``skyfleet.drivers.openstack.vpnapi``) against the sites.
 
-Where the site's Neutron has the ``vpnaas`` extension (the simulator): IKE and IPsec policies, a VPN
-service on a tenant's router with an external gateway (its address is the gateway's), endpoint groups
-and an IPsec site connection, found again by Skyfleet's mark, the pre-shared key never in an answer,
-the key and peer updated, Neutron's 409 for a policy in use, and every delete idempotent. Where it has
-not (the real test bed's Neutron): the driver says so, clearly and permanently, and the VPN URLs are
-404 there -- the test asserts that detection instead of skipping.
+Both the simulator and the real test bed (neutron-vpnaas 29.0.0, no VPN agent) offer the ``vpnaas``
+extension: IKE and IPsec policies, a VPN service on a tenant's router with an external gateway (its
+address is the gateway's; none on a router without one: 400), endpoint groups and an IPsec site
+connection, found again by Skyfleet's mark, the pre-shared key never in an answer, Neutron's refusals
+(an address that is no IP, a policy or service in use 409, an endpoint group in use 400, a router's
+gateway or interface a connection needs 409), and every delete idempotent. A connection no agent took
+up is ``PENDING_CREATE`` and Neutron refuses to update it (the driver answers None: replace it); one an
+agent took up (the simulator's default) takes the new key and peer. A site without the extension is
+detected, clearly and permanently (the simulator with VPNaaS turned off).
 """
 
 from __future__ import annotations
@@ -69,7 +72,7 @@ def router(site: Site, conn: openstack.connection.Connection, project: Tenant) -
                     "vpnapi.update_site_connection", "vpnapi.connection_has_key", "vpnapi.delete")
 def test_a_site_connection_in_a_tenant_project(conn: openstack.connection.Connection, site: Site, project: Tenant,
                                                router: tuple[str, str, str]) -> None:
-    if not vpnapi.vpnaas_available(conn):  # the real test bed: the detection is the contract
+    if not vpnapi.vpnaas_available(conn):  # a site without VPNaaS: the detection is the contract
         with pytest.raises(PermanentSiteError, match="no vpnaas extension"):
             vpnapi.require_vpnaas(conn)
         with pytest.raises(SiteError) as absent:  # and a call made regardless meets Neutron's 404
@@ -96,6 +99,14 @@ def test_a_site_connection_in_a_tenant_project(conn: openstack.connection.Connec
         assert bad.value.status == 400
         service = vpnapi.create_vpn_service(conn, project_id=pid, name="mesh", mark=mark, router_id=router_id)
         made.append(("vpnservices", service["id"]))
+        assert service["status"] == "PENDING_CREATE"  # as created; later the agent's word, if any
+        bare = networkapi.create_router(conn, name="bare", project_id=pid, mark=mark, external_network_id=None)
+        try:
+            with pytest.raises(PermanentSiteError) as bad:  # a VPN service needs the router's gateway
+                vpnapi.create_vpn_service(conn, project_id=pid, name="bad", mark=mark, router_id=bare["id"])
+            assert bad.value.status == 400 and "has no external network gateway set" in bad.value.message
+        finally:
+            networkapi.delete_router(conn, bare["id"])
         assert (service["router_id"], service["external_v4_ip"], service["subnet_id"]) == (router_id, gateway_ip, None)
         local = vpnapi.create_endpoint_group(conn, project_id=pid, name="local", mark=mark, kind="subnet",
                                              endpoints=[subnet_id])
@@ -121,12 +132,47 @@ def test_a_site_connection_in_a_tenant_project(conn: openstack.connection.Connec
         by_prefix = vpnapi.find_marked(conn, "endpoint-groups", project_id=pid, mark=mark + ":", prefix=True)
         assert [g["id"] for g in by_prefix] == [peer["id"]]
         assert vpnapi.connection_has_key(conn, link["id"], PSK) is True
+        status = str(vpnapi.find_marked(conn, "ipsec-site-connections", project_id=pid, mark=mark)[0]["status"])
         moved = vpnapi.update_site_connection(conn, link["id"], peer_address="203.0.113.8", psk=PSK + "-2")
-        assert moved["peer_address"] == "203.0.113.8" and "psk" not in moved
-        assert vpnapi.connection_has_key(conn, link["id"], PSK) is False
+        if status.startswith("PENDING_"):  # no agent took it up (the real test bed): Neutron refuses
+            assert moved is None
+            assert vpnapi.connection_has_key(conn, link["id"], PSK) is True
+        else:
+            assert status in ("DOWN", "ACTIVE")
+            assert moved is not None and moved["peer_address"] == "203.0.113.8" and "psk" not in moved
+            assert vpnapi.connection_has_key(conn, link["id"], PSK) is False
         with pytest.raises(SiteError) as busy:  # a policy a connection uses
             vpnapi.delete(conn, "ikepolicies", ike["id"])
-        assert busy.value.status == 409
+        assert busy.value.status == 409 and "IKEPolicyInUse" in busy.value.message
+        with pytest.raises(SiteError) as busy:  # the service a connection uses
+            vpnapi.delete(conn, "vpnservices", service["id"])
+        assert busy.value.status == 409 and "VPNServiceInUse" in busy.value.message
+        with pytest.raises(SiteError) as busy:  # an endpoint group in use: Neutron says 400, not 409
+            vpnapi.delete(conn, "endpoint-groups", local["id"])
+        assert busy.value.status == 400 and "EndpointGroupInUse" in busy.value.message
+        with pytest.raises(SiteError) as busy:  # the router's gateway carries the service
+            networkapi.set_router_gateway(conn, router_id, None)
+        assert busy.value.status == 409 and "used by VPN service" in busy.value.message
+        with pytest.raises(SiteError) as busy:  # the subnet of the local endpoint group
+            networkapi.remove_router_interface(conn, router_id, subnet_id)
+        assert busy.value.status == 409 and "SubnetInUseByIPsecSiteConnection" in busy.value.message
+        with pytest.raises(PermanentSiteError) as bad:  # not an address: Neutron tried to resolve it
+            vpnapi.create_site_connection(conn, project_id=pid, name="bad", mark=mark, vpnservice_id=service["id"],
+                                          ikepolicy_id=ike["id"], ipsecpolicy_id=ipsec["id"],
+                                          local_ep_group_id=local["id"], peer_ep_group_id=peer["id"],
+                                          peer_address="not-an-address", psk=PSK)
+        assert bad.value.status == 400 and "VPNPeerAddressNotResolved" in bad.value.message
+        assert PSK not in bad.value.message
+        with pytest.raises(PermanentSiteError) as bad:  # an IPv6 peer, and the router has no IPv6 gateway
+            vpnapi.create_site_connection(conn, project_id=pid, name="bad", mark=mark, vpnservice_id=service["id"],
+                                          ikepolicy_id=ike["id"], ipsecpolicy_id=ipsec["id"],
+                                          local_ep_group_id=local["id"], peer_ep_group_id=peer["id"],
+                                          peer_address="2001:db8::7", psk=PSK)
+        assert bad.value.status == 400 and "ExternalNetworkHasNoSubnet" in bad.value.message
+        with pytest.raises(PermanentSiteError) as bad:  # a subnet endpoint that does not exist
+            vpnapi.create_endpoint_group(conn, project_id=pid, name="bad", mark=mark, kind="subnet",
+                                         endpoints=["00000000-0000-4000-8000-000000000000"])
+        assert bad.value.status == 400 and "NonExistingSubnetInEndpointGroup" in bad.value.message
         seen = project.conn.network.get(f"/vpn/vpnservices/{service['id']}").json()["vpnservice"]
         assert seen["project_id"] == pid  # the tenant's own client sees it as its own
     finally:

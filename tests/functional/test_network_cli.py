@@ -74,8 +74,8 @@ def test_network_commands(sim: Simulator, live_server: Callable[[Runtime], str],
 def test_dual_stack_internal_group_mesh_and_purge_commands(sim: Simulator, live_server: Callable[[Runtime], str],
                                                            runtime_factory: Callable[..., Runtime],
                                                            tmp_path: Path) -> None:
-    """A dual-stack network with its internal group, meshed (the key from a file, shown nowhere), then
-    unmeshed, and deleted with --purge."""
+    """A dual-stack network with its internal group, meshed (the key from a file, shown nowhere), its
+    key rotated (from another file), then unmeshed, and deleted with --purge."""
     runtime = runtime_factory()
     names = sim.site_names()[:2]
     register_sites(runtime.factory, runtime.box, sim, names)
@@ -105,6 +105,16 @@ def test_dual_stack_internal_group_mesh_and_purge_commands(sim: Simulator, live_
         groups = openstack.connect(**sim.cloud(name)).network.get("/vpn/endpoint-groups").json()["endpoint_groups"]
         peers = [g for g in groups if g["type"] == "cidr"]
         assert len(peers) == 1 and [c.startswith("10.74.") for c in peers[0]["endpoints"]] == [True], groups
+    new = tmp_path / "new-psk"
+    new.write_text("cli-rotated-key-9876543210\n")
+    code, out = cli(url, "routing-domain", "rotate-key", "rd", "--psk-file", str(new))
+    assert code == 0 and out.count(" old ") == 2 and "cli-rotated-key" not in out, out
+    engine.run_until_idle()
+    code, out = cli(url, "routing-domain", "mesh-show", "rd")
+    assert code == 0 and out.count("current") == 2 and "cli-rotated-key" not in out, out
+    for name in names:
+        links = openstack.connect(**sim.cloud(name)).network.get("/vpn/ipsec-site-connections").json()
+        assert [c["psk"] for c in links["ipsec_site_connections"]] == ["cli-rotated-key-9876543210"]
     code, out = cli(url, "network", "delete", "ds")
     assert code != 0 and "delete the mesh first" in out, out
     assert cli(url, "routing-domain", "unmesh", "rd")[0] == 0

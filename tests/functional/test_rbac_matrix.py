@@ -95,6 +95,7 @@ EXPECTED: dict[str, tuple[str, bool]] = {
     "DELETE /v1/routing-domains/{ref}": (WRITE, True),
     "POST /v1/routing-domains/{ref}/vpn": (WRITE, True), "GET /v1/routing-domains/{ref}/vpn": (READ, True),
     "DELETE /v1/routing-domains/{ref}/vpn": (WRITE, True),
+    "POST /v1/routing-domains/{ref}/vpn/rotate-key": (WRITE, True),
     "POST /v1/address-pools": (WRITE, False), "GET /v1/address-pools": (READ, False),
     "GET /v1/address-pools/{ref}": (READ, True), "DELETE /v1/address-pools/{ref}": (WRITE, True),
     "POST /v1/address-pools/{ref}/allocations": (WRITE, True),

@@ -184,6 +184,7 @@ POLICY: dict[str, Rule] = {
     # a routing domain's IPsec mesh: work on every site of the network, rate limited like it
     "POST /v1/routing-domains/{ref}/vpn": FANOUT_WRITE, "GET /v1/routing-domains/{ref}/vpn": READ,
     "DELETE /v1/routing-domains/{ref}/vpn": FANOUT_WRITE,
+    "POST /v1/routing-domains/{ref}/vpn/rotate-key": FANOUT_WRITE,
     # global IPAM: tenants' pools are their project's; shared pools are created by fleet admins
     "POST /v1/address-pools": WRITE, "GET /v1/address-pools": READ, "GET /v1/address-pools/{ref}": READ,
     "DELETE /v1/address-pools/{ref}": WRITE,

@@ -276,7 +276,7 @@ def delete_domain(ctx: typer.Context, ref: str) -> None:
 
 
 MESH_COLUMNS = [("site_name", "SITE"), ("status", "STATUS"), ("address", "ADDRESS"), ("connections", "CONNECTIONS"),
-                ("error", "ERROR")]
+                ("key", "KEY"), ("error", "ERROR")]
 
 
 @domain_app.command("mesh")
@@ -308,6 +308,24 @@ def mesh_show(ctx: typer.Context, ref: str) -> None:
         fail(str(exc))
 
 
+@domain_app.command("rotate-key")
+def rotate_key(ctx: typer.Context, ref: str,
+               psk_file: Annotated[Path | None, typer.Option(help="File holding the new pre-shared key (16-128 "
+                                                                  "printable characters); generated when absent")]
+               = None) -> None:
+    """Give a mesh a new pre-shared key on every connection of every site; mesh-show's KEY column says
+    which sites hold it (``old`` until their part has been converged)."""
+    c: Ctx = ctx.obj
+    body: dict[str, Any] = {}
+    if psk_file is not None:
+        body["psk"] = psk_file.read_text().strip()
+    try:
+        emit(_mesh_rows(client_of(c).request("POST", f"/v1/routing-domains/{ref}/vpn/rotate-key", json=body), c.fmt),
+             fmt=c.fmt, columns=MESH_COLUMNS)
+    except ApiFailure as exc:
+        fail(str(exc))
+
+
 @domain_app.command("unmesh")
 def unmesh(ctx: typer.Context, ref: str) -> None:
     """Remove the domain's mesh: connections, VPN services, endpoint groups and policies Skyfleet made."""
@@ -322,5 +340,5 @@ def unmesh(ctx: typer.Context, ref: str) -> None:
 def _mesh_rows(body: Any, fmt: str) -> Any:
     if fmt == "json":
         return body
-    return [{**s, "connections": ", ".join(f"{peer}={state}" for peer, state in sorted(s["connections"].items()))}
-            for s in body["sites"]]
+    return [{**s, "connections": ", ".join(f"{peer}={state}" for peer, state in sorted(s["connections"].items())),
+             "key": "current" if s.get("key_current") else "old"} for s in body["sites"]]

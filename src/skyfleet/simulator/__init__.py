@@ -157,6 +157,11 @@ class Simulator:
         """Whether ``site``'s Neutron offers VPNaaS (the ``vpnaas`` extension; on by default)."""
         self.fleet.get(site).neutron.vpnaas = enabled
 
+    def set_vpn_agent(self, site: str, enabled: bool) -> None:
+        """Whether a VPN agent serves ``site``'s VPNaaS (on by default). Off, as on the real test bed:
+        services and connections stay ``PENDING_CREATE`` and Neutron refuses to update them."""
+        self.fleet.get(site).neutron.vpn_agent = enabled
+
     def faults(self, site: str) -> Faults:
         current = self.fleet.get(site).faults
         return current.copy() if current else Faults()

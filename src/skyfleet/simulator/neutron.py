@@ -231,6 +231,9 @@ async def update(ctx: Ctx, collection: str, ident: str) -> web.Response:
         if key.startswith("provider:") and not ctx.is_admin:
             return error(ctx, 403, f"rule:update_{singular}:{key} is disallowed by policy")
         if collection == "routers" and key == "external_gateway_info":
+            reason = None if (value or {}).get("network_id") else neutron_vpn.router_in_use(ctx.site, resource["id"])
+            if reason is not None:
+                return error(ctx, 409, reason, "RouterInUse")
             problem = set_gateway(ctx, resource, value or {})
             if problem is not None:
                 return problem
@@ -280,9 +283,9 @@ def delete(ctx: Ctx, collection: str, ident: str) -> web.Response:
         mine = [p for p in neutron.ports.values() if p["device_id"] == ident]
         if any(p["device_owner"] == "network:router_interface" for p in mine):
             return error(ctx, 409, f"Router {ident} still has ports", "RouterInUse")
-        service = neutron_vpn.router_in_use(ctx.site, ident)
-        if service is not None:
-            return error(ctx, 409, f"Router {ident} is used by VPNService {service}", "RouterInUseByVPNService")
+        reason = neutron_vpn.router_in_use(ctx.site, ident)
+        if reason is not None:
+            return error(ctx, 409, reason, "RouterInUse")
         for port in mine:
             release_port(ctx.site, port)
     elif collection == "security-groups":

@@ -12,6 +12,7 @@ from typing import Any
 
 from aiohttp import web
 
+from . import neutron_vpn
 from .httpkit import Ctx, json_response
 from .neutron_base import allocate_ip, allocate_port, error, release_port, standard, touch, visible
 from .state import Resource
@@ -207,6 +208,10 @@ async def router_interface(ctx: Ctx, router: Resource, add: bool) -> web.Respons
         if found_port is None:
             return error(ctx, 404, f"Router {router['id']} does not have an interface with id "
                                    f"{port_id or subnet_id}", "RouterInterfaceNotFoundForSubnet")
+        subnets = [subnet_id] if subnet_id else [f["subnet_id"] for f in found_port["fixed_ips"]]
+        reason = next(filter(None, (neutron_vpn.subnet_in_use(ctx.site, router["id"], s) for s in subnets)), None)
+        if reason is not None:
+            return error(ctx, 409, reason, "SubnetInUseByIPsecSiteConnection")
         port = found_port
     info = {"id": router["id"], "tenant_id": router["project_id"], "project_id": router["project_id"],
             "port_id": port["id"], "network_id": port["network_id"],

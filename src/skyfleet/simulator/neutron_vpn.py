@@ -2,14 +2,15 @@
 IPsec policies, VPN services, endpoint groups and IPsec site connections under ``/v2.0/vpn/``.
 
 Why it exists: Skyfleet meshes a routing domain's sites with site-to-site IPsec where a site's Neutron
-offers VPNaaS. The real test bed's Neutron has no VPNaaS plugin, so this module is where those calls
-meet real Neutron's shapes (neutron-lib api-ref and neutron-vpnaas): the defaults, the required
-fields, 404/400/409 answers, a VPN service only on a router with an external gateway (its
+offers VPNaaS. Its shapes and errors follow what the real test bed's neutron-vpnaas 29.0.0 answers:
+the defaults, the required fields, 404/400/409 answers, a VPN service only on a router with an external gateway (its
 ``external_v4_ip``), the ``psk`` returned as Neutron returns it, and a connection's ``status``:
 ``PENDING_CREATE`` in the create answer, then ``ACTIVE`` when a connection of another simulated site
 answers it (its VPN service's address is our ``peer_address``, ours is its, same pre-shared key),
-else ``DOWN``. A site's ``neutron.vpnaas`` turned off hides the extension (404s, as a Neutron without
-the plugin answers).
+else ``DOWN``. A site whose ``neutron.vpn_agent`` is off keeps every service and connection
+``PENDING_CREATE`` and refuses to update them (``400 VPNStateInvalidToUpdate``), as the real test
+bed's Neutron (VPNaaS plugin, no agent) does. A site's ``neutron.vpnaas`` turned off hides the
+extension (404s, as a Neutron without the plugin answers).
 """
 
 from __future__ import annotations
@@ -24,13 +25,15 @@ from .neutron_base import error, standard, touch, view, visible
 from .state import Resource, Site
 
 EXTENSIONS = ["vpnaas", "vpn-endpoint-groups", "vpn-endpoint-groups-ext"]
-# collection -> (singular, NeutronState attribute, not-found type)
-KINDS: dict[str, tuple[str, str, str]] = {
-    "ikepolicies": ("ikepolicy", "ikepolicies", "IKEPolicyNotFound"),
-    "ipsecpolicies": ("ipsecpolicy", "ipsecpolicies", "IPsecPolicyNotFound"),
-    "vpnservices": ("vpnservice", "vpnservices", "VPNServiceNotFound"),
-    "endpoint-groups": ("endpoint_group", "endpoint_groups", "VPNEndpointGroupNotFound"),
-    "ipsec-site-connections": ("ipsec_site_connection", "ipsec_site_connections", "IPsecSiteConnectionNotFound"),
+# collection -> (singular, NeutronState attribute, not-found type, not-found message)
+KINDS: dict[str, tuple[str, str, str, str]] = {
+    "ikepolicies": ("ikepolicy", "ikepolicies", "IKEPolicyNotFound", "IKEPolicy {} could not be found"),
+    "ipsecpolicies": ("ipsecpolicy", "ipsecpolicies", "IPsecPolicyNotFound", "IPsecPolicy {} could not be found"),
+    "vpnservices": ("vpnservice", "vpnservices", "VPNServiceNotFound", "VPNService {} could not be found"),
+    "endpoint-groups": ("endpoint_group", "endpoint_groups", "VPNEndpointGroupNotFound",
+                        "Endpoint group {} could not be found"),
+    "ipsec-site-connections": ("ipsec_site_connection", "ipsec_site_connections", "IPsecSiteConnectionNotFound",
+                               "ipsec_site_connection {} not found"),
 }
 AUTH = {"sha1", "sha256", "sha384", "sha512", "aes-xcbc", "aes-cmac"}
 ENCRYPTION = {"3des", "aes-128", "aes-192", "aes-256", "aes-128-ccm-8", "aes-192-ccm-8", "aes-256-ccm-8",
@@ -63,8 +66,8 @@ def table(site: Site, collection: str) -> dict[str, Resource]:
 
 
 def _missing(ctx: Ctx, collection: str, ident: str) -> web.Response:
-    singular, _attr, kind = KINDS[collection]
-    return error(ctx, 404, f"{singular} {ident} could not be found", kind)
+    _singular, _attr, kind, message = KINDS[collection]
+    return error(ctx, 404, message.format(ident), kind)
 
 
 async def handle(ctx: Ctx, parts: list[str]) -> web.StreamResponse:
@@ -109,17 +112,28 @@ def listing(ctx: Ctx, collection: str) -> web.Response:
 def render(ctx: Ctx, collection: str, resource: Resource) -> Resource:
     out = view(ctx, resource)
     out.pop("tags", None)
-    if collection == "ipsec-site-connections" and not resource.get("_new"):
-        out["status"] = connection_status(ctx.site, resource)
-    if collection == "vpnservices" and not resource.get("_new"):
-        out["status"] = "ACTIVE" if resource["admin_state_up"] else "DOWN"
+    if collection in ("ipsec-site-connections", "vpnservices"):
+        out["status"] = status(ctx.site, collection, resource)
     resource.pop("_new", None)
     return out
 
 
 def _address(site: Site, connection: Resource) -> str | None:
+    """The connection's own end: its VPN service's address of the peer address's IP version."""
     service = site.neutron.vpnservices.get(connection["vpnservice_id"])
-    return service.get("external_v4_ip") if service else None
+    version = ipaddress.ip_address(connection["peer_address"]).version
+    return service.get(f"external_v{version}_ip") if service else None
+
+
+def status(site: Site, collection: str, resource: Resource) -> str:
+    """A VPN service's or connection's status: ``PENDING_CREATE`` until an agent took it up (in the
+    create answer; for ever on a site without a VPN agent, as on the real test bed), then the
+    agent's word."""
+    if resource.get("_new") or not site.neutron.vpn_agent:
+        return "PENDING_CREATE"
+    if collection == "vpnservices":
+        return "ACTIVE" if resource["admin_state_up"] else "DOWN"
+    return connection_status(site, resource)
 
 
 def connection_status(site: Site, conn: Resource) -> str:
@@ -129,8 +143,8 @@ def connection_status(site: Site, conn: Resource) -> str:
         return "DOWN"
     mine = _address(site, conn)
     for other in site.fleet_sites.values():
-        if other is site or other._neutron is None:
-            continue
+        if other is site or other._neutron is None or not other.neutron.vpn_agent:
+            continue  # (a far end no agent serves builds no tunnel)
         for far in other.neutron.ipsec_site_connections.values():
             if far["admin_state_up"] and far["peer_address"] == mine and far["psk"] == conn["psk"] \
                     and _address(other, far) == conn["peer_address"]:
@@ -141,14 +155,16 @@ def connection_status(site: Site, conn: Resource) -> str:
 def _choices(ctx: Ctx, collection: str, body: dict[str, Any]) -> web.Response | None:
     for key, allowed in CHOICES.get(collection, {}).items():
         if key in body and body[key] not in allowed:
-            return error(ctx, 400, f"Invalid input for {key}. Reason: '{body[key]}' is not in "
-                                   f"{sorted(allowed)}.", "HTTPBadRequest")
+            return error(ctx, 400, f"Invalid input for {key}. Reason: {body[key]} is not in valid_values.",
+                         "HTTPBadRequest")
     lifetime = body.get("lifetime")
     if lifetime is not None and (not isinstance(lifetime, dict) or lifetime.get("units", "seconds") != "seconds"
-                                 or not isinstance(lifetime.get("value", 3600), int)
-                                 or int(lifetime.get("value", 3600)) < 60):
-        return error(ctx, 400, f"Invalid input for lifetime. Reason: '{lifetime}' is not a valid lifetime "
-                               "(units 'seconds', value at least 60).", "HTTPBadRequest")
+                                 or not isinstance(lifetime.get("value", 3600), int)):
+        return error(ctx, 400, f"Invalid input for lifetime. Reason: '{lifetime}' is not a valid lifetime.",
+                     "HTTPBadRequest")
+    if lifetime is not None and int(lifetime.get("value", 3600)) < 60:
+        return error(ctx, 400, f"Invalid input for lifetime. Reason: '{lifetime['value']}' is too small - must be "
+                               "at least '60'.", "HTTPBadRequest")
     return None
 
 
@@ -210,17 +226,21 @@ def _endpoint_group(ctx: Ctx, collection: str, body: dict[str, Any]) -> Resource
     if problem is not None:
         return problem
     kind, endpoints = body.get("type"), body.get("endpoints")
-    if kind is None or not isinstance(endpoints, list) or not endpoints:
-        return error(ctx, 400, "Endpoint group requires a type and a non-empty list of endpoints", "HTTPBadRequest")
+    if kind is None or not isinstance(endpoints, list):
+        return error(ctx, 400, "Failed to parse request. Required attribute 'type' or 'endpoints' not specified",
+                     "HTTPBadRequest")
+    if not endpoints:
+        return error(ctx, 400, "No endpoints specified for endpoint group", "MissingEndpointForEndpointGroup")
     for endpoint in endpoints:
         if kind == "cidr":
             try:
                 ipaddress.ip_network(str(endpoint))
             except ValueError:
-                return error(ctx, 400, f"Invalid endpoint's CIDR '{endpoint}'", "InvalidEndpointInEndpointGroup")
+                return error(ctx, 400, f"Endpoint '{endpoint}' is invalid for group type 'cidr': Invalid CIDR",
+                             "InvalidEndpointInEndpointGroup")
         if kind == "subnet" and endpoint not in ctx.site.neutron.subnets:
-            return error(ctx, 400, f"Endpoint '{endpoint}' is invalid for group type 'subnet': "
-                                   "subnet not found", "InvalidEndpointInEndpointGroup")
+            return error(ctx, 400, f"Subnet {endpoint} in endpoint group does not exist",
+                         "NonExistingSubnetInEndpointGroup")
     made = standard(ctx, body)
     made.update(type=kind, endpoints=list(endpoints))
     return made
@@ -242,14 +262,14 @@ def _connection(ctx: Ctx, _collection: str, body: dict[str, Any]) -> Resource | 
     problem = _unknown_keys(ctx, body, allowed)
     if problem is not None:
         return problem
-    absent = [key for key in CONNECTION_REQUIRED if not body.get(key)]
+    absent = [key for key in CONNECTION_REQUIRED if key not in body]
     if absent:
-        return error(ctx, 400, f"Request body missing or empty: {', '.join(absent)}", "HTTPBadRequest")
+        return error(ctx, 400, f"Failed to parse request. Required attribute '{absent[0]}' not specified",
+                     "HTTPBadRequest")
     try:
-        ipaddress.ip_address(str(body["peer_address"]))
-    except ValueError:
-        return error(ctx, 400, f"Invalid input for peer_address. Reason: '{body['peer_address']}' is not a valid "
-                               "IP address.", "HTTPBadRequest")
+        peer = ipaddress.ip_address(str(body["peer_address"]))
+    except ValueError:  # Neutron tries DNS, then gives up
+        return error(ctx, 400, f"Peer address {body['peer_address']} cannot be resolved", "VPNPeerAddressNotResolved")
     problem = _refs(ctx, body)
     if problem is not None:
         return problem
@@ -268,10 +288,13 @@ def _connection(ctx: Ctx, _collection: str, body: dict[str, Any]) -> Resource | 
                                "'cidr'", "WrongEndpointGroupType")
     if not all(groups) and not body.get("peer_cidrs"):
         return error(ctx, 400, "Missing peer CIDRs or endpoint groups", "MissingPeerCidrs")
+    if not service.get(f"external_v{peer.version}_ip"):
+        return error(ctx, 400, f"Router's {service['router_id']} external network has no IPv{peer.version} subnet",
+                     "ExternalNetworkHasNoSubnet")
     mtu = body.get("mtu", 1500)
-    if not isinstance(mtu, int) or mtu < 68:
-        return error(ctx, 400, f"Invalid input for mtu. Reason: '{mtu}' is too small - must be at least '68'.",
-                     "HTTPBadRequest")
+    if not isinstance(mtu, int) or mtu < (68 if peer.version == 4 else 1280):
+        return error(ctx, 400, f"ipsec_site_connection MTU {mtu} is too small for ipv{peer.version}",
+                     "IPsecSiteConnectionMtuError")
     made = standard(ctx, body)
     made.update({key: body[key] for key in CONNECTION_REQUIRED})
     made.update(local_id=body.get("local_id", ""), peer_cidrs=list(body.get("peer_cidrs") or []),
@@ -295,6 +318,10 @@ async def update(ctx: Ctx, collection: str, resource: Resource) -> web.Response:
     problem = _unknown_keys(ctx, body, writable) or _choices(ctx, collection, body)
     if problem is not None:
         return problem
+    state = status(ctx.site, collection, resource) if collection in ("ipsec-site-connections", "vpnservices") else ""
+    if state.startswith("PENDING_"):  # Neutron waits for the agent's word before it takes a change
+        return error(ctx, 400, f"Invalid state {state} of vpnaas resource {resource['id']} for updating",
+                     "VPNStateInvalidToUpdate")
     resource.update(body)
     touch(resource)
     return json_response({singular: render(ctx, collection, resource)})
@@ -315,11 +342,27 @@ def delete(ctx: Ctx, collection: str, resource: Resource) -> web.Response:
         key, kind, message = users[collection]
         keys = (key,) if key else ("local_ep_group_id", "peer_ep_group_id")
         if any(c.get(k) == ident for c in neutron.ipsec_site_connections.values() for k in keys):
-            return error(ctx, 409, message, kind)
+            return error(ctx, 400 if collection == "endpoint-groups" else 409, message, kind)
     del table(ctx.site, collection)[ident]
     return web.Response(status=204)
 
 
 def router_in_use(site: Site, router_id: str) -> str | None:
-    """The VPN service on the router (a router with one cannot be deleted), else None."""
-    return next((s["id"] for s in site.neutron.vpnservices.values() if s["router_id"] == router_id), None)
+    """Why the router's gateway cannot go (deleting the router, clearing its gateway): the VPN
+    services on it, as Neutron's ``RouterInUse`` reason; else None."""
+    found = [s["id"] for s in site.neutron.vpnservices.values() if s["router_id"] == router_id]
+    if not found:
+        return None
+    return f"Router {router_id} is currently used by VPN service{'s' if len(found) > 1 else ''} ({','.join(found)})"
+
+
+def subnet_in_use(site: Site, router_id: str, subnet_id: str) -> str | None:
+    """Why the router's interface on the subnet cannot go: a connection whose local endpoint group
+    names the subnet (Neutron's ``SubnetInUseByIPsecSiteConnection``); else None."""
+    neutron = site.neutron
+    for conn in neutron.ipsec_site_connections.values():
+        service = neutron.vpnservices.get(conn["vpnservice_id"]) or {}
+        group = neutron.endpoint_groups.get(str(conn.get("local_ep_group_id"))) or {}
+        if service.get("router_id") == router_id and subnet_id in (group.get("endpoints") or []):
+            return f"Subnet {subnet_id} is used by ipsec site connection {conn['id']}"
+    return None

@@ -231,6 +231,7 @@ class NeutronState:
     endpoint_groups: dict[str, Resource] = field(default_factory=dict)
     ipsec_site_connections: dict[str, Resource] = field(default_factory=dict)
     vpnaas: bool = True  # the site's Neutron offers the vpnaas extension
+    vpn_agent: bool = True  # a VPN agent takes services and connections up (off: PENDING_CREATE for ever)
     next_segment: int = 1
     next_mac: int = 1
 

@@ -82,6 +82,7 @@ class MeshSite(BaseModel):
     error: str | None
     address: str | None = Field(None, description="the site's VPN service address (its router's gateway)")
     connections: dict[str, str] = Field(default_factory=dict, description="peer site -> Neutron status")
+    key_current: bool = Field(False, description="every connection of the site holds the mesh's current key")
 
 
 class MeshOut(BaseModel):
@@ -93,6 +94,8 @@ class MeshOut(BaseModel):
     ike_policy: dict[str, Any] | None
     ipsec_policy: dict[str, Any] | None
     psk_set: bool
+    key_version: int = Field(description="the key's generation: 1, then +1 per rotation")
+    old_key_sites: list[str] = Field(description="sites not yet known to hold the current key")
     operation_id: str | None
     sites: list[MeshSite]
     updated_at: Any
@@ -155,6 +158,39 @@ def create_mesh(ref: str, body: MeshIn, runtime: RuntimeDep, principal: Principa
         resource = service.create(session, kind=vpn.KIND, data=data, spec=spec, caller=caller, now=now)
         resource.options = {**resource.options, "psk_box": runtime.box.encrypt({"psk": psk})}
         conv.converge(session, resource, now=now, user_id=principal.user_id)
+        out = _out(session, resource, domain)
+    runtime.wake()
+    return out
+
+
+class RotateIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    psk: SecretStr | None = Field(None, description="the new pre-shared key (16-128 printable characters); "
+                                                    "generated when absent; never shown again")
+
+
+@router.post("/{ref}/vpn/rotate-key", status_code=status.HTTP_202_ACCEPTED, response_model=MeshOut)
+def rotate_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep, body: RotateIn | None = None) -> MeshOut:
+    """Give the mesh a new pre-shared key: every connection on every site is set to it (replaced where
+    Neutron will not update it); ``old_key_sites`` lists the sites that do not hold it yet. 409 while the
+    mesh is being deleted; 400 for a key that is too short, too long or not printable."""
+    given = body.psk.get_secret_value() if body is not None and body.psk is not None else None
+    psk = given if given is not None else vpn.new_psk()
+    problem = vpn.check_psk(psk)
+    if problem is not None:
+        raise Invalid(problem)
+    now = utcnow()
+    with transaction(runtime.factory) as session:
+        domain = _domain(session, principal, ref)
+        resource = vpn.mesh_of(session, domain, for_update=True)
+        if resource is None:
+            raise NotFound(f"routing domain {domain.name!r} is not meshed")
+        if resource.state == DELETING:
+            raise Conflict(f"the mesh of routing domain {domain.name!r} is being deleted")
+        vpn.rotate(resource, runtime.box.encrypt({"psk": psk}))
+        resource.updated_at = now
+        conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)
         out = _out(session, resource, domain)
     runtime.wake()
     return out

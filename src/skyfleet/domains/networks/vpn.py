@@ -10,10 +10,19 @@ audited by the same engine as the network); this module holds what is particular
   other site of the network with the peer's prefixes and its router's gateway address, as the network's
   own tasks last reported it (``gateway_ip`` in their results). A site whose Neutron has no VPNaaS
   (its binding failed with that reason) is left out of its peers' lists: nobody dials a site that
-  cannot answer;
+  cannot answer. A dual-stack network whose routers have an IPv6 gateway too gets a second peer per
+  site (``<site>#6``): its IPv6 prefixes at its VPN service's IPv6 address (``address6`` in the mesh
+  task's results), with the site's own IPv6 prefixes (``local_cidrs6``);
 - the pre-shared key: generated or given once, kept sealed with the SecretBox in the resource's options
   (``psk_box``), opened only by the site task, never in an answer, a log line or an error;
-- the view a user reads: per site its status, the VPN service's address and each connection's status.
+- which sites are meshed (``placed_ids``): the network's sites as they are now, not as they were when
+  the mesh was asked, so a site that joins the network later is meshed at the next convergence (the
+  periodic converge pass's or any other) and one that leaves has its part removed, and its peers'
+  connections to it;
+- the key's generation (``psk_version`` in the options, 1 at first, +1 per rotation): each site's task
+  reports the generation it set, so the view tells which sites still hold an older key;
+- the view a user reads: per site its status, the VPN service's address, each connection's status and
+  whether it holds the current key.
 """
 
 from __future__ import annotations
@@ -27,7 +36,7 @@ from sqlalchemy.orm import Session
 
 from skyfleet.domains.addresses.models import RoutingDomain
 from skyfleet.domains.networks.service import prefixes
-from skyfleet.domains.operations.models import Task
+from skyfleet.domains.operations.models import SUCCEEDED, Task
 from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
 from skyfleet.errors import Conflict
 
@@ -65,6 +74,18 @@ def refuse_if_meshed(session: Session, network: SyncResource) -> None:
             domain = session.get(RoutingDomain, mesh.name)
             raise Conflict(f"network {network.name!r} carries the VPN mesh of routing domain "
                            f"{domain.name if domain else mesh.name!r}; delete the mesh first")
+
+
+def _last_success(session: Session, resource: SyncResource, site_id: str) -> dict[str, Any]:
+    """The result of the site's latest successful ``vpn.mesh`` task of this mesh: what the view shows
+    while a newer run (the periodic converge pass's, a rotation's) is pending, instead of nothing."""
+    rows = session.scalars(select(Task).where(Task.kind == "vpn.mesh", Task.site_id == site_id,
+                                              Task.state == SUCCEEDED)
+                           .order_by(Task.finished_at.desc()).limit(20))
+    for task in rows:
+        if (task.payload or {}).get("resource_id") == resource.id and (task.payload or {}).get("action") == "ensure":
+            return dict(task.result or {})
+    return {}
 
 
 def _results(session: Session, task_ids: list[str]) -> dict[str, Any]:
@@ -108,6 +129,15 @@ def check_ready(session: Session, network: SyncResource) -> list[str]:
     return sorted(sites)
 
 
+def placed_ids(session: Session, resource: SyncResource) -> list[str]:
+    """The sites the mesh should stand on: those where its network's copy is now (a late joiner
+    included, a site the network left not)."""
+    network = session.get(SyncResource, str(resource.spec.get("network_id")))
+    if network is None or network.state == DELETING:
+        return []
+    return sorted(network_sites(session, network))
+
+
 def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str, Any]]:
     """Each site's part of the mesh: its local prefixes and its peers (address and prefixes)."""
     if resource.kind != KIND:
@@ -115,16 +145,45 @@ def site_fields(session: Session, resource: SyncResource) -> dict[str, dict[str,
     network = session.get(SyncResource, str(resource.spec.get("network_id")))
     if network is None:
         return {}
-    meshed = set(resource.placement.get("sites") or [])  # the network's sites when the mesh was asked
-    sites = {sid: info for sid, info in network_sites(session, network).items() if sid in meshed}
-    unable = {b.site_id for b in session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id))
-              if b.last_error and NO_VPNAAS in b.last_error}
+    sites = network_sites(session, network)
+    bindings = list(session.scalars(select(SyncBinding).where(SyncBinding.resource_id == resource.id)))
+    unable = {b.site_id for b in bindings if b.last_error and NO_VPNAAS in b.last_error}
+    v6 = _v6_addresses(session, resource, bindings)
     out: dict[str, dict[str, Any]] = {}
     for site_id, info in sites.items():
+        others = [(oid, other) for oid, other in sorted(sites.items(), key=lambda kv: kv[1]["site_name"])
+                  if oid != site_id and oid not in unable]
         peers = [{"site": other["site_name"], "address": other["address"], "cidrs": _same_version(other)}
-                 for oid, other in sorted(sites.items(), key=lambda kv: kv[1]["site_name"])
-                 if oid != site_id and oid not in unable and other["address"]]
-        out[site_id] = {"local_cidrs": _same_version(info), "peers": peers}
+                 for _oid, other in others if other["address"]]
+        own6 = _v6_second(info) if v6.get(site_id) else []
+        for oid, other in others:  # dual stack: the other IP version through the VPN services' v6 addresses
+            if own6 and v6.get(oid) and _v6_second(other):
+                peers.append({"site": f"{other['site_name']}{V6}", "address": v6[oid], "cidrs": _v6_second(other)})
+        out[site_id] = {"local_cidrs": _same_version(info), "local_cidrs6": own6, "peers": peers}
+    return out
+
+
+#: the suffix of a peer's IPv6 connection (its IPv4 one carries the plain site name)
+V6 = "#6"
+
+
+def _v6_second(info: dict[str, Any]) -> list[str]:
+    """A dual-stack site's IPv6 prefixes when its gateway (the primary connection) is IPv4."""
+    if not info["address"] or ipaddress.ip_address(info["address"]).version != 4:
+        return []
+    return [c for c in info["cidrs"] if ipaddress.ip_network(c).version == 6]
+
+
+def _v6_addresses(session: Session, resource: SyncResource, bindings: list[SyncBinding]) -> dict[str, str]:
+    """Site id -> its VPN service's IPv6 address (``address6``, its router's IPv6 gateway), as the
+    site's last successful run of the mesh reported it: known only once the service exists, so the
+    IPv6 connections follow the IPv4 ones by one round (the next audit)."""
+    results = _results(session, [b.task_id for b in bindings if b.task_id and b.status == "in-sync"])
+    out: dict[str, str] = {}
+    for b in bindings:
+        result = results.get(b.task_id or "") if b.status == "in-sync" else _last_success(session, resource, b.site_id)
+        if b.action == "ensure" and result and result.get("address6"):
+            out[b.site_id] = str(result["address6"])
     return out
 
 
@@ -137,20 +196,43 @@ def _same_version(info: dict[str, Any]) -> list[str]:
     return [c for c in info["cidrs"] if ipaddress.ip_network(c).version == version]
 
 
+def key_version(resource: SyncResource) -> int:
+    """The generation of the mesh's current pre-shared key (1, then +1 per rotation)."""
+    return int(resource.options.get("psk_version") or 1)
+
+
+def rotate(resource: SyncResource, psk_box: str) -> int:
+    """Make ``psk_box`` (a sealed new key) the mesh's key; its new generation."""
+    version = key_version(resource) + 1
+    resource.options = {**resource.options, "psk_box": psk_box, "psk_version": version}
+    return version
+
+
 def view(session: Session, resource: SyncResource, domain: RoutingDomain, *, network_name: str | None,
          bindings: list[SyncBinding]) -> dict[str, Any]:
-    """What a user reads of a mesh: per site its binding's status and error, the VPN service's address
-    and each connection's status (as of the site's last run), never the key."""
+    """What a user reads of a mesh: per site its binding's status and error, the VPN service's address,
+    each connection's status and whether the site holds the current key (as of the site's last
+    successful run, also while a newer one is pending or failed), never the key."""
     bindings = sorted(bindings, key=lambda b: b.site_name)
     task_ids = [b.task_id for b in bindings if b.task_id]
     results = _results(session, task_ids)
-    sites = []
+    current = key_version(resource)
+    sites, stale = [], []
     for b in bindings:
-        result = dict(results.get(b.task_id or "") or {}) if b.status == "in-sync" else {}
+        if b.status == "in-sync":
+            result = dict(results.get(b.task_id or "") or {})
+        else:  # a run is pending or failed: the last one that succeeded, if any
+            result = _last_success(session, resource, b.site_id) if b.action == "ensure" else {}
+        held = result.get("key_version")
+        key_current = held is not None and int(held) == current
+        if b.action == "ensure" and not key_current:
+            stale.append(b.site_name)
         sites.append({"site_name": b.site_name, "status": b.status, "error": b.last_error,
-                      "address": result.get("address"), "connections": result.get("connections") or {}})
+                      "address": result.get("address"), "connections": result.get("connections") or {},
+                      "key_current": key_current})
     return {"routing_domain": domain.name, "routing_domain_id": domain.id, "network": network_name,
             "network_id": resource.spec.get("network_id"), "state": resource.state,
             "ike_policy": resource.spec.get("ike_policy"), "ipsec_policy": resource.spec.get("ipsec_policy"),
-            "psk_set": bool(resource.options.get("psk_box")), "operation_id": resource.operation_id,
+            "psk_set": bool(resource.options.get("psk_box")), "key_version": current, "old_key_sites": stale,
+            "operation_id": resource.operation_id,
             "sites": sites, "updated_at": resource.updated_at}

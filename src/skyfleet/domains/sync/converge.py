@@ -126,6 +126,7 @@ def _payload(resource: SyncResource, action: str) -> dict[str, Any]:
         payload["password_box"] = options["password_box"]  # sealed; opened only by the kind
     if resource.kind == vpn.KIND and options.get("psk_box"):
         payload["psk_box"] = options["psk_box"]  # sealed; opened only by the kind
+        payload["psk_version"] = vpn.key_version(resource)
     if resource.kind == "user" and options.get("leave_groups"):
         payload["leave_groups"] = list(options["leave_groups"])
     if resource.kind == "user" and options.get("admin_role"):
@@ -240,7 +241,8 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
 def _targets(session: Session, resource: SyncResource) -> tuple[list[Site], set[str]]:
     """The sites that should hold the resource (its placement; an image: narrowed by its sync mode), and
     the placed sites whose copies are left as they are (a controlled rollout has not reached them)."""
-    placed = placed_sites(session, resource.placement, light=True)
+    placement = {"sites": vpn.placed_ids(session, resource)} if resource.kind == vpn.KIND else resource.placement
+    placed = placed_sites(session, placement, light=True)
     return images.targets(resource, placed) if resource.kind == "image" else (placed, set())
 
 

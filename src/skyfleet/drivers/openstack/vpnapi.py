@@ -3,8 +3,8 @@ offers VPNaaS at all, then IKE and IPsec policies, a VPN service on a router, en
 local subnets, the peer's CIDRs) and IPsec site connections, all written in a given project by the
 site's admin credential, each carrying Skyfleet's mark in its ``description``.
 
-Why it exists: VPNaaS is an optional Neutron plugin; most sites (the real test bed among them) do
-not have it. :func:`vpnaas_available` reads the site's extensions once per task and
+Why it exists: VPNaaS is an optional Neutron plugin; many sites do not have it.
+:func:`vpnaas_available` reads the site's extensions once per task and
 :func:`require_vpnaas` turns an absent extension into the same clear, permanent per-site answer
 (:data:`NOT_AVAILABLE`) instead of a 404 retried for ever. Neutron returns a connection's pre-shared
 key in every answer: this module drops it (``psk``) from everything it returns, so no caller can log
@@ -23,6 +23,8 @@ from skyfleet.errors import PermanentSiteError, SiteError
 
 Json = dict[str, Any]
 NOT_AVAILABLE = "not available: the site's Neutron has no vpnaas extension"
+#: Neutron's error type for an update of a VPN object still ``PENDING_*``
+PENDING_REFUSAL = "VPNStateInvalidToUpdate"
 #: collection under /vpn -> the singular key of its bodies
 COLLECTIONS = {"ikepolicies": "ikepolicy", "ipsecpolicies": "ipsecpolicy", "vpnservices": "vpnservice",
                "endpoint-groups": "endpoint_group", "ipsec-site-connections": "ipsec_site_connection"}
@@ -112,11 +114,20 @@ def create_site_connection(conn: sdk_connection.Connection, *, project_id: str, 
 
 
 def update_site_connection(conn: sdk_connection.Connection, connection_id: str, *, peer_address: str,
-                           psk: str) -> Json:
-    """Point the connection at a moved peer and set its key (a rotated key, a key that drifted)."""
+                           psk: str) -> Json | None:
+    """Point the connection at a moved peer and set its key (a rotated key, a key that drifted).
+
+    None when Neutron will not update it yet: a connection no VPN agent has taken up is
+    ``PENDING_*``, and Neutron answers ``400 VPNStateInvalidToUpdate`` (a site without an agent, like
+    the real test bed, answers so for ever): the caller replaces the connection instead."""
     body = {"peer_address": peer_address, "peer_id": peer_address, "psk": psk}
-    return _clean(_keyed(conn, "PUT", f"/vpn/ipsec-site-connections/{connection_id}",
-                         {"ipsec_site_connection": body}, psk))
+    try:
+        return _clean(_keyed(conn, "PUT", f"/vpn/ipsec-site-connections/{connection_id}",
+                             {"ipsec_site_connection": body}, psk))
+    except SiteError as exc:
+        if exc.status == 400 and PENDING_REFUSAL in exc.message:
+            return None
+        raise
 
 
 def connection_has_key(conn: sdk_connection.Connection, connection_id: str, psk: str) -> bool:
