@@ -1,10 +1,15 @@
-"""Benchmark: one health audit cycle over 100, 1,000 and 10,000 simulated sites with injected latency,
-against the same probe done by a sequential openstacksdk loop.
+"""Benchmark: health audit cycles over 1,000 and 10,000 simulated sites with injected latency, against
+the same probe done by a sequential openstacksdk loop.
 
-    .venv/bin/python bench/health_audit.py [--sizes 100,1000,10000] [--latency-ms 50] [--concurrency 256]
+    .venv/bin/python bench/health_audit.py [--sizes 1000,10000] [--latency-ms 50] [--concurrency 256]
+                                           [--cycles 3] [--full-every 10]
 
-The simulator runs in its own process (as a real fleet would be elsewhere); Skyfleet's audit runs
-in this process on a fresh SQLite database. Prints wall time, sites/s and peak RSS of this process.
+The simulator runs in its own process (as a real fleet would be elsewhere), on the same cores;
+Skyfleet's audit runs in this process on a fresh SQLite database, ``--cycles`` cycles in a row in one
+runtime: the first logs in to every site and probes it fully, the next ones reuse the tokens and make
+one cheap call per unchanged site (a full probe every ``--full-every`` cycles, staggered). Per cycle:
+wall time, sites/s, sites checked by a cheap call, site calls (counted by the simulator), this
+process's CPU per site call, RSS and peak RSS, and the load average.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psutil
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -47,23 +53,59 @@ def audit_shard(data_dir: str, concurrency: int, shard: tuple[int, int] | None) 
     return int(report.reachable)
 
 
-def skyfleet_audit(clouds: dict[str, Any], concurrency: int, workdir: Path, processes: int) -> dict[str, Any]:
+def register(clouds: dict[str, Any], workdir: Path) -> Path:
     data_dir = workdir / f"db-{len(clouds)}"
-    settings = Settings(data_dir=data_dir, auth_mode="noauth")
-    runtime = build_runtime(settings)
+    runtime = build_runtime(Settings(data_dir=data_dir, auth_mode="noauth"))
     with transaction(runtime.factory) as session:
         for name, cloud in clouds.items():
             data = SiteCreate(name=name, auth=SiteAuth.model_validate(auth_of(cloud)))
             sites.create_site(session, box=runtime.box, data=data)
     runtime.close()
+    return data_dir
+
+
+def skyfleet_audit(clouds: dict[str, Any], concurrency: int, workdir: Path, processes: int) -> dict[str, Any]:
+    """One cycle split over ``processes`` shard processes (each its own runtime: a cold cycle)."""
+    data_dir = register(clouds, workdir)
     started = time.monotonic()
-    if processes == 1:
-        reachable = audit_shard(str(data_dir), concurrency, None)
-    else:
-        with multiprocessing.get_context("spawn").Pool(processes) as pool:
-            reachable = sum(pool.starmap(audit_shard, [(str(data_dir), concurrency, (i, processes))
-                                                       for i in range(processes)]))
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        reachable = sum(pool.starmap(audit_shard, [(str(data_dir), concurrency, (i, processes))
+                                                   for i in range(processes)]))
     return {"wall_s": time.monotonic() - started, "reachable": reachable}
+
+
+def cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def sim_requests(base_url: str) -> int:
+    """Requests the simulator has answered so far, all sites together."""
+    return sum(site["requests"] for site in httpx.get(f"{base_url}/_sim/sites", timeout=60).json()["sites"])
+
+
+def load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def audit_cycles(clouds: dict[str, Any], concurrency: int, workdir: Path, cycles: int, full_every: int,
+                 base_url: str, me: psutil.Process) -> None:
+    """``cycles`` audits in one runtime (one process), one row each."""
+    data_dir = register(clouds, workdir)
+    runtime = build_runtime(Settings(data_dir=data_dir, auth_mode="noauth", audit_concurrency=concurrency,
+                                     site_timeout=30, audit_full_every=full_every))
+    try:
+        for cycle in range(1, cycles + 1):
+            calls0, cpu0, started = sim_requests(base_url), cpu_seconds(), time.monotonic()
+            report: Any = runtime.audit_now()
+            wall, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+            calls = sim_requests(base_url) - calls0
+            print(f"{'skyfleet audit, cycle ' + str(cycle):<26}{len(clouds):>7}{wall:>9.2f}{len(clouds) / wall:>9.1f}"
+                  f"{report.reachable:>7}{report.cheap:>7}{calls:>8}{cpu * 1000 / max(calls, 1):>9.3f}"
+                  f"{me.memory_info().rss / 2**20:>8.0f}"
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8.0f}  {load()}", flush=True)
+    finally:
+        runtime.close()
 
 
 def sequential_openstacksdk(clouds: dict[str, Any]) -> dict[str, Any]:
@@ -84,37 +126,43 @@ def sequential_openstacksdk(clouds: dict[str, Any]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", default="100,1000,10000")
+    parser.add_argument("--sizes", default="1000,10000")
     parser.add_argument("--latency-ms", type=float, default=50.0)
     parser.add_argument("--concurrency", type=int, default=256)
     parser.add_argument("--sequential-sites", type=int, default=100)
-    parser.add_argument("--processes", type=int, default=1, help="audit shards, one process each")
+    parser.add_argument("--processes", type=int, default=1,
+                        help="audit shards, one process each (one cold cycle, as before the cheap cycles)")
+    parser.add_argument("--cycles", type=int, default=3, help="cycles in a row in one runtime")
+    parser.add_argument("--full-every", type=int, default=10, help="SKYFLEET_AUDIT_FULL_EVERY")
     args = parser.parse_args()
     me = psutil.Process(os.getpid())
-    print(f"health audit benchmark: latency {args.latency_ms:.0f} ms per request, "
-          f"concurrency {args.concurrency}, {os.cpu_count()} cores")
-    print(f"{'method':<28}{'sites':>7}{'wall s':>9}{'sites/s':>9}{'ok':>7}{'RSS MB':>8}{'peak MB':>9}")
+    print(f"health audit benchmark: latency {args.latency_ms:.0f} ms per request, concurrency {args.concurrency}, "
+          f"full probe every {args.full_every} cycles, {os.cpu_count()} cores; load average {load()} at the start")
+    print(f"{'method':<26}{'sites':>7}{'wall s':>9}{'sites/s':>9}{'ok':>7}{'cheap':>7}{'calls':>8}{'CPU ms':>9}"
+          f"{'RSS MB':>8}{'peak MB':>8}  load average")
+    print(f"{'':<26}{'':>7}{'':>9}{'':>9}{'':>7}{'':>7}{'':>8}{'/call':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for size in [int(s) for s in args.sizes.split(",")]:
             (workdir / f"sim-{size}").mkdir()
             proc, clouds = start_simulator(size, args.latency_ms, workdir / f"sim-{size}")
             try:
-                if size == min(int(s) for s in args.sizes.split(",")):
+                if args.sequential_sites > 0 and size == min(int(s) for s in args.sizes.split(",")):
                     subset = dict(list(clouds.items())[: args.sequential_sites])
                     seq = sequential_openstacksdk(subset)
-                    print(f"{'sequential openstacksdk':<28}{len(subset):>7}{seq['wall_s']:>9.2f}"
-                          f"{len(subset) / seq['wall_s']:>9.1f}{seq['reachable']:>7}"
-                          f"{me.memory_info().rss / 2**20:>8.0f}"
-                          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>9.0f}")
-                result = skyfleet_audit(clouds, args.concurrency, workdir, args.processes)
-                label = "skyfleet audit" + (f", {args.processes} procs" if args.processes > 1 else "")
-                print(f"{label:<28}{size:>7}{result['wall_s']:>9.2f}{size / result['wall_s']:>9.1f}"
-                      f"{result['reachable']:>7}{me.memory_info().rss / 2**20:>8.0f}"
-                      f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>9.0f}", flush=True)
+                    print(f"{'sequential openstacksdk':<26}{len(subset):>7}{seq['wall_s']:>9.2f}"
+                          f"{len(subset) / seq['wall_s']:>9.1f}{seq['reachable']:>7}", flush=True)
+                if args.processes > 1:
+                    result = skyfleet_audit(clouds, args.concurrency, workdir, args.processes)
+                    print(f"{f'skyfleet audit, {args.processes} procs':<26}{size:>7}{result['wall_s']:>9.2f}"
+                          f"{size / result['wall_s']:>9.1f}{result['reachable']:>7}", flush=True)
+                else:
+                    base_url = next(iter(clouds.values()))["auth"]["auth_url"].split("/site-")[0]
+                    audit_cycles(clouds, args.concurrency, workdir, args.cycles, args.full_every, base_url, me)
             finally:
                 proc.terminate()
                 proc.wait(30)
+    print(f"load average {load()} at the end")
 
 
 if __name__ == "__main__":

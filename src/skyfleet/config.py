@@ -147,6 +147,10 @@ class Settings(BaseSettings):
     audit_interval: float = Field(60.0, gt=0, description="Seconds between two health audits.")
     audit_concurrency: int = Field(64, ge=1, le=4096, description="Sites probed at once by one process.")
     offline_after_misses: int = Field(2, ge=1, description="Consecutive failed audits before offline.")
+    audit_full_every: int = Field(
+        10, ge=1, le=10_000, description="An online site gets the full probe (login when due, every service's "
+        "version document, the zones) every this many audits, staggered per site; the audits between make one "
+        "authenticated call (the compute zones) with the site's token. 1: every audit is a full probe.")
     audit_shards: int = Field(
         1, ge=1, le=1024, description="Split each health audit into this many shards, each claimed on its own, "
         "so that several processes share one cycle (1 = one process audits every site).")

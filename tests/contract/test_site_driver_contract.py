@@ -7,6 +7,7 @@ Each test calls the driver functions themselves.
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import openstack.connection
@@ -14,9 +15,10 @@ import pytest
 from contract_support import Site, Tenant, quiet, skyfleet_auth, unique
 
 from skyfleet.drivers.openstack import compute
+from skyfleet.drivers.openstack.audit_http import AuditHttp, Call
 from skyfleet.drivers.openstack.errors import from_status, is_temporary_status, site_call, translate
 from skyfleet.drivers.openstack.pool import SitePool
-from skyfleet.drivers.openstack.probe import describe_error, probe_site
+from skyfleet.drivers.openstack.probe import describe_error, probe_site, token_view, zone_names
 from skyfleet.drivers.openstack.session import make_auth, make_session
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 
@@ -106,3 +108,34 @@ def test_real_failures_are_classified(site: Site, project: Tenant) -> None:
     assert not is_temporary_status(403, "Policy doesn't allow os_compute_api:os-flavor-manage:create")
     assert isinstance(from_status(503, "down"), TemporarySiteError)
     assert translate(missing) is missing
+
+
+@pytest.mark.covers("probe.token_view", "probe.zone_names", "audit_http.AuditHttp.submit",
+                    "audit_http.AuditHttp.close")
+def test_the_audits_cheap_call_with_the_probes_token(site: Site) -> None:
+    """The health audit's cheap call: the token a session holds, the compute zones URL of its catalog,
+    one GET with that token on the audit's event loop. The site answers the zones the full probe read;
+    a token the site does not know is refused with 401, a closed port is an error, never a raise."""
+    auth = skyfleet_auth(site)
+    session = make_session(auth, timeout=60)
+    assert token_view(session, interface=auth["interface"], region=auth["region_name"]) is None  # no login
+    probed = probe_site(auth, timeout=60, session=session)
+    view = token_view(session, interface=auth["interface"], region=auth["region_name"])
+    assert view is not None and view.zones_url is not None and view.zones_url.endswith("/os-availability-zone")
+    assert view.expires_at > time.time() + 300
+    again = probe_site(auth, timeout=60, session=session)  # a fresh token is reused: no login
+    assert again.reachable and session.auth.auth_ref.auth_token == view.token
+    http = AuditHttp(concurrency=4)
+    try:
+        answer = http.submit(Call(site="s", url=view.zones_url, token=view.token, timeout=60)).result(90)
+        assert answer.status == 200 and answer.error is None, answer
+        assert zone_names(answer.body) == probed.availability_zones and "nova" in probed.availability_zones
+        refused = http.submit(Call(site="s", url=view.zones_url, token=uuid.uuid4().hex, timeout=60)).result(90)
+        assert refused.status == 401
+        closed = http.submit(Call(site="s", url="http://127.0.0.1:9/os-availability-zone", token="t",
+                                  timeout=5)).result(30)
+        assert closed.status is None and closed.error is not None and closed.error.startswith("cannot connect")
+    finally:
+        http.close()
+    assert zone_names({"availabilityZoneInfo": [{"zoneName": "b", "zoneState": {"available": True}},
+                                                {"zoneName": "a", "zoneState": {"available": False}}]}) == ["b"]

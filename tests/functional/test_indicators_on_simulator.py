@@ -34,7 +34,8 @@ SERVICES = ("identity", "compute", "image", "network", "block-storage", "placeme
 
 @pytest.fixture
 def fleet(sim: Simulator, runtime_factory: Callable[..., Runtime]) -> Iterator[tuple[Runtime, TestClient]]:
-    runtime = runtime_factory(indicator_interval=0, indicator_retention=3600)  # the real probe, no fake
+    # the real probe, no fake; a full probe every audit (each service's answer is what these tests read)
+    runtime = runtime_factory(indicator_interval=0, indicator_retention=3600, audit_full_every=1)
     register_sites(runtime.factory, runtime.box, sim, SITES)
     with TestClient(create_app(runtime, start_workers=False)) as client:
         yield runtime, client
@@ -234,7 +235,8 @@ def test_metrics_export_each_sites_latest_indicators_under_the_site_cap(
         return {(s.name, frozenset(s.labels.items())): s.value
                 for family in text_string_to_metric_families(response.text) for s in family.samples}
 
-    runtime = runtime_factory(db_url, indicator_interval=0)  # SQLite and PostgreSQL: the one statement on both
+    # SQLite and PostgreSQL: the one statement on both; a full probe every audit, as above
+    runtime = runtime_factory(db_url, indicator_interval=0, audit_full_every=1)
     register_sites(runtime.factory, runtime.box, sim, SITES)
     client = TestClient(create_app(runtime, start_workers=False))
     runtime.audit_now()

@@ -13,6 +13,7 @@ from skyfleet.config import Settings
 from skyfleet.db import migrate
 from skyfleet.db.engine import make_engine, make_session_factory
 from skyfleet.reconcile import indicators
+from skyfleet.reconcile.audit_cycle import AuditMemory
 from skyfleet.reconcile.drift import ScanReport, scan_fleet
 from skyfleet.reconcile.health import Prober, run_audit
 from skyfleet.reconcile.inventory import inventory_jobs
@@ -44,12 +45,15 @@ class Runtime:
     # The process's sessions and tokens per site credential: the health audit's fresh login each cycle is
     # handed to it, and the engine and the inventory refresh call the sites through it.
     site_pool: SitePool = field(default_factory=SitePool)
+    # The health audit's memory of each site (its token, when its next full probe is due) and its event loop.
+    audit_memory: AuditMemory = field(default_factory=AuditMemory)
 
     def audit_now(self, shard: tuple[int, int] | None = None) -> object:
         s = self.settings
         report = run_audit(self.factory, box=self.box, concurrency=s.audit_concurrency, timeout=s.site_timeout,
                            offline_after=s.offline_after_misses, prober=self.prober, shard=shard,
-                           lanes=self.lanes, indicator_interval=s.indicator_interval, pool=self.site_pool)
+                           lanes=self.lanes, indicator_interval=s.indicator_interval, pool=self.site_pool,
+                           memory=self.audit_memory)
         if report.resumed:
             self.wake()  # sites came back online: their waiting tasks are due now
         return report
@@ -106,6 +110,7 @@ class Runtime:
             self.runner.stop()
         if self.scheduler is not None:
             self.scheduler.stop()
+        self.audit_memory.close()
         self.engine.dispose()
 
 
@@ -117,4 +122,6 @@ def build_runtime(settings: Settings, *, prober: Prober | None = None) -> Runtim
     validator = TokenValidator(settings) if settings.auth_mode == "keystone" else None
     return Runtime(settings=settings, engine=engine, factory=make_session_factory(engine),
                    box=SecretBox(load_keys(settings)), validator=validator, prober=prober,
-                   lanes=Lanes(background_floor=settings.background_floor))
+                   lanes=Lanes(background_floor=settings.background_floor),
+                   audit_memory=AuditMemory(full_every=settings.audit_full_every,
+                                            concurrency=settings.audit_concurrency))

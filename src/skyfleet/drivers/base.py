@@ -47,6 +47,9 @@ class ProbeResult:
     region_name: str | None = None
     latency_ms: float | None = None
     error: str | None = None
+    # False: the health audit's cheap check (one authenticated call, ``services`` holds the one service
+    # that answered it); the capabilities were not read again and are kept as they were.
+    full: bool = True
 
     @property
     def failed_services(self) -> tuple[str, ...]:

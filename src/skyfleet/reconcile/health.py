@@ -9,15 +9,18 @@ back online has its tasks waiting on backoff made due at once (the caller wakes 
 
 from __future__ import annotations
 
+import functools
 import logging
+import queue
 import time
 import zlib
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet import log_context
@@ -27,9 +30,11 @@ from skyfleet.domains.operations import leases
 from skyfleet.domains.sites import service as sites
 from skyfleet.domains.sites.models import Site
 from skyfleet.drivers.base import ProbeResult
+from skyfleet.drivers.openstack.audit_http import Answer
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import probe_site
 from skyfleet.reconcile import indicators
+from skyfleet.reconcile.audit_cycle import AuditMemory, Cheap, Memo, judge
 from skyfleet.reconcile.lanes import Lanes, background_slot
 from skyfleet.secrets import SecretBox
 
@@ -46,13 +51,14 @@ class AuditReport:
     unreachable: int = 0
     transitions: dict[str, str] = field(default_factory=dict)
     resumed: int = 0  # tasks made due at once because their site came back online
+    cheap: int = 0  # sites this cycle checked with one cheap call (no full probe)
     seconds: float = 0.0
 
 
 def observation(result: ProbeResult) -> sites.HealthObservation:
     return sites.HealthObservation(
         reachable=result.reachable, failed_services=result.failed_services,
-        capabilities=result.capabilities() if result.reachable else None,
+        capabilities=result.capabilities() if result.reachable and result.full else None,
         latency_ms=result.latency_ms, error=result.error,
     )
 
@@ -65,14 +71,34 @@ def _known_services(site: Site) -> tuple[str, ...]:
     return tuple(str(s["type"]) for s in services if isinstance(s, dict) and s.get("type"))
 
 
+def _record_cheap(session: Session, cheap: list[Outcome], now: datetime) -> set[str]:
+    """Record the cheap checks of a batch in one statement; returns the sites recorded. A cheap check is
+    only made of an online site and means it still is: no transition, so no event and no ORM load. A row
+    whose availability changed meanwhile is left alone (its next audit is a full probe)."""
+    if not cheap:
+        return set()
+    table = cast(Table, Site.__table__)
+    statement = update(table).where(table.c.id == bindparam("b_id"), table.c.availability == ONLINE).values(
+        last_audit_at=now, last_seen_at=now, consecutive_failures=0, last_error=None,
+        latency_ms=bindparam("b_latency"))
+    session.execute(statement, [{"b_id": site_id, "b_latency": result.latency_ms} for site_id, result, _ in cheap])
+    return {site_id for site_id, _, _ in cheap}
+
+
 def _apply(factory: sessionmaker[Session], batch: list[Outcome], offline_after: int, report: AuditReport,
            indicator_interval: float | None) -> None:
     """Record a batch of results, and their indicator samples, in one transaction."""
     now = utcnow()
     sampled: list[indicators.Probed] = []
+    full = [outcome for outcome in batch if outcome[1].full]
+    cheap = [outcome for outcome in batch if not outcome[1].full]
     with transaction(factory) as session:
-        rows = {s.id: s for s in session.scalars(select(Site).where(Site.id.in_([i for i, _, _ in batch])))}
-        for site_id, result, seconds in batch:
+        for site_id, result, seconds in cheap:
+            sampled.append(indicators.Probed(site_id, result, seconds * 1000, ()))
+        _record_cheap(session, cheap, now)
+        rows = {s.id: s for s in session.scalars(select(Site).where(Site.id.in_([i for i, _, _ in full])))} \
+            if full else {}
+        for site_id, result, seconds in full:
             site = rows.get(site_id)
             if site is None:  # deleted while being probed
                 continue
@@ -106,52 +132,120 @@ def in_shard(site_id: str, shard: tuple[int, int] | None) -> bool:
     return zlib.crc32(site_id.encode()) % count == index
 
 
+@dataclass(frozen=True)
+class Target:
+    site_id: str
+    encrypted: str
+    availability: str
+
+
+def _load_targets(factory: sessionmaker[Session], shard: tuple[int, int] | None) -> list[Target]:
+    with transaction(factory) as session:
+        return [Target(s.id, s.auth_encrypted, s.availability) for s in session.execute(
+            select(Site.id, Site.auth_encrypted, Site.availability).where(
+                Site.managed.is_(True))) if in_shard(s.id, shard)]
+
+
+def _crashed(exc: BaseException) -> ProbeResult:
+    return ProbeResult(reachable=False, error=f"probe crashed: {type(exc).__name__}")
+
+
 def run_audit(
     factory: sessionmaker[Session], *, box: SecretBox, concurrency: int, timeout: float,
     offline_after: int, prober: Prober | None = None, shard: tuple[int, int] | None = None,
     lanes: Lanes | None = None, indicator_interval: float | None = 0.0, pool: SitePool | None = None,
+    memory: AuditMemory | None = None,
 ) -> AuditReport:
-    """One audit cycle over every managed site (or over one shard of them); with ``lanes``, each probe
-    waits for a background slot (no gate without).
+    """One audit cycle over every managed site (or over one shard of them); with ``lanes``, each site
+    call waits for a background slot (no gate without).
 
     ``indicator_interval``: least seconds between two indicator samples of a site (0: every audit;
     None: no samples). ``pool``: the process's sessions, given each site's fresh token for its other calls.
+    ``memory`` (with ``pool`` and no ``prober``): the process's memory of the sites, so that an unchanged
+    online site costs one cheap call (``reconcile.audit_cycle``); without it every site gets a full probe.
     """
-    probe: Prober = prober or (lambda auth: probe_site(auth, timeout=timeout, share=pool))
     started = time.monotonic()
-    with transaction(factory) as session:
-        targets = [(s.id, s.name, s.auth_encrypted) for s in session.execute(
-            select(Site.id, Site.name, Site.auth_encrypted).where(Site.managed.is_(True)))
-            if in_shard(s.id, shard)]
+    targets = _load_targets(factory, shard)
     report = AuditReport(sites=len(targets))
+    if memory is not None:
+        memory.forget_except({t.site_id for t in targets}, lambda site_id: in_shard(site_id, shard))
     if not targets:
         return report
-    batch: list[Outcome] = []
+    cheap_ok = memory is not None and pool is not None and prober is None
+    done: queue.SimpleQueue[Outcome] = queue.SimpleQueue()
+    memos: dict[str, Memo] = {}
     with ThreadPoolExecutor(max_workers=min(concurrency, len(targets)),
                             thread_name_prefix="audit") as probes:
-        futures: dict[Future[tuple[ProbeResult, float]], str] = {}
-        for site_id, _name, encrypted in targets:
-            auth = box.decrypt(encrypted)
-            futures[probes.submit(_probe_logged, probe, auth, site_id, lanes)] = site_id
-        for future in as_completed(futures):
+
+        def full(site_id: str, auth: dict[str, Any], memo: Memo | None) -> None:
+            if prober is not None:
+                probe = prober
+            else:
+                session = memory.session(memo, pool, timeout) if memory is not None and memo is not None \
+                    and pool is not None else None
+                probe = functools.partial(probe_site, timeout=timeout, share=pool, session=session)
+            future = probes.submit(_probe_logged, probe, auth, site_id, lanes)
+
+            def finished(f: Future[tuple[ProbeResult, float]]) -> None:
+                try:
+                    result, seconds = f.result()
+                except Exception as exc:  # a bug in one probe must not stop the audit
+                    log.error("probe of site %s crashed", site_id, exc_info=exc)
+                    result, seconds = _crashed(exc), 0.0
+                done.put((site_id, result, seconds))
+            future.add_done_callback(finished)
+
+        def answered(cheap: Cheap, f: Future[Answer]) -> None:
+            if lanes is not None:
+                lanes.free_background()
             try:
-                result, seconds = future.result()
-            except Exception as exc:  # a bug in one probe must not stop the audit
-                log.exception("probe of site %s crashed", futures[future])
-                result, seconds = ProbeResult(reachable=False, error=f"probe crashed: {type(exc).__name__}"), 0.0
+                result = judge(cheap, f.result(), cheap.memo.auth.get("region_name") or None)
+                if result is None:  # failed, refused or changed: the full probe, now
+                    full(cheap.site_id, cheap.memo.auth, cheap.memo)
+                else:
+                    done.put((cheap.site_id, result, f.result().seconds))
+            except Exception as exc:
+                log.error("cheap check of site %s crashed", cheap.site_id, exc_info=exc)
+                done.put((cheap.site_id, _crashed(exc), 0.0))
+
+        for target in targets:
+            if memory is None:
+                full(target.site_id, box.decrypt(target.encrypted), None)
+                continue
+            memo = memos[target.site_id] = memory.memo(target.site_id, target.encrypted, box)
+            cheap = memory.cheap(target.site_id, memo, availability=target.availability, pool=pool,
+                                 timeout=timeout) \
+                if cheap_ok and pool is not None else None
+            if cheap is None:
+                full(target.site_id, memo.auth, memo)
+                continue
+            if lanes is not None:
+                lanes.take_background()
+            memory.client().submit(cheap.call).add_done_callback(functools.partial(answered, cheap))
+
+        batch: list[Outcome] = []
+        for _ in targets:
+            site_id, result, seconds = done.get()
+            if memory is not None and site_id in memos:
+                if result.full:
+                    memory.after_full(site_id, memos[site_id], result)
+                else:
+                    memos[site_id].cheap_left -= 1
+                    report.cheap += 1
             if result.reachable:
                 report.reachable += 1
             else:
                 report.unreachable += 1
-            batch.append((futures[future], result, seconds))
+            batch.append((site_id, result, seconds))
             if len(batch) >= BATCH:
                 _apply(factory, batch, offline_after, report, indicator_interval)
                 batch = []
     if batch:
         _apply(factory, batch, offline_after, report, indicator_interval)
     report.seconds = round(time.monotonic() - started, 3)
-    log.info("health audit: %d sites, %d reachable, %d unreachable, %d transitions in %.2fs",
-             report.sites, report.reachable, report.unreachable, len(report.transitions), report.seconds)
+    log.info("health audit: %d sites (%d by a cheap call), %d reachable, %d unreachable, %d transitions in %.2fs",
+             report.sites, report.cheap, report.reachable, report.unreachable, len(report.transitions),
+             report.seconds)
     return report
 
 

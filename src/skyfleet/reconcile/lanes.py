@@ -61,19 +61,27 @@ class Lanes:
     def _admits(self) -> bool:
         return self._user == 0 or self._background < self.floor
 
+    def take_background(self) -> None:
+        """Take one background slot (waits as :meth:`background` does); :meth:`free_background` gives it
+        back, from any thread (the audit's cheap calls end on its event loop thread)."""
+        with self._cond:
+            self._cond.wait_for(self._admits)
+            self._background += 1
+
+    def free_background(self) -> None:
+        with self._cond:
+            self._background -= 1
+            self._cond.notify()  # one freed slot: one waiting call may take it
+
     @contextmanager
     def background(self) -> Iterator[None]:
         """Hold one background slot while the block runs (one periodic site call): at once when no user
         task is in flight or fewer than ``floor`` background calls run, else when one of those holds."""
-        with self._cond:
-            self._cond.wait_for(self._admits)
-            self._background += 1
+        self.take_background()
         try:
             yield
         finally:
-            with self._cond:
-                self._background -= 1
-                self._cond.notify()  # one freed slot: one waiting call may take it
+            self.free_background()
 
 
 def background_slot(lanes: Lanes | None) -> AbstractContextManager[None]:

@@ -1,12 +1,16 @@
 """Probe a site: authenticate, read the catalog, one cheap call per service, availability zones.
 
-Uses keystoneauth directly (not a full openstacksdk Connection): a probe runs for every site every
-audit interval, and a bare session costs a fraction of the CPU of a Connection.
+Uses keystoneauth directly (not a full openstacksdk Connection): a bare session costs a fraction of
+the CPU of a Connection. The health audit runs this full probe every Nth cycle (and whenever its cheap
+call fails or answers differently); :func:`token_view` and :func:`zone_names` serve its cheap call.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from keystoneauth1 import discover
@@ -15,6 +19,8 @@ from keystoneauth1 import exceptions as ks_exc
 from skyfleet.drivers.base import SERVICE_TYPES, ProbeResult, ServiceProbe
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.session import make_session
+
+UNAUTHORIZED = "authentication failed (401 Unauthorized)"
 
 
 def _version(value: Any) -> str | None:
@@ -30,7 +36,7 @@ def describe_error(exc: BaseException) -> str:
     the remote's own text (a site, or whatever its URL points at, chooses that text and it is shown)."""
     name = type(exc).__name__
     if isinstance(exc, ks_exc.Unauthorized):
-        return "authentication failed (401 Unauthorized)"
+        return UNAUTHORIZED
     if isinstance(exc, ks_exc.ConnectTimeout | ks_exc.ConnectFailure):
         return f"cannot connect: {name}"
     if isinstance(exc, ks_exc.RequestTimeout):
@@ -86,33 +92,56 @@ def _probe_service(session: Any, kind: str, aliases: tuple[str, ...], interface:
     )
 
 
+def zone_names(document: Any) -> list[str]:
+    """The available zones of a compute ``os-availability-zone`` answer, sorted (what a probe stores)."""
+    zones = document.get("availabilityZoneInfo", []) if isinstance(document, dict) else []
+    return sorted(str(z["zoneName"]) for z in zones
+                  if isinstance(z, dict) and "zoneName" in z and (z.get("zoneState") or {}).get("available", True))
+
+
 def _availability_zones(session: Any, interface: str, region: str | None) -> list[str]:
     response = session.get(
         "/os-availability-zone",
         endpoint_filter={"service_type": "compute", "interface": interface, "region_name": region},
         raise_exc=True,
     )
-    zones = response.json().get("availabilityZoneInfo", [])
-    return sorted(z["zoneName"] for z in zones if z.get("zoneState", {}).get("available", True))
+    return zone_names(response.json())
 
 
-def probe_site(auth: dict[str, Any], *, timeout: float, share: SitePool | None = None) -> ProbeResult:
-    """Probe one site; never raises for a site-side failure. ``share``: the pool that gets the token the
-    probe logged in with, for the process's other calls to the site."""
-    interface = auth.get("interface", "public")
-    region = auth.get("region_name") or None
-    started = time.monotonic()
+@dataclass(frozen=True)
+class TokenView:
+    """The token a session holds (no login made to get it), when it expires, and the URL of the audit's
+    cheap call in its catalog (the compute availability zones; None without a compute endpoint)."""
+
+    token: str
+    expires_at: float  # seconds since the epoch; inf when Keystone gave no expiry
+    zones_url: str | None
+
+
+def token_view(session: Any, *, interface: str, region: str | None) -> TokenView | None:
+    """What ``session`` holds now, or None when it holds no token. Never logs in, never calls the site."""
+    ref = getattr(session.auth, "auth_ref", None)
+    token = getattr(ref, "auth_token", None) if ref is not None else None
+    if ref is None or not token:
+        return None
     try:
-        # Building the session is inside: auth that keystoneauth cannot use is this site's error, not a crash
-        # after the site was stored.
-        session = make_session(auth, timeout=timeout)
-        access = session.auth.get_access(session)
+        url: str | None = ref.service_catalog.url_for(service_type="compute", interface=interface,
+                                                      region_name=region)
+    except ks_exc.EndpointNotFound:
+        url = None
+    expires = ref.expires.timestamp() if ref.expires is not None else math.inf
+    return TokenView(token=str(token), expires_at=expires,
+                     zones_url=url.rstrip("/") + "/os-availability-zone" if url else None)
+
+
+def _probe(session: Any, interface: str, region: str | None, started: float) -> tuple[ProbeResult, bool]:
+    """The probe with ``session``; and whether a call was refused with 401 (a token the site dropped)."""
+    try:
+        access = session.auth.get_access(session)  # logs in only when the session holds no fresh token
     except Exception as exc:
         return ProbeResult(reachable=False, error=describe_error(exc),
-                           latency_ms=round((time.monotonic() - started) * 1000, 2))
+                           latency_ms=round((time.monotonic() - started) * 1000, 2)), False
     auth_latency = round((time.monotonic() - started) * 1000, 2)
-    if share is not None:
-        share.share(auth, timeout=timeout, fresh=session)
     catalog = access.service_catalog
     services: list[ServiceProbe] = []
     for kind, aliases in SERVICE_TYPES.items():
@@ -121,14 +150,48 @@ def probe_site(auth: dict[str, Any], *, timeout: float, share: SitePool | None =
             services.append(probe)
     zones: list[str] = []
     errors = [f"{s.type}: {s.error}" for s in services if not s.ok]
+    refused = any(s.error == UNAUTHORIZED for s in services)
     if any(s.type == "compute" and s.ok for s in services):
         try:
             zones = _availability_zones(session, interface, region)
         except Exception as exc:
             errors.append(f"availability zones: {describe_error(exc)}")
+            refused = refused or isinstance(exc, ks_exc.Unauthorized)
     if not services:
         errors.append(f"no known service in the catalog for region {region or '(any)'}")
     return ProbeResult(
         reachable=True, services=services, availability_zones=zones, region_name=region,
         latency_ms=auth_latency, error="; ".join(errors) or None,
-    )
+    ), refused
+
+
+def probe_site(auth: dict[str, Any], *, timeout: float, share: SitePool | None = None,
+               session: Any = None) -> ProbeResult:
+    """Probe one site; never raises for a site-side failure. ``share``: the pool that gets the token the
+    probe logged in with, for the process's other calls to the site. ``session``: probe with this
+    keystoneauth session and the token it holds while that is fresh (no login); a call refused with 401,
+    or a Keystone that does not answer, drops the token and the probe runs once more with a new login."""
+    interface = auth.get("interface", "public")
+    region = auth.get("region_name") or None
+    started = time.monotonic()
+    try:
+        # Building the session is inside: auth that keystoneauth cannot use is this site's error, not a crash
+        # after the site was stored.
+        session = session if session is not None else make_session(auth, timeout=timeout)
+    except Exception as exc:
+        return ProbeResult(reachable=False, error=describe_error(exc),
+                           latency_ms=round((time.monotonic() - started) * 1000, 2))
+    held = getattr(session.auth, "auth_ref", None) is not None
+    result, refused = _probe(session, interface, region, started)
+    keystone = next((s for s in result.services if s.type == "identity"), None)
+    silent = not any(s.ok for s in result.services) if keystone is None else not keystone.ok
+    if held and result.reachable and (refused or silent):
+        # The site refused the token it gave, or its Keystone did not answer: log in again, once. Whether
+        # that login works is what "reachable" means, as for a probe that had no token.
+        session.invalidate()
+        result, _ = _probe(session, interface, region, time.monotonic())
+    elif held and keystone is not None:  # no login this time: Keystone's answer time stands for it
+        result = dataclasses.replace(result, latency_ms=keystone.latency_ms)
+    if share is not None and result.reachable:
+        share.share(auth, timeout=timeout, fresh=session)
+    return result
