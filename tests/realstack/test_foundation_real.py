@@ -76,3 +76,25 @@ def test_real_tokens_map_to_admin_and_tenant(admin_api: tuple[TestClient, Runtim
     api, _ = admin_api
     assert api.get("/v1/sites").status_code == 200
     assert api.get("/v1/sites", headers={"X-Auth-Token": "not-a-real-token"}).status_code == 401
+
+
+def test_real_sites_get_cheap_audit_cycles_between_full_probes(admin_api: tuple[TestClient, Runtime],
+                                                              clouds: dict[str, Any]) -> None:
+    """On real sites (site3: a second region on site1's Keystone): the first audit of the process probes
+    fully, the next ones check each online site with one call on the kept token, and every Nth is full."""
+    api, rt = admin_api
+    rt.audit_memory.full_every, rt.audit_memory.stagger = 3, False
+    regions = {"site1": "RegionOne", "site2": "RegionOne", "site3": "RegionTwo"}
+    for name, region in regions.items():
+        auth = auth_of(clouds[name]) | {"region_name": region}
+        response = api.post("/v1/sites", json={"name": name, "auth": auth})
+        assert response.status_code == 201 and response.json()["availability"] == "online", response.text
+    kinds: list[int] = []
+    for _ in range(4):
+        report: Any = rt.audit_now()
+        assert report.reachable == 3 and not report.transitions, report
+        kinds.append(report.cheap)
+    assert kinds == [0, 3, 3, 0]  # full (first of this process), cheap, cheap, full (the Nth)
+    for name in regions:
+        site = api.get(f"/v1/sites/{name}").json()
+        assert site["availability"] == "online" and "nova" in site["capabilities"]["availability_zones"], site

@@ -195,15 +195,16 @@ def run_audit(
                 done.put((site_id, result, seconds))
             future.add_done_callback(finished)
 
-        def answered(cheap: Cheap, f: Future[Answer]) -> None:
-            if lanes is not None:
-                lanes.free_background()
+        cheaps: list[Cheap] = []
+
+        def answered(index: int, answer: Answer) -> None:  # on the audit's event loop: must not block
+            cheap = cheaps[index]
             try:
-                result = judge(cheap, f.result(), cheap.memo.auth.get("region_name") or None)
+                result = judge(cheap, answer, cheap.memo.auth.get("region_name") or None)
                 if result is None:  # failed, refused or changed: the full probe, now
                     full(cheap.site_id, cheap.memo.auth, cheap.memo)
                 else:
-                    done.put((cheap.site_id, result, f.result().seconds))
+                    done.put((cheap.site_id, result, answer.seconds))
             except Exception as exc:
                 log.error("cheap check of site %s crashed", cheap.site_id, exc_info=exc)
                 done.put((cheap.site_id, _crashed(exc), 0.0))
@@ -218,10 +219,10 @@ def run_audit(
                 if cheap_ok and pool is not None else None
             if cheap is None:
                 full(target.site_id, memo.auth, memo)
-                continue
-            if lanes is not None:
-                lanes.take_background()
-            memory.client().submit(cheap.call).add_done_callback(functools.partial(answered, cheap))
+            else:
+                cheaps.append(cheap)
+        if memory is not None and cheaps:  # one hand-over to the event loop for every cheap call
+            memory.client().start_many([c.call for c in cheaps], answered, lanes)
 
         batch: list[Outcome] = []
         for _ in targets:

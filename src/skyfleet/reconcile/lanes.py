@@ -68,6 +68,14 @@ class Lanes:
             self._cond.wait_for(self._admits)
             self._background += 1
 
+    def try_take_background(self) -> bool:
+        """Take one background slot if one is free now, without waiting."""
+        with self._cond:
+            if not self._admits():
+                return False
+            self._background += 1
+            return True
+
     def free_background(self) -> None:
         with self._cond:
             self._background -= 1

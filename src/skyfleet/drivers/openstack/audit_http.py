@@ -19,9 +19,9 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
-from urllib.parse import urlsplit
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -48,6 +48,16 @@ class Answer:
     body: Any
     seconds: float
     error: str | None = None
+
+
+class Gate(Protocol):
+    """A process-wide admission the calls take a slot of (the priority lanes' background slots)."""
+
+    def try_take_background(self) -> bool: ...
+
+    def take_background(self) -> None: ...
+
+    def free_background(self) -> None: ...
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:
@@ -96,6 +106,7 @@ class AuditHttp:
         self._sites: dict[str, tuple[asyncio.Semaphore, int]] = {}  # site -> (its gate, calls using it)
         self._clients: OrderedDict[tuple[str, str], aiohttp.ClientSession] = OrderedDict()
         self._contexts: dict[str, ssl.SSLContext | bool] = {}
+        self._tasks: set[asyncio.Task[None]] = set()  # started by start_many: held until they end
 
     def _ensure_loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
@@ -109,6 +120,31 @@ class AuditHttp:
     def submit(self, call: Call) -> concurrent.futures.Future[Answer]:
         """Start ``call`` on the event loop; the future never raises for a site-side failure."""
         return asyncio.run_coroutine_threadsafe(self._get(call), self._ensure_loop())
+
+    def start_many(self, calls: Sequence[Call], answered: Callable[[int, Answer], None],
+                   gate: Gate | None = None) -> None:
+        """Start every call in one hand-over to the loop (not one per call); ``answered(index, answer)`` runs
+        on the loop thread as each one ends and must not block. With ``gate``, each call holds one of its
+        slots while it runs; a call that finds none free waits for one on a helper thread, never on the loop."""
+        loop = self._ensure_loop()
+
+        async def one(index: int, call: Call) -> None:
+            if gate is not None and not gate.try_take_background():
+                await loop.run_in_executor(None, gate.take_background)
+            try:
+                answer = await self._get(call)
+            finally:
+                if gate is not None:
+                    gate.free_background()
+            answered(index, answer)
+
+        async def start() -> None:
+            for index, call in enumerate(calls):
+                task = loop.create_task(one(index, call))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+        asyncio.run_coroutine_threadsafe(start(), loop)
 
     def close(self) -> None:
         """Close every client and stop the loop thread (a later ``submit`` starts a new one)."""
@@ -131,9 +167,9 @@ class AuditHttp:
     # --- on the loop ------------------------------------------------------------------------------
 
     def _client(self, url: str, verify: bool | str) -> aiohttp.ClientSession:
-        parts = urlsplit(url)
+        slash = url.find("/", url.find("//") + 2)
         tls = str(verify)
-        key = (f"{parts.scheme}://{parts.netloc}", tls)
+        key = (url if slash < 0 else url[:slash], tls)  # the origin: scheme://host:port
         client = self._clients.get(key)
         if client is not None and not client.closed:
             self._clients.move_to_end(key)

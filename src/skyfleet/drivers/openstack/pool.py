@@ -4,10 +4,11 @@ Authenticating costs a round trip and building an openstacksdk Connection costs 
 fan-out would pay both for every task. Entries are keyed by a hash of the auth document (so a
 changed credential gets a fresh session) and expire after ``ttl`` seconds.
 
-The health audit logs in to every site every cycle (that is what it checks); it hands the token it
-got to this pool (:meth:`SitePool.share`), so the engine's next task on the site, and the inventory
-refresh, use it instead of logging in again: one login per site per audit cycle for the whole
-process, where keystoneauth's login is the costliest client-side part of a site call.
+The health audit probes with this pool's session of each site and keeps it between cycles, logging in
+only when the token nears expiry or a call refuses it (``reconcile.audit_cycle``); a probe made with
+a session of its own (registration) hands the token it got to this pool (:meth:`SitePool.share`), so
+the engine's next task on the site, and the inventory refresh, use it instead of logging in again:
+keystoneauth's login is the costliest client-side part of a site call.
 """
 
 from __future__ import annotations

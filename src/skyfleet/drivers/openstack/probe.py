@@ -65,13 +65,17 @@ def _chosen_version(versions: list[dict[str, Any]]) -> dict[str, Any] | None:
     return max(current, key=lambda v: v["version"])
 
 
-def _probe_service(session: Any, kind: str, aliases: tuple[str, ...], interface: str,
-                   region: str | None, catalog: Any, project_id: str | None) -> ServiceProbe | None:
-    for alias in aliases:
-        urls = catalog.get_urls(service_type=alias, interface=interface, region_name=region)
-        if urls:
-            break
-    else:
+def _catalog_urls(catalog: Any, interface: str, region: str | None) -> dict[str, list[str]]:
+    """Catalog type -> endpoint URLs for ``interface`` and ``region``: the catalog read once per probe
+    (each keystoneauth lookup copies the whole catalog)."""
+    found = catalog.get_endpoints_data(interface=interface, region_name=region)
+    return {str(kind): [e.url for e in endpoints if e.url] for kind, endpoints in found.items()}
+
+
+def _probe_service(session: Any, kind: str, aliases: tuple[str, ...], catalog: dict[str, list[str]],
+                   project_id: str | None) -> ServiceProbe | None:
+    urls = next((catalog[alias] for alias in aliases if catalog.get(alias)), None)
+    if not urls:
         return None
     started = time.monotonic()
     try:
@@ -99,13 +103,8 @@ def zone_names(document: Any) -> list[str]:
                   if isinstance(z, dict) and "zoneName" in z and (z.get("zoneState") or {}).get("available", True))
 
 
-def _availability_zones(session: Any, interface: str, region: str | None) -> list[str]:
-    response = session.get(
-        "/os-availability-zone",
-        endpoint_filter={"service_type": "compute", "interface": interface, "region_name": region},
-        raise_exc=True,
-    )
-    return zone_names(response.json())
+def _availability_zones(session: Any, compute_url: str) -> list[str]:
+    return zone_names(session.get(compute_url.rstrip("/") + "/os-availability-zone", raise_exc=True).json())
 
 
 @dataclass(frozen=True)
@@ -142,18 +141,19 @@ def _probe(session: Any, interface: str, region: str | None, started: float) -> 
         return ProbeResult(reachable=False, error=describe_error(exc),
                            latency_ms=round((time.monotonic() - started) * 1000, 2)), False
     auth_latency = round((time.monotonic() - started) * 1000, 2)
-    catalog = access.service_catalog
+    catalog = _catalog_urls(access.service_catalog, interface, region)
     services: list[ServiceProbe] = []
     for kind, aliases in SERVICE_TYPES.items():
-        probe = _probe_service(session, kind, aliases, interface, region, catalog, access.project_id)
+        probe = _probe_service(session, kind, aliases, catalog, access.project_id)
         if probe is not None:
             services.append(probe)
     zones: list[str] = []
     errors = [f"{s.type}: {s.error}" for s in services if not s.ok]
     refused = any(s.error == UNAUTHORIZED for s in services)
-    if any(s.type == "compute" and s.ok for s in services):
+    compute = next((s for s in services if s.type == "compute" and s.ok), None)
+    if compute is not None and compute.endpoint:
         try:
-            zones = _availability_zones(session, interface, region)
+            zones = _availability_zones(session, compute.endpoint)
         except Exception as exc:
             errors.append(f"availability zones: {describe_error(exc)}")
             refused = refused or isinstance(exc, ks_exc.Unauthorized)
