@@ -45,6 +45,7 @@ class Memo:
     cheap_left: int = 0  # cheap cycles before the next full probe
     probed: bool = False  # a full probe of this process has seen the site
     zones: list[str] | None = None  # the zones the last full probe saw: a cheap answer with others is a change
+    compute_url: str | None = None  # the compute endpoint the last full probe used (read from its catalog)
 
 
 @dataclass
@@ -100,9 +101,21 @@ class AuditMemory:
         lands on a per-site offset, so that the fleet's full probes spread over the cycles)."""
         every = max(1, self.full_every)
         memo.zones = list(result.availability_zones) if result.reachable else None
+        memo.compute_url = next((s.endpoint for s in result.services if s.type == "compute" and s.ok), None)
         first = not memo.probed and self.stagger
         memo.cheap_left = 1 + zlib.crc32(site_id.encode()) % (every - 1) if first and every > 2 else every - 1
         memo.probed = True
+
+    @staticmethod
+    def _view(memo: Memo, session: Any, ref: Any) -> TokenView | None:
+        """The token's view; the compute endpoint from the last full probe when there is one (looking it up
+        in the token's catalog copies the whole catalog: about as costly as the cheap call itself)."""
+        if memo.compute_url is None or not getattr(ref, "auth_token", None):
+            return token_view(session, interface=memo.auth.get("interface", "public"),
+                              region=memo.auth.get("region_name") or None)
+        expires = ref.expires.timestamp() if ref.expires is not None else math.inf
+        return TokenView(token=str(ref.auth_token), expires_at=expires,
+                         zones_url=memo.compute_url.rstrip("/") + "/os-availability-zone")
 
     def cheap(self, site_id: str, memo: Memo, *, availability: str, pool: SitePool,
               timeout: float) -> Cheap | None:
@@ -114,8 +127,7 @@ class AuditMemory:
         if ref is None:
             return None
         if ref is not memo.ref:  # a new token (this audit's login, or the engine's): read it once
-            memo.ref, memo.view = ref, token_view(session, interface=memo.auth.get("interface", "public"),
-                                                  region=memo.auth.get("region_name") or None)
+            memo.ref, memo.view = ref, self._view(memo, session, ref)
         view = memo.view
         if view is None or view.zones_url is None or view.expires_at - time.time() < max(TOKEN_MARGIN, 2 * timeout):
             return None
