@@ -42,8 +42,8 @@ class Runtime:
     # The process's priority lanes: its worker pool counts user-started tasks in them, and the periodic
     # fan-outs (health audit, inventory refresh, drift audit) drop to ``background_floor`` site calls meanwhile.
     lanes: Lanes = field(default_factory=Lanes)
-    # The process's sessions and tokens per site credential: the health audit's fresh login each cycle is
-    # handed to it, and the engine and the inventory refresh call the sites through it.
+    # The process's sessions and tokens per site credential: the health audit, the engine and the inventory
+    # refresh call the sites through it (one login per site per token lifetime).
     site_pool: SitePool = field(default_factory=SitePool)
     # The health audit's memory of each site (its token, when its next full probe is due) and its event loop.
     audit_memory: AuditMemory = field(default_factory=AuditMemory)

@@ -1,8 +1,11 @@
-"""The health audit: probe every managed site concurrently (bounded) and record what was seen.
+"""The health audit: check every managed site concurrently (bounded) and record what was seen.
 
-One slow or dead site costs one worker slot for at most the site timeout; the others go on. Each
-probe takes a background slot of the process's priority lanes, so while user-started tasks run here
-the audit makes only a few probes at once (``reconcile.lanes``).
+An online site this process already probed gets one cheap call on its kept token, on the audit's event
+loop; the others, every Nth cycle and any site whose cheap call fails or changes, get the full probe on
+a thread pool (``reconcile.audit_cycle``). One slow or dead site costs one slot for at most the site
+timeout (twice when a timed-out cheap call is followed by the full probe); the others go on. Each site
+call takes a background slot of the process's priority lanes, so while user-started tasks run here the
+audit makes only a few at once (``reconcile.lanes``).
 Results are written in batches so a 10,000-site audit is not 10,000 transactions. A site that comes
 back online has its tasks waiting on backoff made due at once (the caller wakes the workers).
 """
