@@ -7,6 +7,7 @@ Each test calls the driver functions themselves.
 
 from __future__ import annotations
 
+import threading
 import time
 import uuid
 
@@ -15,7 +16,7 @@ import pytest
 from contract_support import Site, Tenant, quiet, skyfleet_auth, unique
 
 from skyfleet.drivers.openstack import compute
-from skyfleet.drivers.openstack.audit_http import AuditHttp, Call
+from skyfleet.drivers.openstack.audit_http import Answer, AuditHttp, Call
 from skyfleet.drivers.openstack.errors import from_status, is_temporary_status, site_call, translate
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import describe_error, probe_site, token_view, zone_names
@@ -110,8 +111,31 @@ def test_real_failures_are_classified(site: Site, project: Tenant) -> None:
     assert translate(missing) is missing
 
 
+class _OneSlot:
+    """A gate of one slot (what the priority lanes give while user work runs), counting the most held."""
+
+    def __init__(self) -> None:
+        self.held, self.most, self.lock = 0, 0, threading.Semaphore(1)
+
+    def try_take_background(self) -> bool:
+        if not self.lock.acquire(blocking=False):
+            return False
+        self.held += 1
+        self.most = max(self.most, self.held)
+        return True
+
+    def take_background(self) -> None:
+        self.lock.acquire()
+        self.held += 1
+        self.most = max(self.most, self.held)
+
+    def free_background(self) -> None:
+        self.held -= 1
+        self.lock.release()
+
+
 @pytest.mark.covers("probe.token_view", "probe.zone_names", "audit_http.AuditHttp.submit",
-                    "audit_http.AuditHttp.close")
+                    "audit_http.AuditHttp.start_many", "audit_http.AuditHttp.close")
 def test_the_audits_cheap_call_with_the_probes_token(site: Site) -> None:
     """The health audit's cheap call: the token a session holds, the compute zones URL of its catalog,
     one GET with that token on the audit's event loop. The site answers the zones the full probe read;
@@ -135,6 +159,18 @@ def test_the_audits_cheap_call_with_the_probes_token(site: Site) -> None:
         closed = http.submit(Call(site="s", url="http://127.0.0.1:9/os-availability-zone", token="t",
                                   timeout=5)).result(30)
         assert closed.status is None and closed.error is not None and closed.error.startswith("cannot connect")
+        answers: dict[int, int | None] = {}
+        all_in, gate = threading.Event(), _OneSlot()
+
+        def answered(index: int, answer: Answer) -> None:
+            answers[index] = answer.status
+            if len(answers) == 3:
+                all_in.set()
+
+        http.start_many([Call(site=f"s{i}", url=view.zones_url, token=token, timeout=60)
+                         for i, token in enumerate((view.token, "not-a-token", view.token))], answered, gate)
+        assert all_in.wait(90)
+        assert answers == {0: 200, 1: 401, 2: 200} and gate.most == 1 and gate.held == 0
     finally:
         http.close()
     assert zone_names({"availabilityZoneInfo": [{"zoneName": "b", "zoneState": {"available": True}},

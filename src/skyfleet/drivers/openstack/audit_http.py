@@ -50,7 +50,7 @@ class Answer:
     error: str | None = None
 
 
-class Gate(Protocol):
+class _Gate(Protocol):
     """A process-wide admission the calls take a slot of (the priority lanes' background slots)."""
 
     def try_take_background(self) -> bool: ...
@@ -122,7 +122,7 @@ class AuditHttp:
         return asyncio.run_coroutine_threadsafe(self._get(call), self._ensure_loop())
 
     def start_many(self, calls: Sequence[Call], answered: Callable[[int, Answer], None],
-                   gate: Gate | None = None) -> None:
+                   gate: _Gate | None = None) -> None:
         """Start every call in one hand-over to the loop (not one per call); ``answered(index, answer)`` runs
         on the loop thread as each one ends and must not block. With ``gate``, each call holds one of its
         slots while it runs; a call that finds none free waits for one on a helper thread, never on the loop."""
