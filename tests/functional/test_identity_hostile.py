@@ -112,9 +112,16 @@ def test_a_domain_admin_declares_nothing_outside_its_domain(
         assert stored(runtime) == before
         assert api.get("/v1/identity/projects/web", headers=who["dana"]).json()["spec"]["domain"] == "acme"
 
-        # a name taken in another domain: 409, without saying where
+        # a name taken in another domain is another declaration (names are unique within a domain); the
+        # domain admin sees only its own, by the bare name too, and never learns of the other
         taken = api.post("/v1/identity/projects", headers=who["dana"], json={"spec": {"name": "bp", "domain": "acme"}})
-        assert taken.status_code == 409 and "beta" not in taken.text and beta_id not in taken.text
+        assert taken.status_code == 202 and "beta" not in taken.text and beta_id not in taken.text
+        assert api.get("/v1/identity/projects/bp", headers=who["dana"]).json()["spec"]["domain"] == "acme"
+        assert api.get("/v1/identity/projects/bp", headers=who["dana"], params={"domain": "beta"}).status_code == 404
+        again = api.post("/v1/identity/projects", headers=who["dana"], json={"spec": {"name": "bp", "domain": "acme"}})
+        assert again.status_code == 409 and "beta" not in again.text
+        assert api.delete("/v1/identity/projects/bp", headers=who["dana"]).status_code in (202, 204)
+        assert api.get("/v1/identity/projects/bp", headers=who["admin"], params={"domain": "beta"}).status_code == 200
 
         # the admin role however it is spelled, inherited or on the domain, or a role made for it: refused
         for role in ("admin", "Admin", "ADMIN", " admin", "admin ", "adm\u0131n", "\u0430dmin"):

@@ -22,6 +22,8 @@ from skyfleet.cli.sync import _show as _show_resource
 Force = Annotated[bool, typer.Option(help="Take over an existing object whose attributes differ")]
 Purge = Annotated[bool, typer.Option(help="Delete what Skyfleet created (default: disable projects and users)")]
 Domain = Annotated[str, typer.Option(help="Keystone domain, by name")]
+InDomain = Annotated[str | None, typer.Option(
+    "--domain", help="A project's, user's or group's domain (needed when its name is declared in several)")]
 Description = Annotated[str | None, typer.Option(help="Description")]
 PasswordFile = Annotated[Path | None, typer.Option(help="Read the user's password from this file ('-': stdin)")]
 PasswordPrompt = Annotated[bool, typer.Option(help="Ask for the user's password (not echoed)")]
@@ -62,23 +64,28 @@ def _show(ctx: typer.Context, body: Any) -> None:
     emit(body["bindings"], fmt=c.fmt, columns=[*BINDING_COLUMNS[:-1], ("memberships", "GROUPS"), BINDING_COLUMNS[-1]])
 
 
+def _in(domain: str | None) -> dict[str, str]:
+    """The ``domain`` query parameter: which domain's project, user or group a name means."""
+    return {"domain": domain} if domain else {}
+
+
 def _common(app: typer.Typer, path: str) -> None:
     @app.command("list")
-    def list_(ctx: typer.Context) -> None:
-        """Declared objects with a count of bindings per status."""
+    def list_(ctx: typer.Context, domain: InDomain = None) -> None:
+        """Declared objects with a count of bindings per status (--domain: a domain's projects, users, groups)."""
         c: Ctx = ctx.obj
-        rows = _call(ctx, "GET", f"/v1/identity/{path}", params={"limit": 1000})["resources"]
+        rows = _call(ctx, "GET", f"/v1/identity/{path}", params={"limit": 1000, **_in(domain)})["resources"]
         emit(rows, fmt=c.fmt, columns=[col for col in COLUMNS if col[0] != "project_id"])
 
     @app.command("show")
-    def show(ctx: typer.Context, ref: str) -> None:
+    def show(ctx: typer.Context, ref: str, domain: InDomain = None) -> None:
         """One declared object and its binding in each site."""
-        _show(ctx, _call(ctx, "GET", f"/v1/identity/{path}/{ref}"))
+        _show(ctx, _call(ctx, "GET", f"/v1/identity/{path}/{ref}", params=_in(domain)))
 
     @app.command("delete")
-    def delete(ctx: typer.Context, ref: str, purge: Purge = False) -> None:
+    def delete(ctx: typer.Context, ref: str, purge: Purge = False, domain: InDomain = None) -> None:
         """Remove the declaration: disable (projects, users) or, with --purge, delete what Skyfleet created."""
-        _show(ctx, _call(ctx, "DELETE", f"/v1/identity/{path}/{ref}", params={"purge": purge}))
+        _show(ctx, _call(ctx, "DELETE", f"/v1/identity/{path}/{ref}", params={"purge": purge, **_in(domain)}))
 
 
 # ``skyfleet project`` already holds the mapping commands (mappings, map, unmap): one group for both.
@@ -135,10 +142,11 @@ def create_user(ctx: typer.Context, name: str, domain: Domain = "Default", descr
 
 
 @user_app.command("set-password")
-def set_password(ctx: typer.Context, name: str, password_file: PasswordFile = None) -> None:
+def set_password(ctx: typer.Context, name: str, password_file: PasswordFile = None, domain: InDomain = None) -> None:
     """Rotate a declared user's password on every placed site (asks for it unless --password-file)."""
     password = read_password(password_file, password_file is None)
-    _show(ctx, _call(ctx, "PATCH", f"/v1/identity/users/{name}", json={"spec": {"password": password}}))
+    _show(ctx, _call(ctx, "PATCH", f"/v1/identity/users/{name}", json={"spec": {"password": password}},
+                     params=_in(domain)))
 
 
 @role_assignment_app.command("create")

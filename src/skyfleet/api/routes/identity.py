@@ -81,10 +81,12 @@ def _declare(runtime: Any, principal: Principal, kind: str, body: ResourceCreate
     return out
 
 
-def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: ResourceUpdate) -> ResourceOut:
+def _change(runtime: Any, principal: Principal, kind: str, ref: str, body: ResourceUpdate,
+            domain: str | None = None) -> ResourceOut:
     now = utcnow()
     with transaction(runtime.factory) as session:
-        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), for_update=True)
+        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), for_update=True,
+                               domain=domain)
         stored = {k: v for k, v in resource.spec.items() if not (kind == "role_assignment" and k == "name")}
         spec, password = (allowed_spec(runtime, principal, kind, {**stored, **body.spec}) if body.spec
                           else (None, identity.UNSET))
@@ -111,19 +113,20 @@ def _asks_nothing_new(resource: SyncResource, spec: dict[str, Any] | None, passw
             and placement == resource.placement and not body.force and not body.replace)
 
 
-def _list(runtime: Any, principal: Any, kind: str, limit: int, marker: str | None) -> ResourceList:
+def _list(runtime: Any, principal: Any, kind: str, limit: int, marker: str | None,
+          domain: str | None = None) -> ResourceList:
     with read_only(runtime.factory) as session:  # the view folds finished tasks; nothing is written
         rows, next_marker = service.list_resources(session, kind=kind, caller=caller_of(principal), limit=limit,
-                                                   marker=marker)
+                                                   marker=marker, domain=domain)
         now = utcnow()
         folded = [(r, conv.fold(session, r, now=now)) for r in rows]
         return ResourceList(resources=[conv.render(session, r, b) for r, b in folded if r not in session.deleted],
                             next_marker=next_marker)
 
 
-def _show(runtime: Any, principal: Any, kind: str, ref: str) -> ResourceOut:
+def _show(runtime: Any, principal: Any, kind: str, ref: str, domain: str | None = None) -> ResourceOut:
     with read_only(runtime.factory) as session:
-        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal))
+        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), domain=domain)
         bindings = conv.fold(session, resource, now=utcnow())
         if resource in session.deleted:
             raise NotFound(f"no declared {kind} {ref!r}")
@@ -132,6 +135,9 @@ def _show(runtime: Any, principal: Any, kind: str, ref: str) -> ResourceOut:
 
 GONE: dict[int | str, dict[str, Any]] = {204: {"description": "Deleted at once: it was on no site."}}
 PURGE = Query(description="delete the objects Skyfleet created (default: disable projects and users)")
+IN_DOMAIN = Query(max_length=64, description="the domain the project, user or group is declared in (its name is "
+                  "unique only there): needed when the name is declared in several domains")
+DomainParam = Annotated[str | None, IN_DOMAIN]
 
 
 def build_router(kind: str, path: str) -> APIRouter:
@@ -143,21 +149,22 @@ def build_router(kind: str, path: str) -> APIRouter:
 
     @router.get("", response_model=ResourceList)
     def list_(runtime: RuntimeDep, principal: PrincipalDep, limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-              marker: str | None = None) -> ResourceList:
-        return _list(runtime, principal, kind, limit, marker)
+              marker: str | None = None, domain: DomainParam = None) -> ResourceList:
+        return _list(runtime, principal, kind, limit, marker, domain)
 
     @router.get("/{ref}", response_model=ResourceOut)
-    def show(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
-        return _show(runtime, principal, kind, ref)
+    def show(ref: str, runtime: RuntimeDep, principal: PrincipalDep, domain: DomainParam = None) -> ResourceOut:
+        return _show(runtime, principal, kind, ref, domain)
 
     @router.patch("/{ref}", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut)
-    def patch(ref: str, body: ResourceUpdate, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
-        return _change(runtime, principal, kind, ref, body)
+    def patch(ref: str, body: ResourceUpdate, runtime: RuntimeDep, principal: PrincipalDep,
+              domain: DomainParam = None) -> ResourceOut:
+        return _change(runtime, principal, kind, ref, body, domain)
 
     @router.delete("/{ref}", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut, responses=GONE)
     def delete(ref: str, runtime: RuntimeDep, principal: PrincipalDep,
-               purge: Annotated[bool, PURGE] = False) -> ResourceOut | Response:
-        return remove_resource(runtime, principal, kind, ref, purge)
+               purge: Annotated[bool, PURGE] = False, domain: DomainParam = None) -> ResourceOut | Response:
+        return remove_resource(runtime, principal, kind, ref, purge, domain=domain)
 
     return router
 

@@ -94,11 +94,14 @@ def show_view(runtime: Any, principal: Principal, kind: str, ref: str) -> Resour
         return out
 
 
-def remove_resource(runtime: Any, principal: Any, kind: str, ref: str, purge: bool) -> ResourceOut | Response:
-    """Mark a desired resource deleted and converge it away (204 when nothing is left to undo)."""
+def remove_resource(runtime: Any, principal: Any, kind: str, ref: str, purge: bool,
+                    domain: str | None = None) -> ResourceOut | Response:
+    """Mark a desired resource deleted and converge it away (204 when nothing is left to undo); ``domain``
+    names the domain of a declared project, user or group."""
     now = utcnow()
     with transaction(runtime.factory) as session:
-        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), for_update=True)
+        resource = service.get(session, kind=kind, ref=ref, caller=caller_of(principal), for_update=True,
+                               domain=domain)
         resource.state, resource.updated_at = DELETING, now
         resource.options = {**resource.options, "purge": purge}
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)

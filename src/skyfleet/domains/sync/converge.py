@@ -33,7 +33,7 @@ from skyfleet.domains.projects import service as projects
 from skyfleet.domains.sites.models import Site
 from skyfleet.domains.sync.models import DELETING, SyncBinding, SyncResource
 from skyfleet.domains.sync.schemas import BindingOut, ResourceOut
-from skyfleet.domains.sync.service import TASK_KIND, placed_sites
+from skyfleet.domains.sync.service import TASK_KIND, placed_sites, project_of
 
 GONE = ("deleted", "absent", "kept")
 FOLD = "sync.fold"
@@ -90,7 +90,7 @@ def fold(session: Session, resource: SyncResource, *, now: datetime) -> dict[str
 def _drift_event(session: Session, resource: SyncResource, binding: SyncBinding, result: dict[str, Any],
                  now: datetime) -> None:
     """A site that was in sync needed a change: something drifted there and was repaired."""
-    project = None if resource.scope.startswith("copy:") else resource.scope or None
+    project = project_of(resource)
     events.record(session, kind="sync.drift_repaired", severity="warning", site_id=binding.site_id,
                   site_name=binding.site_name, project_id=project,
                   at=now, message=f"{resource.kind} {resource.name!r} drifted in {binding.site_name} and was "
@@ -217,7 +217,7 @@ def converge(session: Session, resource: SyncResource, *, now: datetime, user_id
     payload = _payload(resource, "ensure")
     operation, task_of = operations.submit_tasks(
         session, kind=TASK_KIND[resource.kind], payloads=[(site, payload) for site in targets], summary=payload,
-        user_id=user_id, project_id=resource.scope or None, now=now, continuation=FOLD)
+        user_id=user_id, project_id=project_of(resource), now=now, continuation=FOLD)
     _specialise(session, operation.id, resource, bindings, {b.site_id for b in remove})
     _carry_intents(session, {sid: b.task_id for sid, b in bindings.items() if b.task_id}, task_of)
     new = []
@@ -380,7 +380,7 @@ def render(session: Session, resource: SyncResource, bindings: dict[str, SyncBin
     counts: dict[str, int] = {}
     for binding in out:
         counts[binding.status] = counts.get(binding.status, 0) + 1
-    return ResourceOut(id=resource.id, kind=resource.kind, name=resource.name, project_id=resource.scope or None,
+    return ResourceOut(id=resource.id, kind=resource.kind, name=resource.name, project_id=project_of(resource),
                        spec=_public_spec(resource), placement=resource.placement, options=_public_options(resource),
                        state=resource.state, generation=resource.generation, operation_id=resource.operation_id,
                        counts=counts, bindings=out, created_at=resource.created_at, updated_at=resource.updated_at)

@@ -26,8 +26,9 @@ class SyncResource(Base):
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     kind: Mapped[str] = mapped_column(String(32), nullable=False)
     name: Mapped[str] = mapped_column(String(255), nullable=False)
-    # The owning project's id for tenant resources, "" for fleet-wide ones (flavors, noauth).
-    scope: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    # The owning project's id for tenant resources, "" for fleet-wide ones (flavors, noauth); a declared
+    # project, user or group's domain (``domain:<name>``, "" for ``Default``): its name is unique there.
+    scope: Mapped[str] = mapped_column(String(80), nullable=False, index=True)
     owner: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict, nullable=False)
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     placement: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)

@@ -33,6 +33,10 @@ TASK_KIND = {"keypair": "sync.keypair", "flavor": "sync.flavor", "security_group
 FLEET_KINDS = frozenset({"flavor", "project", "user", "group", "role_assignment", "domain"})
 #: Declared identity: a domain admin sees only the declarations of its own domain (``Caller.identity_domain``).
 IDENTITY_KINDS = frozenset({"project", "user", "group", "role_assignment", "domain"})
+#: Keystone objects whose name is unique only within their domain: the domain is part of their identity
+#: (scope ``domain:<name>`` outside ``Default``, ``""`` in it), so ``alice`` may be declared in two domains.
+DOMAIN_SCOPED = frozenset({"project", "user", "group"})
+DOMAIN_SCOPE = "domain:"
 GONE = ("deleted", "absent", "kept")
 #: Site ids or names per query when a placement names its sites (twice as many bound parameters).
 REFS_PER_QUERY = 5000
@@ -64,7 +68,7 @@ class Caller:
 def create(session: Session, *, kind: str, data: ResourceCreate, spec: dict[str, Any], caller: Caller,
            now: datetime) -> SyncResource:
     """Record a desired resource (``spec`` already validated by its kind)."""
-    resource = SyncResource(kind=kind, name=str(spec["name"]), scope=_scope(kind, caller), owner=caller.owner(),
+    resource = SyncResource(kind=kind, name=str(spec["name"]), scope=_scope(kind, caller, spec), owner=caller.owner(),
                             spec=spec, placement=data.placement.model_dump(exclude_none=True),
                             options={"force": data.force, "replace": data.replace, "owner": data.owner},
                             state=ACTIVE, generation=1, created_at=now, updated_at=now)
@@ -72,36 +76,70 @@ def create(session: Session, *, kind: str, data: ResourceCreate, spec: dict[str,
     try:
         session.flush()
     except IntegrityError as exc:
-        raise Conflict(f"a desired {kind} named {resource.name!r} already exists") from exc
+        where = f" in domain {domain_of_scope(resource.scope)!r}" if kind in DOMAIN_SCOPED else ""
+        raise Conflict(f"a desired {kind} named {resource.name!r} already exists{where}") from exc
     return resource
 
 
-def _scope(kind: str, caller: Caller) -> str:
+def _scope(kind: str, caller: Caller, spec: dict[str, Any]) -> str:
+    if kind in DOMAIN_SCOPED:
+        return domain_scope(spec.get("domain"))
     return "" if kind in FLEET_KINDS else (caller.project_id or "")
 
 
-def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bool = False) -> SyncResource:
-    """A resource by id or name that the caller may see (tenants: their project's)."""
+def domain_scope(domain: Any) -> str:
+    """The scope of a project, user or group declared in ``domain`` (``Default`` when None)."""
+    name = str(domain or "Default")
+    return "" if name == "Default" else f"{DOMAIN_SCOPE}{name}"
+
+
+def domain_of_scope(scope: str) -> str:
+    return scope[len(DOMAIN_SCOPE):] if scope.startswith(DOMAIN_SCOPE) else "Default"
+
+
+def project_of(resource: SyncResource) -> str | None:
+    """The owning project's id (a tenant's resource), None for the fleet's (a domain's scope is no project)."""
+    if not resource.scope or resource.scope.startswith(("copy:", DOMAIN_SCOPE)):
+        return None
+    return resource.scope
+
+
+def get(session: Session, *, kind: str, ref: str, caller: Caller, for_update: bool = False,
+        domain: str | None = None) -> SyncResource:
+    """A resource by id or name that the caller may see (tenants: their project's). A project, user or
+    group is named within its domain: ``domain`` picks one when the name is declared in several."""
     query = select(SyncResource).where(SyncResource.kind == kind,
                                        (SyncResource.id == ref) | (SyncResource.name == ref))
     if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    if domain is not None:
+        if kind not in DOMAIN_SCOPED:
+            raise Invalid(f"domain: a {kind} is not named within a domain")
+        query = query.where(SyncResource.scope == domain_scope(domain))
     query = _in_domain(query, kind, caller)
     if for_update:
         query = query.with_for_update()
     rows = list(session.scalars(query))
+    if len(rows) > 1 and kind in DOMAIN_SCOPED:
+        domains = sorted(domain_of_scope(r.scope) for r in rows)
+        raise Conflict(f"{len(rows)} {kind}s are named {ref!r} (in domains {', '.join(domains)}); "
+                       f"name the domain (?domain=...) or use the id")
     if len(rows) > 1:
         raise Conflict(f"{len(rows)} {kind}s are named {ref!r} (in several projects); use the id")
     if not rows:
-        raise NotFound(f"no desired {kind} {ref!r}")
+        raise NotFound(f"no desired {kind} {ref!r}" + (f" in domain {domain!r}" if domain is not None else ""))
     return rows[0]
 
 
 def list_resources(session: Session, *, kind: str, caller: Caller, limit: int,
-                   marker: str | None) -> tuple[list[SyncResource], str | None]:
+                   marker: str | None, domain: str | None = None) -> tuple[list[SyncResource], str | None]:
     query = select(SyncResource).where(SyncResource.kind == kind)
     if not caller.is_admin and kind not in FLEET_KINDS:
         query = query.where(SyncResource.scope == (caller.project_id or "-"))
+    if domain is not None:
+        if kind not in DOMAIN_SCOPED:
+            raise Invalid(f"domain: a {kind} is not named within a domain")
+        query = query.where(SyncResource.scope == domain_scope(domain))
     query = _in_domain(query, kind, caller)
     ref = text_marker(marker)
     if ref:
@@ -195,6 +233,9 @@ def update(session: Session, *, resource: SyncResource, data: ResourceUpdate, sp
     if spec is not None:
         if spec["name"] != resource.name:
             raise Invalid("spec.name cannot change; delete and declare a new resource")
+        if resource.kind in DOMAIN_SCOPED and domain_scope(spec.get("domain")) != resource.scope:
+            raise Invalid(f"spec.domain cannot change (a {resource.kind} is named within its domain); delete "
+                          "and declare a new one")
         resource.spec = spec
     if data.placement is not None:
         validate_placement(session, data.placement)
