@@ -112,8 +112,25 @@ class TaskKind(Generic[P, O]):
             return {"changed": False, **self.summary(observed)}
         intent = self.intent(plan)
         if intent and ctx.record_intent is not None:
-            ctx.record_intent(intent)  # durable before the site is changed; raises when it cannot be
+            # durable before the site is changed; raises when it cannot be
+            ctx.record_intent(with_prior(ctx.prior_intent, intent))
         return {"changed": True, **self.apply(ctx, payload, plan)}
+
+
+def with_prior(prior: dict[str, Any] | None, intent: dict[str, Any]) -> dict[str, Any]:
+    """``intent`` keeping what an earlier attempt, or a superseded predecessor whose intent the task
+    inherited, set out to do: a create stays recorded and the groups to join add up. Recorded alone,
+    a later attempt's narrower intent (joining one group) would erase the create, and the attempt
+    after it would take the object a cut-short predecessor made for a pre-existing one (adopted)."""
+    if not prior:
+        return intent
+    out = dict(intent)
+    if prior.get("create"):
+        out["create"] = True
+    joined = {*(prior.get("join") or []), *(intent.get("join") or [])}
+    if joined:
+        out["join"] = sorted(joined)
+    return out
 
 
 REGISTRY: dict[str, TaskKind[Any, Any]] = {}
