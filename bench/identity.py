@@ -180,6 +180,10 @@ def sequential(clouds: dict[str, Any], count: int) -> None:
           f"({len(names) / elapsed:.1f} sites/s; {elapsed / len(names) * 1000:.0f} ms per site)", flush=True)
 
 
+def load() -> str:
+    return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sites", type=int, default=1000)
@@ -196,7 +200,7 @@ def main() -> None:
         sim, clouds = start_simulator(args.sites, args.latency_ms, workdir)
         try:
             print(f"{args.sites} simulated sites, {args.latency_ms:.0f} ms latency per request, "
-                  f"{os.cpu_count()} CPUs", flush=True)
+                  f"{os.cpu_count()} CPUs; {load()} at the start", flush=True)
             url = f"sqlite:///{workdir / 'identity.db'}"
             migrate.upgrade(url)
             factory = make_session_factory(make_engine(url))
@@ -211,6 +215,7 @@ def main() -> None:
                 engine_run(factory, box, pool, "bench-warm", f"engine, SQLite, {args.concurrency} threads (warm)")
             rotation_run(factory, box, pool, args.sites, args.timeout)
             fleet_run(factory, box, pool, args.sites, args.users, args.roles_per_user, args.timeout)
+            print(f"{load()} at the end of the engine runs", flush=True)
             pool.stop()
             if not args.only_fleet:
                 sequential(clouds, args.sequential_sites)

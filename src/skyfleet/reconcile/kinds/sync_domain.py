@@ -24,7 +24,7 @@ from pydantic import Field
 from skyfleet.domains.text import Name, Text
 from skyfleet.drivers.openstack import identityapi
 from skyfleet.errors import PermanentSiteError
-from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
+from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, identity_ids, register
 from skyfleet.reconcile.kinds.sync_common import SyncPayload, create_intent, verdict
 from skyfleet.reconcile.kinds.sync_identity import NAME
 
@@ -80,6 +80,7 @@ def apply(ctx: SiteContext, p: DomainSync, plan: Plan) -> dict[str, Any]:
         if plan["enabled"]:  # Keystone deletes only a disabled domain
             identityapi.update_object(conn, "domains", plan["delete"], {"enabled": False})
         identityapi.delete_object(conn, "domains", plan["delete"])
+        identity_ids.forget(ctx)  # the identity kinds remember domain ids for a while
         return verdict("deleted", remote_id=None)
     if "disable" in plan:
         identityapi.update_object(conn, "domains", plan["disable"], {"enabled": False})

@@ -43,7 +43,7 @@ from skyfleet.domains.text import Name, Text
 from skyfleet.drivers.openstack import identityapi, syncapi
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 from skyfleet.logs import SECRETS
-from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
+from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, identity_ids, register
 from skyfleet.reconcile.kinds.sync_common import SyncPayload, create_intent, verdict
 
 NAME = r"^[^/:\s][^/:]{0,63}$"
@@ -107,7 +107,7 @@ def missing_domain(ctx: SiteContext, domain: str, declared: bool) -> Exception:
 
 
 def _domain(ctx: SiteContext, p: Payload) -> str:
-    found = identityapi.domain_id(ctx.connection(), p.domain)
+    found = identity_ids.domain_id(ctx, p.domain)
     if found is None:
         raise missing_domain(ctx, p.domain, p.domain_declared)
     return found
@@ -142,7 +142,8 @@ def _protected(ctx: SiteContext, collection: str, found: dict[str, Any] | None) 
 
 def observe(ctx: SiteContext, p: Payload) -> dict[str, Any]:
     collection = COLLECTION[type(p)]
-    if p.action == "delete" and identityapi.domain_id(ctx.connection(), p.domain) is None:
+    identity_ids.begin()
+    if p.action == "delete" and identity_ids.domain_id(ctx, p.domain) is None:
         # no domain, nothing in it to remove (a purged domain takes its objects with it)
         return {"collection": collection, "found": None, "action": p.action, "owned": p.owned,
                 "created_before": ctx.created_before, "domain": None}
@@ -227,7 +228,8 @@ def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
             return None
         return {"disable": found["id"]}
     if found is None:
-        return {"create": True, **({"join_names": list(p.groups)} if isinstance(p, UserSync) and p.groups else {})}
+        return {"create": True, "domain": seen.get("domain"),
+                **({"join_names": list(p.groups)} if isinstance(p, UserSync) and p.groups else {})}
     differs = list(seen["differs"]) + ([] if seen.get("password_ok", True) else ["password"])
     if differs and not (seen["owned"] or p.force):
         raise PermanentSiteError(
@@ -235,7 +237,8 @@ def diff(p: Payload, seen: dict[str, Any]) -> Plan | None:
             f"({', '.join(differs)}); Skyfleet did not create it and does not overwrite it (set force to take it over)")
     if not differs and not seen.get("join") and not seen.get("leave"):
         return None
-    return {"update": found["id"], "fields": seen["differs"], "password": not seen.get("password_ok", True),
+    return {"update": found["id"], "domain": seen.get("domain"), "fields": seen["differs"],
+            "password": not seen.get("password_ok", True),
             "join": seen.get("join", []), "join_names": seen.get("join_names", []), "leave": seen.get("leave", []),
             "memberships": seen.get("memberships", {})}
 
@@ -254,13 +257,13 @@ def apply(ctx: SiteContext, p: Payload, plan: Plan) -> dict[str, Any]:
     if "disable" in plan:
         identityapi.update_object(conn, collection, plan["disable"], {"enabled": False})
         return verdict("kept", remote_id=plan["disable"], detail="disabled (purge deletes it)")
-    domain = identityapi.domain_id(conn, p.domain) or "default"
+    domain = plan.get("domain") or identity_ids.domain_id(ctx, p.domain) or "default"  # as observed
     want = desired(ctx, p, domain)
     joining = _group_ids(ctx, p, domain) if "create" in plan else list(plan["join"])
     adopted = "create" not in plan and isinstance(p, UserSync) and not (p.owned or ctx.created_before)
     _refuse_site_admins(ctx, plan["update"] if adopted else None, p.name, joining,
                         p.admin_roles if isinstance(p, UserSync) else [])
-    with opened_password(ctx, p) as password:
+    with opened_password(ctx, p) as password, identity_ids.forgetting(ctx):
         if "create" in plan:
             body = {"name": p.name, "domain_id": domain, **{k: v for k, v in want.items() if v is not None}}
             if password is not None:

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from skyfleet.domains.text import Name
 from skyfleet.drivers.openstack import identityapi, syncapi
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
-from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, register
+from skyfleet.reconcile.kinds import Plan, SiteContext, TaskKind, identity_ids, register
 from skyfleet.reconcile.kinds.sync_common import SyncPayload, create_intent, verdict
 from skyfleet.reconcile.kinds.sync_identity import NAME, missing_domain
 
@@ -79,7 +79,7 @@ def _need(ctx: SiteContext, collection: identityapi.Collection, name: str, domai
 
 def _domain_ids(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, str | None]:
     """The site's id of each domain the assignment names (its actor's and its target's), by name."""
-    return {name: identityapi.domain_id(ctx.connection(), name) for name in {p.actor_domain, p.target_domain}}
+    return {name: identity_ids.domain_id(ctx, name) for name in {p.actor_domain, p.target_domain}}
 
 
 def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
@@ -87,6 +87,7 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
         raise PermanentSiteError(f"refused: Skyfleet never grants or creates the role {p.role!r} (admin roles "
                                  f"are protected) in site {ctx.site_name}")
     conn = ctx.connection()
+    identity_ids.begin()
     actor, actor_name = _actor(p)
     domains = _domain_ids(ctx, p)
     if None in domains.values() and p.action == "delete":  # no domain, no grant in it to revoke
@@ -96,7 +97,7 @@ def observe(ctx: SiteContext, p: RoleAssignmentSync) -> dict[str, Any]:
             declared = name in p.declared_domains or (p.domain_declared and name == p.domain)
             raise missing_domain(ctx, name, declared)
     domain, actor_domain = str(domains[p.target_domain]), str(domains[p.actor_domain])
-    role_id = identityapi.find_role(conn, p.role)
+    role_id = identity_ids.role_id(ctx, p.role)
     if role_id is None and p.action != "delete" and not p.create_missing_roles:
         raise PermanentSiteError(f"no role {p.role!r} in site {ctx.site_name}; Skyfleet does not create "
                                  "roles unless create_missing_roles is set")
@@ -137,7 +138,8 @@ def apply(ctx: SiteContext, p: RoleAssignmentSync, plan: Plan) -> dict[str, Any]
     ids = _ids(plan)
     conn = ctx.connection()
     if plan.get("revoke"):
-        identityapi.revoke(conn, **ids)
+        with identity_ids.forgetting(ctx):
+            identityapi.revoke(conn, **ids)
         return verdict("deleted", remote_id=None)
     detail = "granted"
     if plan.get("create_role"):
@@ -145,7 +147,8 @@ def apply(ctx: SiteContext, p: RoleAssignmentSync, plan: Plan) -> dict[str, Any]
             raise PermanentSiteError(f"Skyfleet never creates the {plan['create_role']!r} role")
         ids["role_id"] = identityapi.create_role(conn, plan["create_role"], CREATED_ROLE)
         detail = f"created role {plan['create_role']!r} (owned by Skyfleet) and granted it"
-    identityapi.grant(conn, **ids)
+    with identity_ids.forgetting(ctx):
+        identityapi.grant(conn, **ids)
     return verdict("in-sync", remote_id=_remote(ids), created=True, detail=detail)
 
 
