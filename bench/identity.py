@@ -3,7 +3,7 @@ Keystones through the engine, and the naive way; then a fleet of users with role
 password rotation.
 
     .venv/bin/python bench/identity.py [--sites 1000] [--latency-ms 50] [--concurrency 128] [--sequential-sites 100]
-        [--users 100] [--roles-per-user 3] [--only-fleet]
+        [--users 100] [--roles-per-user 3] [--only-fleet | --only-rotation]
 
 Rotation: one user with a password is brought in sync everywhere, then its password is changed (as
 ``PATCH`` does: re-sealed, open tasks superseded); the clock stops when every site has the new one.
@@ -193,6 +193,7 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=100)
     parser.add_argument("--roles-per-user", type=int, default=3, choices=range(0, len(ROLES) + 1))
     parser.add_argument("--only-fleet", action="store_true", help="skip the one-user and sequential runs")
+    parser.add_argument("--only-rotation", action="store_true", help="run the password rotation alone")
     parser.add_argument("--timeout", type=float, default=3600)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
@@ -210,14 +211,15 @@ def main() -> None:
             pool = WorkerPool(Engine(factory, box=box, config=engine_config(settings)),
                               concurrency=args.concurrency, poll_interval=1.0, batch=settings.engine_batch)
             pool.start()
-            if not args.only_fleet:
+            if not (args.only_fleet or args.only_rotation):
                 engine_run(factory, box, pool, "bench-cold", f"engine, SQLite, {args.concurrency} threads (cold)")
                 engine_run(factory, box, pool, "bench-warm", f"engine, SQLite, {args.concurrency} threads (warm)")
             rotation_run(factory, box, pool, args.sites, args.timeout)
-            fleet_run(factory, box, pool, args.sites, args.users, args.roles_per_user, args.timeout)
+            if not args.only_rotation:
+                fleet_run(factory, box, pool, args.sites, args.users, args.roles_per_user, args.timeout)
             print(f"{load()} at the end of the engine runs", flush=True)
             pool.stop()
-            if not args.only_fleet:
+            if not (args.only_fleet or args.only_rotation):
                 sequential(clouds, args.sequential_sites)
         finally:
             sim.terminate()

@@ -11,9 +11,12 @@ at DEBUG; never in an error text: Keystone's errors do not echo it).
 
 from __future__ import annotations
 
+import threading
+import weakref
 from collections.abc import Iterable
 from typing import Any, Literal
 
+from keystoneauth1 import adapter as ks_adapter
 from openstack import connection as sdk_connection
 
 from skyfleet.drivers.openstack.errors import from_status, site_call
@@ -25,17 +28,43 @@ Writable = Literal["projects", "users", "groups", "domains"]  # a domain is writ
 Actor = Literal["users", "groups"]
 Target = Literal["projects", "domains"]
 SINGULAR = {"projects": "project", "users": "user", "groups": "group", "domains": "domain"}
+# The identity endpoint of each pooled connection, found once: keystoneauth otherwise resolves it from
+# the token's catalog on every request (a deep copy of the catalog each time, about a quarter of the
+# client's CPU per call in bench/identity.py), and a fleet of identity tasks makes thousands of calls.
+_ENDPOINTS: weakref.WeakKeyDictionary[sdk_connection.Connection, str] = weakref.WeakKeyDictionary()
+_ENDPOINTS_LOCK = threading.Lock()
+
+
+def _at(conn: sdk_connection.Connection, path: str) -> str:
+    """``path`` under the connection's identity endpoint (absolute, so the catalog is not searched
+    again); ``path`` itself, resolved per request as before, when the endpoint cannot be found."""
+    with _ENDPOINTS_LOCK:
+        base = _ENDPOINTS.get(conn)
+    if base is None:
+        with site_call():
+            found = ks_adapter.Adapter.get_endpoint(conn.identity)
+        if not found:
+            return path
+        base = str(found).rstrip("/")
+        with _ENDPOINTS_LOCK:
+            _ENDPOINTS[conn] = base
+    return f"{base}/{path.lstrip('/')}"
+
+
+def _ks(conn: sdk_connection.Connection, method: str, path: str, **kwargs: Any) -> Any:
+    """One identity request (``syncapi._call``) at ``path`` under the connection's identity endpoint."""
+    return _call(conn, "identity", method, _at(conn, path), **kwargs)
 
 
 def domain_id(conn: sdk_connection.Connection, name: str) -> str | None:
     """The id of the domain named ``name`` in this site, None when there is none."""
-    found = _call(conn, "identity", "GET", "/domains", params={"name": name})["domains"]
+    found = _ks(conn, "GET", "/domains", params={"name": name})["domains"]
     return str(found[0]["id"]) if found else None
 
 
 def find_domain(conn: sdk_connection.Connection, name: str) -> Json | None:
     """The domain named ``name`` (exact case), None when there is none."""
-    found = _call(conn, "identity", "GET", "/domains", params={"name": name})["domains"]
+    found = _ks(conn, "GET", "/domains", params={"name": name})["domains"]
     return next((dict(d) for d in found if d.get("name") == name), None)
 
 
@@ -48,39 +77,39 @@ def own_domain_ids(conn: sdk_connection.Connection) -> set[str]:
 
 def find_named(conn: sdk_connection.Connection, collection: Collection, name: str, domain: str) -> Json | None:
     """The project, user or group named ``name`` in the domain with id ``domain``; None when absent."""
-    rows = _call(conn, "identity", "GET", f"/{collection}", params={"name": name, "domain_id": domain})[collection]
+    rows = _ks(conn, "GET", f"/{collection}", params={"name": name, "domain_id": domain})[collection]
     return dict(rows[0]) if rows else None
 
 
 def create_object(conn: sdk_connection.Connection, collection: Writable, body: Json) -> Json:
     """Create a project, user, group or domain (``body`` is Keystone's, e.g. with a user's ``password``)."""
     key = SINGULAR[collection]
-    return dict(_call(conn, "identity", "POST", f"/{collection}", body={key: body}, log="password" not in body)[key])
+    return dict(_ks(conn, "POST", f"/{collection}", body={key: body}, log="password" not in body)[key])
 
 
 def update_object(conn: sdk_connection.Connection, collection: Writable, ident: str, body: Json) -> Json:
     """PATCH the given attributes (a user's ``password`` among them) of a project, user or group."""
     key = SINGULAR[collection]
-    return dict(_call(conn, "identity", "PATCH", f"/{collection}/{ident}", body={key: body},
+    return dict(_ks(conn, "PATCH", f"/{collection}/{ident}", body={key: body},
                       log="password" not in body)[key])
 
 
 def delete_object(conn: sdk_connection.Connection, collection: Writable, ident: str) -> bool:
     """Delete a project, user, group or domain (Keystone refuses an enabled domain: 403, permanent);
     False when it was already gone."""
-    return _call(conn, "identity", "DELETE", f"/{collection}/{ident}", missing_ok=True) is not None
+    return _ks(conn, "DELETE", f"/{collection}/{ident}", missing_ok=True) is not None
 
 
 def find_role(conn: sdk_connection.Connection, name: str) -> str | None:
     """The id of the global role named ``name``; None when the site has no such role."""
-    rows = _call(conn, "identity", "GET", "/roles", params={"name": name})["roles"]
+    rows = _ks(conn, "GET", "/roles", params={"name": name})["roles"]
     return next((str(r["id"]) for r in rows if r.get("name") == name and not r.get("domain_id")), None)
 
 
 def create_role(conn: sdk_connection.Connection, name: str, description: str) -> str:
     """Create a global role and return its id (409, a temporary error, when the name is taken)."""
     body = {"role": {"name": name, "description": description}}
-    return str(_call(conn, "identity", "POST", "/roles", body=body)["role"]["id"])
+    return str(_ks(conn, "POST", "/roles", body=body)["role"]["id"])
 
 
 def _grant_url(target: Target, target_id: str, actor: Actor, actor_id: str, role_id: str, inherited: bool) -> str:
@@ -92,7 +121,7 @@ def has_grant(conn: sdk_connection.Connection, *, target_id: str, actor: Actor, 
               target: Target = "projects", inherited: bool = False) -> bool:
     """Whether the user or group holds the role on the project or domain (directly, not through a
     group); with ``inherited``, the OS-INHERIT grant that reaches the target's projects instead."""
-    return _call(conn, "identity", "GET", _grant_url(target, target_id, actor, actor_id, role_id, inherited),
+    return _ks(conn, "GET", _grant_url(target, target_id, actor, actor_id, role_id, inherited),
                  missing_ok=True) is not None
 
 
@@ -100,13 +129,13 @@ def grant(conn: sdk_connection.Connection, *, target_id: str, actor: Actor, acto
           target: Target = "projects", inherited: bool = False) -> None:
     """Give the user or group the role on the project or domain (idempotent in Keystone). Keystone
     does not check that the actor exists for an inherited grant: the caller looks it up first."""
-    _call(conn, "identity", "PUT", _grant_url(target, target_id, actor, actor_id, role_id, inherited))
+    _ks(conn, "PUT", _grant_url(target, target_id, actor, actor_id, role_id, inherited))
 
 
 def revoke(conn: sdk_connection.Connection, *, target_id: str, actor: Actor, actor_id: str, role_id: str,
            target: Target = "projects", inherited: bool = False) -> bool:
     """Take the role back; False when it was not granted."""
-    return _call(conn, "identity", "DELETE", _grant_url(target, target_id, actor, actor_id, role_id, inherited),
+    return _ks(conn, "DELETE", _grant_url(target, target_id, actor, actor_id, role_id, inherited),
                  missing_ok=True) is not None
 
 
@@ -114,7 +143,7 @@ def admin_role_ids(conn: sdk_connection.Connection, also: Iterable[str] = ()) ->
     """The ids of the site's roles that policies read as ``admin`` (oslo.policy compares role names
     without case, so ``Admin`` is one of them), and of the roles named in ``also`` (any case)."""
     names = {"admin", *(str(n).strip().lower() for n in also)}
-    rows = _call(conn, "identity", "GET", "/roles")["roles"]
+    rows = _ks(conn, "GET", "/roles")["roles"]
     return {str(r["id"]) for r in rows if str(r.get("name") or "").strip().lower() in names}
 
 
@@ -123,27 +152,27 @@ def holds_any_role(conn: sdk_connection.Connection, actor: Actor, actor_id: str,
     the system, inherited or not); a user through its groups too."""
     key = "user.id" if actor == "users" else "group.id"
     for role_id in sorted(role_ids):
-        found = _call(conn, "identity", "GET", "/role_assignments", params={key: actor_id, "role.id": role_id})
+        found = _ks(conn, "GET", "/role_assignments", params={key: actor_id, "role.id": role_id})
         if found.get("role_assignments"):
             return True
     if actor == "users" and role_ids:
-        groups = _call(conn, "identity", "GET", f"/users/{actor_id}/groups")["groups"]
+        groups = _ks(conn, "GET", f"/users/{actor_id}/groups")["groups"]
         return any(holds_any_role(conn, "groups", str(g["id"]), role_ids) for g in groups)
     return False
 
 
 def in_group(conn: sdk_connection.Connection, group_id: str, user_id: str) -> bool:
     """Whether the user is a member of the group (False too when either is gone)."""
-    return _call(conn, "identity", "GET", f"/groups/{group_id}/users/{user_id}", missing_ok=True) is not None
+    return _ks(conn, "GET", f"/groups/{group_id}/users/{user_id}", missing_ok=True) is not None
 
 
 def add_to_group(conn: sdk_connection.Connection, group_id: str, user_id: str) -> None:
-    _call(conn, "identity", "PUT", f"/groups/{group_id}/users/{user_id}")
+    _ks(conn, "PUT", f"/groups/{group_id}/users/{user_id}")
 
 
 def remove_from_group(conn: sdk_connection.Connection, group_id: str, user_id: str) -> bool:
     """Remove the membership; False when there was none."""
-    return _call(conn, "identity", "DELETE", f"/groups/{group_id}/users/{user_id}", missing_ok=True) is not None
+    return _ks(conn, "DELETE", f"/groups/{group_id}/users/{user_id}", missing_ok=True) is not None
 
 
 def password_works(conn: sdk_connection.Connection, user_id: str, password: str) -> bool:
