@@ -90,7 +90,7 @@ def fold(session: Session, resource: SyncResource, *, now: datetime) -> dict[str
 def _drift_event(session: Session, resource: SyncResource, binding: SyncBinding, result: dict[str, Any],
                  now: datetime) -> None:
     """A site that was in sync needed a change: something drifted there and was repaired."""
-    project = project_of(resource)
+    project = None if resource.scope.startswith("copy:") else project_of(resource)
     events.record(session, kind="sync.drift_repaired", severity="warning", site_id=binding.site_id,
                   site_name=binding.site_name, project_id=project,
                   at=now, message=f"{resource.kind} {resource.name!r} drifted in {binding.site_name} and was "

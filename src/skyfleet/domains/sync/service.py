@@ -98,8 +98,9 @@ def domain_of_scope(scope: str) -> str:
 
 
 def project_of(resource: SyncResource) -> str | None:
-    """The owning project's id (a tenant's resource), None for the fleet's (a domain's scope is no project)."""
-    if not resource.scope or resource.scope.startswith(("copy:", DOMAIN_SCOPE)):
+    """The resource's scope as a project id (a tenant's project, or a copy job's ``copy:`` scope as
+    before), None for the fleet's: a declared identity object's domain is no project."""
+    if not resource.scope or resource.scope.startswith(DOMAIN_SCOPE):
         return None
     return resource.scope
 
