@@ -86,6 +86,18 @@ def test_identity_commands(tmp_path: Path, sim: Simulator, live_server: Callable
     code, out = cli(url, "role-assignment", "create", "--user", "dora", "--project-domain", "cli-dom",
                     "--role", "reader")
     assert code != 0 and "project_domain" in out, out
-    code, out = cli(url, "user", "delete", "dora", "--format", "json")
+    # dora declared in cli-dom too: a second declaration, told apart with --domain
+    code, out = cli(url, "user", "create", "dora", "--domain", "cli-dom", "--description", "the other dora",
+                    "--format", "json")
+    assert code == 0 and json.loads(out)["spec"]["domain"] == "cli-dom", out
+    code, out = cli(url, "user", "show", "dora")
+    assert code != 0 and "?domain=" in out and "Default, cli-dom" in out, out
+    code, out = cli(url, "user", "show", "dora", "--domain", "cli-dom", "--format", "json")
+    assert code == 0 and json.loads(out)["spec"]["description"] == "the other dora", out
+    code, out = cli(url, "user", "list", "--domain", "cli-dom", "--format", "json")
+    assert code == 0 and [r["spec"]["domain"] for r in json.loads(out)] == ["cli-dom"], out
+    code, out = cli(url, "user", "delete", "dora", "--domain", "cli-dom", "--format", "json")
+    assert code == 0 and json.loads(out)["spec"]["domain"] == "cli-dom", out
+    code, out = cli(url, "user", "delete", "dora", "--domain", "Default", "--format", "json")
     assert code == 0 and json.loads(out)["state"] == "deleting"
     assert all(FIRST not in o and SECOND not in o for o in outputs)
