@@ -165,6 +165,21 @@ def fleet_run(factory: Any, box: SecretBox, pool: WorkerPool, sites: int, users:
     pool.wake()
     print(f"declared {len(ids)} resources in {time.monotonic() - started:.1f} s", flush=True)
     wait_all(factory, ids, f"{users} users x {roles} role assignments, {sites} sites", started, timeout, poll=5.0)
+    print(retried(factory, ids), flush=True)
+
+
+def retried(factory: Any, resource_ids: list[str]) -> str:
+    """How many tasks of each kind needed more than one attempt (an assignment whose user or project
+    was not in its site yet backs off and tries again)."""
+    with transaction(factory) as session:
+        ops = select(SyncResource.operation_id).where(SyncResource.id.in_(resource_ids))
+        rows = session.execute(select(Task.kind, Task.attempts).where(Task.operation_id.in_(ops))).all()
+    kinds: dict[str, list[int]] = {}
+    for kind, attempts in rows:
+        kinds.setdefault(kind, [0, 0])
+        kinds[kind][0] += 1
+        kinds[kind][1] += int((attempts or 0) > 1)
+    return "tasks with more than one attempt: " + ", ".join(f"{k} {r}/{n}" for k, (n, r) in sorted(kinds.items()))
 
 
 def sequential(clouds: dict[str, Any], count: int) -> None:
