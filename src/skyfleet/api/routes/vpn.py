@@ -130,14 +130,20 @@ def _out(session: Any, resource: SyncResource, domain: RoutingDomain,
                                                network_name=network.name if network is not None else None))
 
 
+def _checked_psk(given: SecretStr | None) -> str:
+    """The caller's pre-shared key, or a new one; 400 with the reason when it is unfit."""
+    psk = given.get_secret_value() if given is not None else vpn.new_psk()
+    problem = vpn.check_psk(psk)
+    if problem is not None:
+        raise Invalid(problem)
+    return psk
+
+
 @router.post("/{ref}/vpn", status_code=status.HTTP_202_ACCEPTED, response_model=MeshOut)
 def create_mesh(ref: str, body: MeshIn, runtime: RuntimeDep, principal: PrincipalDep) -> MeshOut:
     """Mesh the domain over the sites of a declared network (409 while it is on fewer than two sites in
     sync, or its routers have no gateway; 409 when the domain is meshed already)."""
-    psk = body.psk.get_secret_value() if body.psk is not None else vpn.new_psk()
-    problem = vpn.check_psk(psk)
-    if problem is not None:
-        raise Invalid(problem)
+    psk = _checked_psk(body.psk)
     now = utcnow()
     with transaction(runtime.factory) as session:
         domain = _domain(session, principal, ref)
@@ -175,11 +181,7 @@ def rotate_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep, body: Rot
     """Give the mesh a new pre-shared key: every connection on every site is set to it (replaced where
     Neutron will not update it); ``old_key_sites`` lists the sites that do not hold it yet. 409 while the
     mesh is being deleted; 400 for a key that is too short, too long or not printable."""
-    given = body.psk.get_secret_value() if body is not None and body.psk is not None else None
-    psk = given if given is not None else vpn.new_psk()
-    problem = vpn.check_psk(psk)
-    if problem is not None:
-        raise Invalid(problem)
+    psk = _checked_psk(body.psk if body is not None else None)
     now = utcnow()
     with transaction(runtime.factory) as session:
         domain = _domain(session, principal, ref)
