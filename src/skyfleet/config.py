@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, m
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 AuthMode = Literal["keystone", "noauth"]
+MAX_INTERVAL_SECONDS = 366 * 86400.0
 LogFormat = Literal["auto", "text", "json"]
 
 
@@ -27,7 +28,7 @@ class RetryPolicy(BaseModel):
     most ``failing_every`` seconds apart until the site answers.
     """
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     initial: float = Field(1.0, gt=0, description="Seconds before the first retry.")
     multiplier: float = Field(2.0, ge=1, description="Growth of the delay per attempt.")
@@ -42,7 +43,7 @@ class RetryPolicy(BaseModel):
 class Settings(BaseSettings):
     """Everything Skyfleet can be configured with."""
 
-    model_config = SettingsConfigDict(env_prefix="SKYFLEET_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="SKYFLEET_", env_file=".env", extra="ignore", allow_inf_nan=False)
 
     # --- storage -----------------------------------------------------------------------------
     data_dir: Path = Field(Path("var"), description="Where the SQLite file and the key file live.")
@@ -296,6 +297,16 @@ class Settings(BaseSettings):
         if self.engine_worker_ttl < 2 * self.engine_heartbeat_seconds:
             raise ValueError("engine_worker_ttl must be at least two engine_heartbeat_seconds (a worker may "
                              "miss one beat without being called dead)")
+        return self
+
+    @model_validator(mode="after")
+    def _intervals_fit_the_calendar(self) -> Settings:
+        # The scheduler adds each interval to the clock: a value past a year would overflow the date
+        # of the next run (1e12 s) and stop every periodic job, so it is refused here, at start.
+        for name, value in self:
+            if name.endswith("_interval") and value is not None and value > MAX_INTERVAL_SECONDS:
+                raise ValueError(f"{name} must be at most {MAX_INTERVAL_SECONDS:.0f} seconds (366 days), "
+                                 f"got {value:g}")
         return self
 
     @model_validator(mode="after")

@@ -1,5 +1,6 @@
 """Settings validation."""
 
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -38,3 +39,25 @@ def test_log_settings_take_any_case_and_refuse_unknown_values(tmp_path: Path,
     with pytest.raises(ValidationError, match="log_format"):
         Settings(data_dir=tmp_path, auth_mode="noauth", log_format="xml")
     assert Settings(data_dir=tmp_path, auth_mode="noauth", log_format="auto").log_format == "auto"
+
+
+@pytest.mark.parametrize(("env", "value", "reason"), [
+    ("SKYFLEET_SYNC_CONVERGE_INTERVAL", "inf", "finite number"),
+    ("SKYFLEET_SYNC_CONVERGE_INTERVAL", "1e12", "at most 31622400 seconds"),
+    ("SKYFLEET_AUDIT_INTERVAL", "nan", "finite number"),
+    ("SKYFLEET_SYNC_AUDIT_INTERVAL", "Infinity", "finite number"),
+    ("SKYFLEET_QUOTA_INTERVAL", "1e400", "finite number"),
+    ("SKYFLEET_SITE_TIMEOUT", "inf", "finite number"),
+])
+def test_an_interval_the_scheduler_cannot_add_to_the_clock_is_refused_at_start(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, env: str, value: str, reason: str) -> None:
+    # Such a value once passed `config check` and then killed the scheduler thread at its first claim
+    # (OverflowError), leaving a server that answered but never audited a site again.
+    monkeypatch.setenv(env, value)
+    with pytest.raises(ValidationError, match=reason):
+        Settings(data_dir=tmp_path, auth_mode="noauth")
+
+
+def test_the_longest_interval_still_schedules(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, auth_mode="noauth", sync_audit_interval=366 * 86400.0)
+    assert datetime.now(UTC) + timedelta(seconds=settings.effective_sync_converge_interval) > datetime.now(UTC)
