@@ -68,6 +68,8 @@ def test_a_routing_domain_meshed_over_a_declared_network(fleet: Fleet) -> None:
 
     seen = sites()
     assert seen[three]["status"] == "failed"
+    # the site without VPNaaS never held a key: not an "old" one
+    assert (seen[one]["key_version"], seen[two]["key_version"], seen[three]["key_version"]) == (1, 1, None), seen
     assert "not available: the site's Neutron has no vpnaas extension" in seen[three]["error"]
     assert (seen[one]["status"], seen[two]["status"]) == ("in-sync", "in-sync"), seen
     assert two in seen[one]["connections"] and one in seen[two]["connections"], seen  # the first one up waits
@@ -165,6 +167,7 @@ def test_key_rotation_and_sites_that_join_or_leave_the_mesh(fleet: Fleet) -> Non
     run(runtime, engine)
     shown = client.get("/v1/routing-domains/mesh/vpn", headers=tenant).json()
     assert shown["old_key_sites"] == [] and all(s["key_current"] for s in shown["sites"]), shown
+    assert {s["key_version"] for s in shown["sites"]} == {2}, shown
     after = {site: _links(conns[site]) for site in (one, two)}
     assert after[one][two]["psk"] == after[two][one]["psk"] == new
     assert after[one][two]["id"] == before[one][two]["id"]  # updated in place where Neutron takes it

@@ -341,4 +341,11 @@ def _mesh_rows(body: Any, fmt: str) -> Any:
     if fmt == "json":
         return body
     return [{**s, "connections": ", ".join(f"{peer}={state}" for peer, state in sorted(s["connections"].items())),
-             "key": "current" if s.get("key_current") else "old"} for s in body["sites"]]
+             "key": _key_state(s)} for s in body["sites"]]
+
+
+def _key_state(site: dict[str, Any]) -> str:
+    """current, old (an earlier generation), or none (the site never held a key: a first run pending or failed)."""
+    if site.get("key_current"):
+        return "current"
+    return "none" if site.get("key_version") is None else "old"

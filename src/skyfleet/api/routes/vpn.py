@@ -83,6 +83,8 @@ class MeshSite(BaseModel):
     address: str | None = Field(None, description="the site's VPN service address (its router's gateway)")
     connections: dict[str, str] = Field(default_factory=dict, description="peer site -> Neutron status")
     key_current: bool = Field(False, description="every connection of the site holds the mesh's current key")
+    key_version: int | None = Field(None, description="the key generation the site's last successful run set; "
+                                    "null: the site never held a key of this mesh")
 
 
 class MeshOut(BaseModel):

@@ -229,7 +229,7 @@ def view(session: Session, resource: SyncResource, domain: RoutingDomain, *, net
             stale.append(b.site_name)
         sites.append({"site_name": b.site_name, "status": b.status, "error": b.last_error,
                       "address": result.get("address"), "connections": result.get("connections") or {},
-                      "key_current": key_current})
+                      "key_current": key_current, "key_version": None if held is None else int(held)})
     return {"routing_domain": domain.name, "routing_domain_id": domain.id, "network": network_name,
             "network_id": resource.spec.get("network_id"), "state": resource.state,
             "ike_policy": resource.spec.get("ike_policy"), "ipsec_policy": resource.spec.get("ipsec_policy"),
