@@ -50,3 +50,16 @@ def test_config_check_json_shape_has_no_secret() -> None:
 ])
 def test_mask_url(url: str, shown: str) -> None:
     assert mask_url(url) == shown
+
+
+@pytest.mark.parametrize(("env", "value"), [("SKYFLEET_SYNC_CONVERGE_INTERVAL", "abc"),
+                                            ("SKYFLEET_AUDIT_FULL_EVERY", "0")])
+def test_demo_refuses_a_bad_setting_with_a_reason_not_a_traceback(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: str, value: str) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv(env, value)
+    result = runner.invoke(app, ["demo", "--sites", "1", "--port", "1", "--sim-port", "1",
+                                 "--data-dir", str(tmp_path / "demo")], terminal_width=200)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "invalid configuration" in result.output and env.removeprefix("SKYFLEET_").lower() in result.output
+    assert not (tmp_path / "demo" / "clouds.yaml").exists()  # refused before any simulated site started

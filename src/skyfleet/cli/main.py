@@ -125,6 +125,8 @@ def demo(
     """Start Skyfleet (SQLite, in-process workers) with a fleet of simulated sites."""
     from skyfleet.cli.demo import run_demo
 
+    # the environment's settings are checked before any simulated site starts: a bad one is a clear error
+    load_settings(auth_mode="noauth", data_dir=data_dir, port=port, audit_interval=audit_interval)
     run_demo(site_count=sites_count, port=port, sim_port=sim_port, data_dir=data_dir, audit_interval=audit_interval)
 
 
