@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiClient, ApiFailure
+from skyfleet.cli.client import ApiClient, ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
@@ -259,7 +259,7 @@ def set_domain(
     if member is not None:
         body["members"] = _members(member)
     try:
-        emit(client_of(c).request("PATCH", f"/v1/routing-domains/{ref}", json=body), fmt=c.fmt)
+        emit(client_of(c).request("PATCH", f"/v1/routing-domains/{seg(ref)}", json=body), fmt=c.fmt)
     except ApiFailure as exc:
         fail(str(exc))
 
@@ -269,7 +269,7 @@ def delete_domain(ctx: typer.Context, ref: str) -> None:
     """Forget a routing domain (its conflicts are cleared)."""
     c: Ctx = ctx.obj
     try:
-        client_of(c).request("DELETE", f"/v1/routing-domains/{ref}")
+        client_of(c).request("DELETE", f"/v1/routing-domains/{seg(ref)}")
     except ApiFailure as exc:
         fail(str(exc))
     emit({"deleted": ref}, fmt=c.fmt)
@@ -291,7 +291,7 @@ def mesh(ctx: typer.Context, ref: str,
     if psk_file is not None:
         body["psk"] = psk_file.read_text().strip()
     try:
-        emit(_mesh_rows(client_of(c).request("POST", f"/v1/routing-domains/{ref}/vpn", json=body), c.fmt),
+        emit(_mesh_rows(client_of(c).request("POST", f"/v1/routing-domains/{seg(ref)}/vpn", json=body), c.fmt),
              fmt=c.fmt, columns=MESH_COLUMNS)
     except ApiFailure as exc:
         fail(str(exc))
@@ -302,7 +302,7 @@ def mesh_show(ctx: typer.Context, ref: str) -> None:
     """Each site of the mesh: status, VPN address, each connection's status, the reason of a failure."""
     c: Ctx = ctx.obj
     try:
-        emit(_mesh_rows(client_of(c).request("GET", f"/v1/routing-domains/{ref}/vpn"), c.fmt), fmt=c.fmt,
+        emit(_mesh_rows(client_of(c).request("GET", f"/v1/routing-domains/{seg(ref)}/vpn"), c.fmt), fmt=c.fmt,
              columns=MESH_COLUMNS)
     except ApiFailure as exc:
         fail(str(exc))
@@ -320,7 +320,8 @@ def rotate_key(ctx: typer.Context, ref: str,
     if psk_file is not None:
         body["psk"] = psk_file.read_text().strip()
     try:
-        emit(_mesh_rows(client_of(c).request("POST", f"/v1/routing-domains/{ref}/vpn/rotate-key", json=body), c.fmt),
+        answer = client_of(c).request("POST", f"/v1/routing-domains/{seg(ref)}/vpn/rotate-key", json=body)
+        emit(_mesh_rows(answer, c.fmt),
              fmt=c.fmt, columns=MESH_COLUMNS)
     except ApiFailure as exc:
         fail(str(exc))
@@ -331,7 +332,7 @@ def unmesh(ctx: typer.Context, ref: str) -> None:
     """Remove the domain's mesh: connections, VPN services, endpoint groups and policies Skyfleet made."""
     c: Ctx = ctx.obj
     try:
-        body = client_of(c).request("DELETE", f"/v1/routing-domains/{ref}/vpn")
+        body = client_of(c).request("DELETE", f"/v1/routing-domains/{seg(ref)}/vpn")
     except ApiFailure as exc:
         fail(str(exc))
     emit(body if body is not None else {"deleted": ref}, fmt=c.fmt)

@@ -6,10 +6,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8080"
+
+
+def seg(value: str) -> str:
+    """``value`` as one path segment: a name such as ``bob#tmp`` or ``alice?domain=B`` must not become
+    ``bob`` or a query that picks another resource. ``.`` and ``..`` are escaped too (a client would
+    otherwise resolve them as the parent path)."""
+    if value in (".", ".."):
+        return value.replace(".", "%2E")
+    return quote(str(value), safe="")
 
 
 class ApiFailure(Exception):

@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 
 from skyfleet.cli import quota as quota_cli
+from skyfleet.cli.client import seg
 from skyfleet.cli.context import Ctx
 from skyfleet.cli.output import emit
 from skyfleet.cli.sync import BINDING_COLUMNS, COLUMNS, Group, Selector, Sites, _call, placement
@@ -80,12 +81,12 @@ def _common(app: typer.Typer, path: str) -> None:
     @app.command("show")
     def show(ctx: typer.Context, ref: str, domain: InDomain = None) -> None:
         """One declared object and its binding in each site."""
-        _show(ctx, _call(ctx, "GET", f"/v1/identity/{path}/{ref}", params=_in(domain)))
+        _show(ctx, _call(ctx, "GET", f"/v1/identity/{path}/{seg(ref)}", params=_in(domain)))
 
     @app.command("delete")
     def delete(ctx: typer.Context, ref: str, purge: Purge = False, domain: InDomain = None) -> None:
         """Remove the declaration: disable (projects, users) or, with --purge, delete what Skyfleet created."""
-        _show(ctx, _call(ctx, "DELETE", f"/v1/identity/{path}/{ref}", params={"purge": purge, **_in(domain)}))
+        _show(ctx, _call(ctx, "DELETE", f"/v1/identity/{path}/{seg(ref)}", params={"purge": purge, **_in(domain)}))
 
 
 # ``skyfleet project`` already holds the mapping commands (mappings, map, unmap): one group for both.
@@ -145,7 +146,7 @@ def create_user(ctx: typer.Context, name: str, domain: Domain = "Default", descr
 def set_password(ctx: typer.Context, name: str, password_file: PasswordFile = None, domain: InDomain = None) -> None:
     """Rotate a declared user's password on every placed site (asks for it unless --password-file)."""
     password = read_password(password_file, password_file is None)
-    _show(ctx, _call(ctx, "PATCH", f"/v1/identity/users/{name}", json={"spec": {"password": password}},
+    _show(ctx, _call(ctx, "PATCH", f"/v1/identity/users/{seg(name)}", json={"spec": {"password": password}},
                      params=_in(domain)))
 
 

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
@@ -45,7 +45,7 @@ def list_(
         client = client_of(c)
         while offset is not None and (limit is None or len(rows) < limit):
             page_size = min(1000, limit - len(rows)) if limit else 1000
-            body = client.get(f"/v1/inventory/{kind}", limit=page_size, offset=offset, **params)
+            body = client.get(f"/v1/inventory/{seg(kind)}", limit=page_size, offset=offset, **params)
             rows.extend(body["items"])
             offset = body.get("next_offset")
     except ApiFailure as exc:

@@ -10,6 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
+from skyfleet.cli.client import seg
 from skyfleet.cli.context import Ctx
 from skyfleet.cli.output import emit
 from skyfleet.cli.sync import COLUMNS, Group, Selector, Sites, _call, _show, placement
@@ -78,7 +79,7 @@ def list_(ctx: typer.Context) -> None:
 def show(ctx: typer.Context, ref: str) -> None:
     """One network: each site's binding, then each site's prefix."""
     c: Ctx = ctx.obj
-    body = _call(ctx, "GET", f"/v1/networks/{ref}")
+    body = _call(ctx, "GET", f"/v1/networks/{seg(ref)}")
     _show(ctx, body)
     if c.fmt != "json":
         emit(list((body.get("options") or {}).get("prefixes", {}).values()), fmt=c.fmt, columns=PREFIX_COLUMNS)
@@ -90,4 +91,4 @@ def delete(ctx: typer.Context, ref: str,
            = False) -> None:
     """Delete what Skyfleet made on every site; the prefixes go back to the pool. Refused while servers'
     ports use the network, unless --purge."""
-    _show(ctx, _call(ctx, "DELETE", f"/v1/networks/{ref}", params={"purge": "true"} if purge else None))
+    _show(ctx, _call(ctx, "DELETE", f"/v1/networks/{seg(ref)}", params={"purge": "true"} if purge else None))

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from skyfleet.cli.client import ApiClient, ApiFailure
+from skyfleet.cli.client import ApiClient, ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit, err_console
 
@@ -51,7 +51,7 @@ def follow(client: ApiClient, operation_id: str, *, interval: float = 0.5) -> di
                   TextColumn("failed {task.fields[failed]}"), TimeElapsedColumn(), console=err_console) as bar:
         task = bar.add_task(operation_id[:8], total=None, failed=0)
         while True:
-            op: dict[str, Any] = client.get(f"/v1/operations/{operation_id}")
+            op: dict[str, Any] = client.get(f"/v1/operations/{seg(operation_id)}")
             counts = op["counts"]
             done = counts["succeeded"] + counts["failed"] + counts["cancelled"]
             bar.update(task, total=op["total"], completed=done, failed=counts["failed"],
@@ -73,7 +73,7 @@ def show(
             follow(client_of(c), operation_id)
         except ApiFailure as exc:
             fail(str(exc))
-    op = _call(c, "GET", f"/v1/operations/{operation_id}")
+    op = _call(c, "GET", f"/v1/operations/{seg(operation_id)}")
     if c.fmt == "json":
         print(json.dumps(op, indent=2, default=str))
         return
@@ -86,7 +86,7 @@ def show(
 def cancel(ctx: typer.Context, operation_id: str) -> None:
     """Cancel the tasks that have not finished."""
     c: Ctx = ctx.obj
-    emit(_call(c, "POST", f"/v1/operations/{operation_id}/cancel"), fmt=c.fmt)
+    emit(_call(c, "POST", f"/v1/operations/{seg(operation_id)}/cancel"), fmt=c.fmt)
 
 
 @app.command("retry")
@@ -94,7 +94,7 @@ def retry(ctx: typer.Context, operation_id: str,
           wait: Annotated[bool, typer.Option("--wait")] = False) -> None:
     """Run the failed tasks again."""
     c: Ctx = ctx.obj
-    op = _call(c, "POST", f"/v1/operations/{operation_id}/retry")
+    op = _call(c, "POST", f"/v1/operations/{seg(operation_id)}/retry")
     if wait:
         op = follow(client_of(c), operation_id)
     emit(op, fmt=c.fmt)

@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
@@ -60,7 +60,7 @@ def allocate(ctx: typer.Context, pool: str,
              prefix_length: Annotated[int, typer.Option("--prefix-length", "-l", help="e.g. 24")]) -> None:
     """Hand a site the first free prefix of that length."""
     c: Ctx = ctx.obj
-    emit(_call(c, "POST", f"/v1/address-pools/{pool}/allocations",
+    emit(_call(c, "POST", f"/v1/address-pools/{seg(pool)}/allocations",
                json={"site": site, "prefix_length": prefix_length}), fmt=c.fmt)
 
 
@@ -68,14 +68,14 @@ def allocate(ctx: typer.Context, pool: str,
 def allocations(ctx: typer.Context, pool: str) -> None:
     """Prefixes handed out, in address order."""
     c: Ctx = ctx.obj
-    emit(_pages(c, f"/v1/address-pools/{pool}/allocations"), fmt=c.fmt, columns=ALLOCATION_COLUMNS)
+    emit(_pages(c, f"/v1/address-pools/{seg(pool)}/allocations"), fmt=c.fmt, columns=ALLOCATION_COLUMNS)
 
 
 @app.command("release")
 def release(ctx: typer.Context, pool: str, allocation_id: int) -> None:
     """Give a prefix back to its pool."""
     c: Ctx = ctx.obj
-    _call(c, "DELETE", f"/v1/address-pools/{pool}/allocations/{allocation_id}")
+    _call(c, "DELETE", f"/v1/address-pools/{seg(pool)}/allocations/{allocation_id}")
     emit({"released": allocation_id}, fmt=c.fmt)
 
 
@@ -83,5 +83,5 @@ def release(ctx: typer.Context, pool: str, allocation_id: int) -> None:
 def delete(ctx: typer.Context, pool: str) -> None:
     """Remove an empty pool."""
     c: Ctx = ctx.obj
-    _call(c, "DELETE", f"/v1/address-pools/{pool}")
+    _call(c, "DELETE", f"/v1/address-pools/{seg(pool)}")
     emit({"deleted": pool}, fmt=c.fmt)

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
@@ -65,7 +65,7 @@ def emit_with_warnings(ctx: typer.Context, body: dict[str, Any]) -> None:
 @app.command("show")
 def show(ctx: typer.Context, project: str) -> None:
     """Effective global limits of PROJECT, and the sites where it is not mapped."""
-    emit_with_warnings(ctx, call(ctx, "GET", f"/v1/quotas/{project}"))
+    emit_with_warnings(ctx, call(ctx, "GET", f"/v1/quotas/{seg(project)}"))
 
 
 @app.command("set")
@@ -86,19 +86,19 @@ def set_(
             body[key] = value
     if weight:
         body["weights"] = {k: float(v) for k, v in parse_limits(weight).items()}
-    emit_with_warnings(ctx, call(ctx, "PUT", f"/v1/quotas/{project}", body))
+    emit_with_warnings(ctx, call(ctx, "PUT", f"/v1/quotas/{seg(project)}", body))
 
 
 @app.command("delete")
 def delete(ctx: typer.Context, project: str) -> None:
     """Stop managing PROJECT's global quota (site limits stay as written)."""
-    call(ctx, "DELETE", f"/v1/quotas/{project}")
+    call(ctx, "DELETE", f"/v1/quotas/{seg(project)}")
 
 
 @app.command("usage")
 def usage(ctx: typer.Context, project: str) -> None:
     """Global and per-site usage and limits of PROJECT, with each site's observed_at."""
-    body = call(ctx, "GET", f"/v1/quotas/{project}/usage")
+    body = call(ctx, "GET", f"/v1/quotas/{seg(project)}/usage")
     if fmt(ctx) == "json":
         emit(body, fmt="json")
         return
@@ -114,7 +114,7 @@ def usage(ctx: typer.Context, project: str) -> None:
 @app.command("sync")
 def sync(ctx: typer.Context, project: str) -> None:
     """Rebalance PROJECT now (write what its last observations call for, collect again)."""
-    emit_with_warnings(ctx, call(ctx, "POST", f"/v1/quotas/{project}/sync"))
+    emit_with_warnings(ctx, call(ctx, "POST", f"/v1/quotas/{seg(project)}/sync"))
 
 
 @app.command("defaults")
@@ -135,28 +135,29 @@ def class_list(ctx: typer.Context) -> None:
 @class_app.command("set")
 def class_set(ctx: typer.Context, name: str, limit: Limit = None) -> None:
     """Create class NAME or merge limits into it (admins)."""
-    emit(call(ctx, "PUT", f"/v1/quota-classes/{name}", {"limits": parse_limits(limit)}), fmt=fmt(ctx))
+    emit(call(ctx, "PUT", f"/v1/quota-classes/{seg(name)}", {"limits": parse_limits(limit)}), fmt=fmt(ctx))
 
 
 @class_app.command("delete")
 def class_delete(ctx: typer.Context, name: str) -> None:
-    call(ctx, "DELETE", f"/v1/quota-classes/{name}")
+    call(ctx, "DELETE", f"/v1/quota-classes/{seg(name)}")
 
 
 @project_app.command("mappings")
 def mappings(ctx: typer.Context, project: str) -> None:
     """How PROJECT resolves on every site (explicit, shared-keystone or by-name)."""
-    emit(call(ctx, "GET", f"/v1/projects/{project}/mappings")["mappings"], fmt=fmt(ctx),
+    emit(call(ctx, "GET", f"/v1/projects/{seg(project)}/mappings")["mappings"], fmt=fmt(ctx),
          columns=[("site_name", "SITE"), ("source", "SOURCE"), ("remote_project_id", "REMOTE PROJECT")])
 
 
 @project_app.command("map")
 def map_(ctx: typer.Context, project: str, site: str, remote_project_id: str) -> None:
     """Record that PROJECT is REMOTE_PROJECT_ID on SITE (admins)."""
-    emit(call(ctx, "PUT", f"/v1/projects/{project}/mappings/{site}", {"remote_project_id": remote_project_id}),
+    emit(call(ctx, "PUT", f"/v1/projects/{seg(project)}/mappings/{seg(site)}",
+              {"remote_project_id": remote_project_id}),
          fmt=fmt(ctx))
 
 
 @project_app.command("unmap")
 def unmap(ctx: typer.Context, project: str, site: str) -> None:
-    call(ctx, "DELETE", f"/v1/projects/{project}/mappings/{site}")
+    call(ctx, "DELETE", f"/v1/projects/{seg(project)}/mappings/{seg(site)}")

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import console, emit
 
@@ -99,7 +99,7 @@ def _follow(ctx: typer.Context, ids: list[str], timeout: float) -> None:
     deadline = time.monotonic() + timeout
     seen: dict[str, tuple[str, int]] = {}
     while True:
-        rows = [_call(ctx, "GET", f"/v1/servers/{sid}") for sid in ids]
+        rows = [_call(ctx, "GET", f"/v1/servers/{seg(sid)}") for sid in ids]
         for row in rows:
             state = (row["status"], len(row["attempts"]))
             if seen.get(row["id"]) != state:
@@ -130,7 +130,7 @@ def list_(ctx: typer.Context) -> None:
 def show(ctx: typer.Context, server_id: str) -> None:
     """One server: where it is and every attempt with the site's answer."""
     c: Ctx = ctx.obj
-    emit(_call(ctx, "GET", f"/v1/servers/{server_id}"), fmt=c.fmt)
+    emit(_call(ctx, "GET", f"/v1/servers/{seg(server_id)}"), fmt=c.fmt)
 
 
 @app.command("delete")
@@ -138,17 +138,17 @@ def delete(ctx: typer.Context, server_id: str,
            wait: Annotated[bool, typer.Option(help="Wait until it is gone from its site")] = False) -> None:
     """Delete the server on its site."""
     c: Ctx = ctx.obj
-    row = _call(ctx, "DELETE", f"/v1/servers/{server_id}")
+    row = _call(ctx, "DELETE", f"/v1/servers/{seg(server_id)}")
     while wait and row["status"] not in ("deleted", "active"):
         time.sleep(1)
-        row = _call(ctx, "GET", f"/v1/servers/{server_id}")
+        row = _call(ctx, "GET", f"/v1/servers/{seg(server_id)}")
     emit(row, fmt=c.fmt)
 
 
 def _action(verb: str) -> Any:
     def run(ctx: typer.Context, server_id: str) -> None:
         c: Ctx = ctx.obj
-        emit(_call(ctx, "POST", f"/v1/servers/{server_id}/action", json={"action": verb}), fmt=c.fmt)
+        emit(_call(ctx, "POST", f"/v1/servers/{seg(server_id)}/action", json={"action": verb}), fmt=c.fmt)
     run.__doc__ = f"{verb.capitalize()} the server on its site."
     return run
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 from rich.progress import Progress
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.cloudsyaml import CloudsYamlError, load_clouds, site_body
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit, err_console
@@ -140,7 +140,7 @@ def show(ctx: typer.Context, site: str) -> None:
     """Show one site (id or name)."""
     c: Ctx = ctx.obj
     try:
-        emit(client_of(c).get(f"/v1/sites/{site}"), fmt=c.fmt)
+        emit(client_of(c).get(f"/v1/sites/{seg(site)}"), fmt=c.fmt)
     except ApiFailure as exc:
         fail(str(exc))
 
@@ -168,7 +168,7 @@ def update(
             raise typer.BadParameter(f"--auth-json is not JSON: {exc}") from exc
     c: Ctx = ctx.obj
     try:
-        emit(client_of(c).request("PATCH", f"/v1/sites/{site}", json=body), fmt=c.fmt)
+        emit(client_of(c).request("PATCH", f"/v1/sites/{seg(site)}", json=body), fmt=c.fmt)
     except ApiFailure as exc:
         fail(str(exc))
 
@@ -188,18 +188,18 @@ def _simple(ctx: typer.Context, method: str, path: str, message: str) -> None:
 @app.command("delete")
 def delete(ctx: typer.Context, site: str) -> None:
     """Remove a site from Skyfleet (nothing is changed in the site)."""
-    _simple(ctx, "DELETE", f"/v1/sites/{site}", f"site {site} deleted")
+    _simple(ctx, "DELETE", f"/v1/sites/{seg(site)}", f"site {site} deleted")
 
 
 @app.command("manage")
 def manage(ctx: typer.Context, site: str) -> None:
     """Send work to the site again."""
-    _simple(ctx, "POST", f"/v1/sites/{site}/manage", "")
+    _simple(ctx, "POST", f"/v1/sites/{seg(site)}/manage", "")
 
 
 @app.command("unmanage")
 def unmanage(ctx: typer.Context, site: str) -> None:
     """Send no work to the site; it stays registered."""
-    _simple(ctx, "POST", f"/v1/sites/{site}/unmanage", "")
+    _simple(ctx, "POST", f"/v1/sites/{seg(site)}/unmanage", "")
 
 

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 import typer
 
-from skyfleet.cli.client import ApiFailure
+from skyfleet.cli.client import ApiFailure, seg
 from skyfleet.cli.context import Ctx, client_of, fail
 from skyfleet.cli.output import emit
 
@@ -63,14 +63,14 @@ def build(path: str, noun: str, spec_of: Any) -> typer.Typer:
     @app.command("show")
     def show(ctx: typer.Context, ref: str) -> None:
         """One resource and its binding in each site."""
-        _show(ctx, _call(ctx, "GET", f"/v1/{path}/{ref}"))
+        _show(ctx, _call(ctx, "GET", f"/v1/{path}/{seg(ref)}"))
 
     @app.command("delete")
     def delete(ctx: typer.Context, ref: str,
                purge: Annotated[bool, typer.Option(help="Also delete copies Skyfleet did not create")] = False,
                ) -> None:
         """Remove the resource from the sites where Skyfleet created it (all of them with --purge)."""
-        _show(ctx, _call(ctx, "DELETE", f"/v1/{path}/{ref}", params={"purge": purge}))
+        _show(ctx, _call(ctx, "DELETE", f"/v1/{path}/{seg(ref)}", params={"purge": purge}))
 
     @app.command("set")
     def set_(ctx: typer.Context, ref: str, site: Sites = None, selector: Selector = None, group: Group = None,
@@ -81,7 +81,7 @@ def build(path: str, noun: str, spec_of: Any) -> typer.Typer:
         body: dict[str, Any] = {"placement": placement(site, selector, group), "force": force, "replace": replace}
         if spec_file is not None:
             body["spec"] = json.loads(spec_file.read_text())
-        _show(ctx, _call(ctx, "PATCH", f"/v1/{path}/{ref}", json={k: v for k, v in body.items() if v is not None}))
+        _show(ctx, _call(ctx, "PATCH", f"/v1/{path}/{seg(ref)}", json={k: v for k, v in body.items() if v is not None}))
 
     app.command("create")(_create(path, spec_of))
     return app
