@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -63,3 +64,17 @@ def test_demo_refuses_a_bad_setting_with_a_reason_not_a_traceback(
     assert result.exit_code == 2, (result.output, result.exception)
     assert "invalid configuration" in result.output and env.removeprefix("SKYFLEET_").lower() in result.output
     assert not (tmp_path / "demo" / "clouds.yaml").exists()  # refused before any simulated site started
+
+
+@pytest.mark.parametrize(("env", "shown"), [({}, 300.0), ({"SKYFLEET_SYNC_AUDIT_INTERVAL": "10"}, 50.0),
+                                            ({"SKYFLEET_SYNC_CONVERGE_INTERVAL": "42"}, 42.0)])
+def test_config_check_shows_the_converge_interval_in_force(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, env: dict[str, str], shown: float) -> None:
+    # unset, the setting itself prints empty: the interval the converge pass runs at is what an operator asks
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("SKYFLEET_AUTH_MODE", "noauth")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["--format", "json", "config", "check"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output[:result.output.rindex("}") + 1])["effective_sync_converge_interval"] == shown

@@ -51,8 +51,9 @@ def _mask(name: str, value: Any, raw: Any) -> Any:
 
 
 def masked_settings(settings: Settings) -> dict[str, Any]:
-    """Every setting (and the effective database URL) ready to print."""
+    """Every setting (and the effective database URL and converge interval) ready to print."""
     dumped = settings.model_dump(mode="json")
     shown = {name: _mask(name, value, getattr(settings, name, None)) for name, value in dumped.items()}
     shown["effective_database_url"] = mask_url(settings.effective_database_url)
+    shown["effective_sync_converge_interval"] = settings.effective_sync_converge_interval
     return shown

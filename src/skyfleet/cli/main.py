@@ -194,7 +194,7 @@ def db_upgrade(db: Annotated[str | None, typer.Option("--db")] = None,
 
 
 @config_app.command("check")
-def config_check() -> None:
+def config_check(ctx: typer.Context) -> None:
     """Validate the configuration and show it (secrets masked)."""
     settings = load_settings()
     from skyfleet.secrets import KeyError_, load_keys
@@ -208,7 +208,7 @@ def config_check() -> None:
 
     shown = masked_settings(settings)
     shown["keys"] = key_state
-    emit(shown, fmt="table")
+    emit(shown, fmt=ctx.obj.fmt if isinstance(ctx.obj, Ctx) else "table")
     console.print("[green]configuration is valid[/green]")
 
 
