@@ -90,3 +90,20 @@ def test_one_name_in_two_domains_is_two_declarations(fleet: Any) -> None:
         blue = ids_in(ks, "alice", "Blue")
         lab = ks.project_by_name("lab", ks.domain_by_name("Blue")["id"])
         assert {r["name"] for r in ks.user_roles(blue, lab["id"])} == {"member"}
+
+
+def test_a_query_domain_on_a_declaration_must_agree_with_its_spec(fleet: Any) -> None:
+    # once ignored: POST /v1/identity/users?domain=Blue with no spec.domain declared the user in Default
+    _sim, _runtime, client, _engine = fleet
+    assert client.post("/v1/identity/domains", json={"spec": {"name": "Blue"}}).status_code == 202
+    silent = client.post("/v1/identity/users", params={"domain": "Blue"}, json={"spec": {"name": "bob"}})
+    assert silent.status_code == 400 and "spec.domain is 'Default'" in silent.json()["detail"], silent.text
+    other = client.post("/v1/identity/projects", params={"domain": "Red"},
+                        json={"spec": {"name": "lab", "domain": "Blue"}})
+    assert other.status_code == 400 and "'Red'" in other.json()["detail"], other.text
+    odd = client.post("/v1/identity/domains", params={"domain": "Blue"}, json={"spec": {"name": "Green"}})
+    assert odd.status_code == 400 and "not named within a domain" in odd.json()["detail"], odd.text
+    assert client.get("/v1/identity/users").json()["resources"] == []  # nothing declared by the refusals
+    agreed = client.post("/v1/identity/users", params={"domain": "Blue"},
+                         json={"spec": {"name": "bob", "domain": "Blue"}})
+    assert agreed.status_code == 202 and agreed.json()["spec"]["domain"] == "Blue", agreed.text

@@ -27,7 +27,7 @@ from skyfleet.domains.sync import converge as conv
 from skyfleet.domains.sync import service
 from skyfleet.domains.sync.models import SyncResource
 from skyfleet.domains.sync.schemas import ResourceCreate, ResourceList, ResourceOut, ResourceUpdate
-from skyfleet.errors import Conflict, NotFound
+from skyfleet.errors import Conflict, Invalid, NotFound
 from skyfleet.reconcile.kinds import validate_payload
 
 
@@ -140,11 +140,26 @@ IN_DOMAIN = Query(max_length=64, description="the domain the project, user or gr
 DomainParam = Annotated[str | None, IN_DOMAIN]
 
 
+def _same_domain(kind: str, body: ResourceCreate, domain: str | None) -> None:
+    """A ``?domain=`` on a declaration must agree with ``spec.domain``: once it was ignored, and a user
+    meant for domain B was declared in Default without a word."""
+    if domain is None:
+        return
+    if kind == "domain":
+        raise Invalid("domain: a domain is not named within a domain")
+    declared = str(body.spec.get("domain") or "Default")
+    if domain != declared:
+        raise Invalid(f"domain: the query names domain {domain!r} but spec.domain is {declared!r}; "
+                      "a declaration is made in its spec.domain")
+
+
 def build_router(kind: str, path: str) -> APIRouter:
     router = APIRouter(prefix=f"/v1/identity/{path}", tags=["identity"], dependencies=CLEAN_URL)
 
     @router.post("", status_code=status.HTTP_202_ACCEPTED, response_model=ResourceOut)
-    def create(body: ResourceCreate, runtime: RuntimeDep, principal: PrincipalDep) -> ResourceOut:
+    def create(body: ResourceCreate, runtime: RuntimeDep, principal: PrincipalDep,
+               domain: DomainParam = None) -> ResourceOut:
+        _same_domain(kind, body, domain)
         return _declare(runtime, principal, kind, body)
 
     @router.get("", response_model=ResourceList)
