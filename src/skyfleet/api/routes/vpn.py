@@ -178,6 +178,16 @@ class RotateIn(BaseModel):
                                                     "generated when absent; never shown again")
 
 
+def _meshed(session: Any, principal: Principal, ref: str, *,
+            for_update: bool = False) -> tuple[RoutingDomain, SyncResource]:
+    """The caller's routing domain and its mesh; 404 when either is missing."""
+    domain = _domain(session, principal, ref)
+    resource = vpn.mesh_of(session, domain, for_update=for_update)
+    if resource is None:
+        raise NotFound(f"routing domain {domain.name!r} is not meshed")
+    return domain, resource
+
+
 @router.post("/{ref}/vpn/rotate-key", status_code=status.HTTP_202_ACCEPTED, response_model=MeshOut)
 def rotate_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep, body: RotateIn | None = None) -> MeshOut:
     """Give the mesh a new pre-shared key: every connection on every site is set to it (replaced where
@@ -186,10 +196,7 @@ def rotate_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep, body: Rot
     psk = _checked_psk(body.psk if body is not None else None)
     now = utcnow()
     with transaction(runtime.factory) as session:
-        domain = _domain(session, principal, ref)
-        resource = vpn.mesh_of(session, domain, for_update=True)
-        if resource is None:
-            raise NotFound(f"routing domain {domain.name!r} is not meshed")
+        domain, resource = _meshed(session, principal, ref, for_update=True)
         if resource.state == DELETING:
             raise Conflict(f"the mesh of routing domain {domain.name!r} is being deleted")
         vpn.rotate(resource, runtime.box.encrypt({"psk": psk}))
@@ -204,10 +211,7 @@ def rotate_key(ref: str, runtime: RuntimeDep, principal: PrincipalDep, body: Rot
 def show_mesh(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> MeshOut:
     """Each site's part of the mesh: status, VPN service address, each connection's status."""
     with read_only(runtime.factory) as session:
-        domain = _domain(session, principal, ref)
-        resource = vpn.mesh_of(session, domain)
-        if resource is None:
-            raise NotFound(f"routing domain {domain.name!r} is not meshed")
+        domain, resource = _meshed(session, principal, ref)
         bindings = conv.fold(session, resource, now=utcnow())
         if resource in session.deleted:
             raise NotFound(f"routing domain {domain.name!r} is not meshed")
@@ -220,10 +224,7 @@ def delete_mesh(ref: str, runtime: RuntimeDep, principal: PrincipalDep) -> MeshO
     """Remove the connections, VPN services, endpoint groups and policies Skyfleet made."""
     now = utcnow()
     with transaction(runtime.factory) as session:
-        domain = _domain(session, principal, ref)
-        resource = vpn.mesh_of(session, domain, for_update=True)
-        if resource is None:
-            raise NotFound(f"routing domain {domain.name!r} is not meshed")
+        domain, resource = _meshed(session, principal, ref, for_update=True)
         resource.state, resource.updated_at = DELETING, now
         conv.converge(session, resource, now=now, user_id=principal.user_id, supersede=True)
         if resource in session.deleted:
