@@ -27,7 +27,7 @@ check: $(STAMP)
 test: check
 	bash scripts/ensure-services.sh
 	bash scripts/install-browser.sh
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=25
 	bash testbed/realstack/contract.sh
 
 ## Fast loop while developing: no real OpenStack sites.
