@@ -2,6 +2,11 @@
 
 Several processes may run the scheduler: the claim (see ``domains.schedules``) makes exactly one
 of them run each job per interval, and a dead process never blocks the job for longer than that.
+
+Each claimed run goes on a thread of its own, so a long job (a 10,000-site health audit, a full
+inventory refresh) never holds back another job's due time: before, the jobs ran one after another on
+the scheduler's thread and the drift audit started whenever the audit ahead of it ended. A job whose
+previous run in this process is still going is not claimed again until it ends.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -40,17 +46,22 @@ class Scheduler:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self._running: dict[str, threading.Thread] = {}  # job name -> its run in progress (background mode)
+        self._background = False
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def start(self) -> None:
+        self._background = True
         self._thread = threading.Thread(target=self._loop, name="skyfleet-scheduler", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 30.0) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        deadline = time.monotonic() + timeout
+        for thread in [self._thread, *self._running.values()]:
+            if thread is not None:
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     def run_soon(self, name: str) -> None:
         """Make job ``name`` due now, fleet-wide."""
@@ -59,19 +70,35 @@ class Scheduler:
         self._wake.set()
 
     def run_due(self) -> list[str]:
-        """Run every job whose interval has come and that this process claimed; returns their names."""
+        """Run every job whose interval has come and that this process claimed; returns their names.
+        Started by :meth:`start`, each run goes on its own thread; called directly, runs happen here."""
         ran = []
         for job in self._jobs:
+            previous = self._running.get(job.name)
+            if previous is not None:
+                if previous.is_alive():
+                    continue  # still running: its next interval is claimed once it ends
+                del self._running[job.name]
             with transaction(self._factory) as session:
                 won = schedules.claim(session, name=job.name, interval=job.interval, owner=self.owner,
                                       now=utcnow())
-            if won:
-                try:
-                    job.run()
-                except Exception:
-                    log.exception("periodic job %s failed", job.name)
-                ran.append(job.name)
+            if not won:
+                continue
+            ran.append(job.name)
+            if self._background:
+                run = threading.Thread(target=self._run, args=(job,), name=f"skyfleet-job-{job.name}", daemon=True)
+                self._running[job.name] = run
+                run.start()
+            else:
+                self._run(job)
         return ran
+
+    @staticmethod
+    def _run(job: PeriodicJob) -> None:
+        try:
+            job.run()
+        except Exception:
+            log.exception("periodic job %s failed", job.name)
 
     def _loop(self) -> None:
         while not self._stop.is_set():
