@@ -1,14 +1,19 @@
 """Benchmark: one keypair declared through a live `skyfleet serve`, timed from the sites' side.
 
     .venv/bin/python bench/live_sync.py [--sites 1000] [--latency-ms 50] [--sequential-sites 50]
-                                        [--timeout 120] [--audit-sites M]
+                                        [--timeout 120] [--audit-sites M] [--during-audit]
+                                        [--postgres [--workers 2]]
 
 The other benchmarks time the fan-out in a quiet process. Here the simulator (`skyfleet-sim`) and the
 real server (`skyfleet serve --noauth` on loopback, embedded: SQLite in a temporary directory, in-process
 workers) each run in their own process, and the server's periodic jobs run at their default intervals
 (every ``SKYFLEET_*`` variable is dropped from the server's environment and it starts in an empty
 directory, so no ``.env`` applies): the health audit, the inventory refresh, the quota rounds and the
-drift audit all work while the change runs.
+drift audit all work while the change runs. ``--postgres`` runs the scale-out deployment instead: a
+fresh database on the local PostgreSQL (127.0.0.1:5432, dropped at the end), ``skyfleet serve --noauth
+--no-workers`` for the API and ``--workers`` ``skyfleet worker`` processes woken through the local
+RabbitMQ (5672), which run the tasks and claim the periodic jobs between them; CPU and RSS are then
+summed over all those processes.
 
 Setup (not measured): the sites are registered through ``POST /v1/sites?probe=false``; the script then
 waits until the server's own health audit has found every site online (``skyfleet_sites`` on
@@ -38,6 +43,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -87,20 +93,66 @@ def log_tail(path: Path, lines: int = 20) -> str:
 def log_levels(path: Path) -> str:
     """How many WARNING and ERROR lines the server logged: a run whose server complained is suspect."""
     text = path.read_text(errors="replace") if path.exists() else ""
-    return f"{len(re.findall(r'WARNING', text))} warning and {len(re.findall(r'ERROR', text))} error lines"
+    first = next((line for line in text.splitlines() if "ERROR" in line or "WARNING" in line), "")
+    return (f"{len(re.findall(r'WARNING', text))} warning and {len(re.findall(r'ERROR', text))} error lines"
+            + (f"; the first: {first[:300]}" if first else ""))
 
 
-def start_server(workdir: Path) -> tuple[subprocess.Popen[bytes], str, Path]:
-    """`skyfleet serve --noauth` on a free loopback port, SQLite in ``workdir``, every setting at its default;
-    returns the process, its base URL and its log file once /healthz answers."""
-    port = free_port()
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+BROKER = "amqp://guest:guest@127.0.0.1:5672//"
+
+
+def server_env(workdir: Path, database: str | None) -> dict[str, str]:
+    """The environment of every Skyfleet process: no SKYFLEET_* of the caller's, only what the deployment needs."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("SKYFLEET_")}
     env["SKYFLEET_DATA_DIR"] = str(workdir / "server")
     env["SKYFLEET_LOG_FORMAT"] = "text"
+    if database:
+        env["SKYFLEET_DATABASE_URL"] = database
+        env["SKYFLEET_BROKER_URL"] = BROKER
+    return env
+
+
+def create_database() -> str:
+    """A fresh database on the local PostgreSQL for this run; its SQLAlchemy URL."""
+    import psycopg
+
+    name = f"skyfleet_live_{os.getpid()}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name}")
+        conn.execute(f"CREATE DATABASE {name}")
+    return f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+
+
+def drop_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+
+
+def start_workers(workdir: Path, database: str, count: int) -> list[subprocess.Popen[bytes]]:
+    """``count`` `skyfleet worker` processes (tasks and periodic jobs) on ``database``, logging to workdir."""
+    procs = []
+    for index in range(count):
+        with (workdir / f"worker-{index}.log").open("wb") as out:
+            procs.append(subprocess.Popen([str(Path(sys.executable).parent / "skyfleet"), "worker"],
+                                          env=server_env(workdir, database), cwd=workdir, stdout=out,
+                                          stderr=subprocess.STDOUT))
+    return procs
+
+
+def start_server(workdir: Path, database: str | None = None) -> tuple[subprocess.Popen[bytes], str, Path]:
+    """`skyfleet serve --noauth` on a free loopback port, every setting at its default: SQLite in ``workdir``
+    with in-process workers, or, with ``database``, API only (``--no-workers``) on that database; returns
+    the process, its base URL and its log file once /healthz answers."""
+    port = free_port()
     log = workdir / "server.log"
+    command = [str(Path(sys.executable).parent / "skyfleet"), "serve", "--noauth", "--host", "127.0.0.1",
+               "--port", str(port)] + (["--no-workers"] if database else [])
     with log.open("wb") as out:
-        proc = subprocess.Popen([str(Path(sys.executable).parent / "skyfleet"), "serve", "--noauth", "--host",
-                                 "127.0.0.1", "--port", str(port)], env=env, cwd=workdir, stdout=out,
+        proc = subprocess.Popen(command, env=server_env(workdir, database), cwd=workdir, stdout=out,
                                 stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
@@ -179,9 +231,8 @@ def holding(sim: httpx.Client, name: str) -> int:
     return int(sim.get("/_sim/resources", params={"kind": "keypairs", "name": name}).json()["holding"])
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return float(times.user + times.system)
+def cpu_seconds(procs: list[psutil.Process]) -> float:
+    return float(sum(times.user + times.system for times in (proc.cpu_times() for proc in procs)))
 
 
 def peak_rss(pid: int) -> int | None:
@@ -195,7 +246,7 @@ def peak_rss(pid: int) -> int | None:
     return None
 
 
-def change(api: httpx.Client, sim: httpx.Client, server: psutil.Process, count: int, placement: dict[str, Any],
+def change(api: httpx.Client, sim: httpx.Client, server: list[psutil.Process], count: int, placement: dict[str, Any],
            timeout: float, sampled: list[str]) -> float | None:
     """Declare the keypair, poll the sites until all ``count`` hold it; prints the figures, returns the seconds
     to 100 % (None on timeout). The calls ``sampled`` sites received in the window are printed one by one."""
@@ -239,7 +290,8 @@ def change(api: httpx.Client, sim: httpx.Client, server: psutil.Process, count: 
           + ("" if done else f"  (timeout: {held}/{count} after {timeout:.0f} s)"), flush=True)
     view = api.get(f"/v1/keypairs/{KEYPAIR}").json().get("counts")
     print(f"Skyfleet's view at that moment: {view}", flush=True)
-    rss, peak = server.memory_info().rss, peak_rss(server.pid)
+    rss = sum(proc.memory_info().rss for proc in server)
+    peak = sum(peak_rss(proc.pid) or 0 for proc in server)
     print(f"server CPU {cpu:.2f} s over {calls} site calls in the window ({calls / count:.1f} per changed site): "
           f"{cpu / max(calls, 1) * 1000:.3f} ms CPU per site call; RSS {rss / 2**20:.0f} MB"
           + (f" (peak {peak / 2**20:.0f} MB)" if peak else ""), flush=True)
@@ -272,14 +324,21 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
     print(f"{load()} at the start", flush=True)
     sim_proc: subprocess.Popen[bytes] | None = None
     server: subprocess.Popen[bytes] | None = None
+    workers: list[subprocess.Popen[bytes]] = []
+    database = create_database() if args.postgres else None
     try:
         sim_proc, clouds = start_simulator(total, args.latency_ms, workdir)
         auth_url = urlsplit(next(iter(clouds.values()))["auth"]["auth_url"])
         sim = httpx.Client(base_url=f"{auth_url.scheme}://{auth_url.netloc}", timeout=30)
-        server, url, log = start_server(workdir)
+        server, url, log = start_server(workdir, database)
+        if database:
+            workers = start_workers(workdir, database, args.workers)
         api = httpx.Client(base_url=url, timeout=60)
+        deployment = (f"skyfleet serve --noauth --no-workers (PostgreSQL) in process {server.pid} and "
+                      f"{len(workers)} skyfleet worker processes ({', '.join(str(w.pid) for w in workers)}; RabbitMQ)"
+                      if database else f"skyfleet serve --noauth (SQLite) in process {server.pid}")
         print(f"{total} simulated sites ({args.latency_ms:.0f} ms latency per request) in process {sim_proc.pid}; "
-              f"skyfleet serve --noauth (SQLite) in process {server.pid}: {defaults()}", flush=True)
+              f"{deployment}: {defaults()}", flush=True)
         started = time.monotonic()
         register(api, clouds, args.sites)
         print(f"registered {total} sites through POST /v1/sites?probe=false in {time.monotonic() - started:.1f} s",
@@ -297,7 +356,8 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
         print(f"change: one keypair on {label}", flush=True)
         names = list(clouds)
         sampled = [names[0]] + ([names[-1]] if total > args.sites else [])  # a changed site, an audited-only one
-        engine = change(api, sim, psutil.Process(server.pid), args.sites, placement, args.timeout, sampled)
+        procs = [psutil.Process(p.pid) for p in (server, *workers)]
+        engine = change(api, sim, procs, args.sites, placement, args.timeout, sampled)
         if args.sequential_sites > 0:
             naive = sequential(clouds, min(args.sequential_sites, total))
             per_site = naive / min(args.sequential_sites, total)
@@ -306,10 +366,15 @@ def run(args: argparse.Namespace, workdir: Path) -> None:
             print(f"sequential loop: {per_site * 1000:.0f} ms per site, {extrapolated:.0f} s for {args.sites} sites "
                   f"extrapolated; live server vs sequential loop (100 %): {ratio}", flush=True)
         print(f"server log: {log_levels(log)}", flush=True)
+        for index in range(len(workers)):
+            print(f"worker {index} log: {log_levels(workdir / f'worker-{index}.log')}", flush=True)
         print(f"{load()} at the end", flush=True)
     finally:
-        stop(server)
+        for proc in [server, *workers]:
+            stop(proc)
         stop(sim_proc)
+        if database:
+            drop_database(database)
 
 
 def main() -> None:
@@ -322,9 +387,13 @@ def main() -> None:
                         help="register this many sites (more than --sites): the periodic jobs cover them all")
     parser.add_argument("--during-audit", action="store_true",
                         help="start the change once the next health audit is under way (up to one interval later)")
+    parser.add_argument("--postgres", action="store_true",
+                        help="PostgreSQL + RabbitMQ + --workers skyfleet worker processes, not the embedded default")
+    parser.add_argument("--workers", type=int, default=2, help="--postgres: skyfleet worker processes")
     parser.add_argument("--setup-timeout", type=float, default=0,
                         help="seconds to wait for the health audit to find every site online "
                              "(default: 90 s plus 50 ms per site)")
+    parser.add_argument("--logs", type=Path, help="copy the server's and workers' logs into this directory")
     args = parser.parse_args()
     if args.sites < 1 or (args.audit_sites and args.audit_sites < args.sites):
         parser.error("--sites must be >= 1 and --audit-sites, when given, >= --sites")
@@ -335,6 +404,11 @@ def main() -> None:
             run(args, Path(tmp))
         except RuntimeError as exc:
             sys.exit(f"live_sync: {exc}")
+        finally:
+            if args.logs:
+                args.logs.mkdir(parents=True, exist_ok=True)
+                for log in Path(tmp).glob("*.log"):
+                    shutil.copy(log, args.logs / log.name)
 
 
 if __name__ == "__main__":

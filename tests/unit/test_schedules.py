@@ -104,3 +104,42 @@ def test_a_long_job_does_not_hold_back_another(db_url: str) -> None:
         release.set()
         scheduler.stop(10)
         engine.dispose()
+
+
+def test_jobs_of_one_group_take_turns(db_url: str) -> None:
+    """The incremental and the full inventory refresh (one group) never run at once in a process."""
+    import threading
+    import time
+
+    from skyfleet.reconcile.scheduler import PeriodicJob, Scheduler
+
+    migrate.upgrade(db_url)
+    engine = create_engine(db_url)
+    factory = make_session_factory(engine)
+    lock = threading.Lock()
+    overlaps: list[str] = []
+    runs: list[str] = []
+
+    def job(name: str) -> None:
+        if not lock.acquire(blocking=False):
+            overlaps.append(name)
+            return
+        try:
+            runs.append(name)
+            time.sleep(0.3)
+        finally:
+            lock.release()
+
+    jobs = [PeriodicJob("incremental", 0.1, lambda: job("incremental"), group="inventory"),
+            PeriodicJob("full", 0.1, lambda: job("full"), group="inventory")]
+    scheduler = Scheduler(factory, jobs, tick=0.05)
+    scheduler.start()
+    try:
+        deadline = time.monotonic() + 10
+        while len(set(runs)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
+    finally:
+        scheduler.stop(10)
+        engine.dispose()
+    assert set(runs) == {"incremental", "full"}
+    assert overlaps == []

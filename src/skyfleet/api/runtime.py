@@ -65,7 +65,8 @@ class Runtime:
         if count == 1:
             return [PeriodicJob(HEALTH_AUDIT, self.settings.audit_interval, self.audit_now)]
         return [PeriodicJob(f"{HEALTH_AUDIT}/{i}", self.settings.audit_interval,
-                            functools.partial(self.audit_now, (i, count))) for i in range(count)]
+                            functools.partial(self.audit_now, (i, count)), group=HEALTH_AUDIT)
+                for i in range(count)]
 
     def drift_audit_now(self) -> ScanReport:
         """The drift audit (one listing per site per kind); wakes the workers as its repairs are submitted."""

@@ -259,5 +259,5 @@ def inventory_jobs(settings: Settings, factory: sessionmaker[Session], box: Secr
                              full_interval=settings.inventory_full_interval, pool=pool, lanes=lanes,
                              indicator_interval=settings.indicator_interval)
 
-    return [PeriodicJob(INCREMENTAL_JOB, settings.inventory_interval, lambda: run(False)),
-            PeriodicJob(FULL_JOB, settings.inventory_full_interval, lambda: run(True))]
+    return [PeriodicJob(INCREMENTAL_JOB, settings.inventory_interval, lambda: run(False), group="inventory"),
+            PeriodicJob(FULL_JOB, settings.inventory_full_interval, lambda: run(True), group="inventory")]

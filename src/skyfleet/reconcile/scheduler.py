@@ -6,7 +6,10 @@ of them run each job per interval, and a dead process never blocks the job for l
 Each claimed run goes on a thread of its own, so a long job (a 10,000-site health audit, a full
 inventory refresh) never holds back another job's due time: before, the jobs ran one after another on
 the scheduler's thread and the drift audit started whenever the audit ahead of it ended. A job whose
-previous run in this process is still going is not claimed again until it ends.
+previous run in this process is still going is not claimed again until it ends, nor is one whose
+``group`` has a run going (the incremental and the full inventory refresh write the same rows; the
+drift audit and the converge pass submit work for the same resources; audit shards share the audit's
+memory): those run one after another, as all jobs did before.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class PeriodicJob:
     name: str
     interval: float
     run: Callable[[], object]
+    group: str | None = None  # jobs of one group never run at once in a process
 
 
 class Scheduler:
@@ -48,6 +52,7 @@ class Scheduler:
         self._thread: threading.Thread | None = None
         self._running: dict[str, threading.Thread] = {}  # job name -> its run in progress (background mode)
         self._background = False
+        self._started: dict[str, float] = {}  # job name -> when this process last started it (monotonic)
         self.owner = f"{socket.gethostname()}:{os.getpid()}"
 
     def start(self) -> None:
@@ -73,18 +78,22 @@ class Scheduler:
         """Run every job whose interval has come and that this process claimed; returns their names.
         Started by :meth:`start`, each run goes on its own thread; called directly, runs happen here."""
         ran = []
-        for job in self._jobs:
-            previous = self._running.get(job.name)
-            if previous is not None:
-                if previous.is_alive():
-                    continue  # still running: its next interval is claimed once it ends
-                del self._running[job.name]
+        for name in [name for name, run in self._running.items() if not run.is_alive()]:
+            del self._running[name]
+        # the job this process started least recently first: within a busy group, turns go round
+        for job in sorted(self._jobs, key=lambda job: self._started.get(job.name, 0.0)):
+            if job.name in self._running:
+                continue  # still running: its next interval is claimed once it ends
+            if job.group is not None and any(other.group == job.group and other.name in self._running
+                                             for other in self._jobs):
+                continue  # its group is busy: claimed once that run ends
             with transaction(self._factory) as session:
                 won = schedules.claim(session, name=job.name, interval=job.interval, owner=self.owner,
                                       now=utcnow())
             if not won:
                 continue
             ran.append(job.name)
+            self._started[job.name] = time.monotonic()
             if self._background:
                 run = threading.Thread(target=self._run, args=(job,), name=f"skyfleet-job-{job.name}", daemon=True)
                 self._running[job.name] = run
