@@ -129,6 +129,11 @@ def store_site(session: Session, target: Target, seen: Observed, now: datetime) 
     """
     counts = inventory.ApplyCounts()
     rederive = False
+    # One writer per site at a time: the incremental and the full refresh may run in two processes at
+    # once, and both would read "no rows yet" and insert the same ones (a unique violation, the site's
+    # refresh lost). The site's row lock (PostgreSQL, MariaDB; SQLite has one writer anyway) makes the
+    # second wait and then diff against what the first stored.
+    session.execute(select(Site.id).where(Site.id == target.site.id).with_for_update())
     if seen.error is None:
         sync = session.get(InventorySync, target.site.id)
         emit = sync is not None and sync.full_at is not None
