@@ -184,6 +184,10 @@ class Engine:
     def recover_stages(self) -> int:
         """Start the next stage of settled operations that a crash or an error left unstarted."""
         with transaction(self.factory) as session:
+            closed = leases.close_settled(session, now=self.clock.now())
+        if closed:
+            log.warning("closed %d operation(s) whose last tasks settled at the same instant", closed)
+        with transaction(self.factory) as session:
             started = stages.recover(session, now=self.clock.now())
         if started and self.on_new_work is not None:
             self.on_new_work()
