@@ -7,19 +7,24 @@ Each test calls the driver functions themselves.
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 import time
 import uuid
+from typing import Any
 
 import openstack.connection
 import pytest
 from contract_support import Site, Tenant, quiet, skyfleet_auth, unique
+from keystoneauth1 import access
 
+from skyfleet.drivers.base import ProbeResult
 from skyfleet.drivers.openstack import compute
 from skyfleet.drivers.openstack.audit_http import Answer, AuditHttp, Call
 from skyfleet.drivers.openstack.errors import from_status, is_temporary_status, site_call, translate
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import describe_error, probe_site, token_view, zone_names
+from skyfleet.drivers.openstack.probe_loop import probe_on_loop
 from skyfleet.drivers.openstack.session import make_auth, make_session
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 
@@ -175,3 +180,57 @@ def test_the_audits_cheap_call_with_the_probes_token(site: Site) -> None:
         http.close()
     assert zone_names({"availabilityZoneInfo": [{"zoneName": "b", "zoneState": {"available": True}},
                                                 {"zoneName": "a", "zoneState": {"available": False}}]}) == ["b"]
+
+
+def _timeless(result: ProbeResult) -> ProbeResult:
+    """A probe's result without its timings (the one thing two probes of a site may not agree on)."""
+    return dataclasses.replace(result, latency_ms=None,
+                               services=[dataclasses.replace(s, latency_ms=None) for s in result.services])
+
+
+@pytest.mark.covers("probe_loop.probe_on_loop", "audit_http.AuditHttp.run", "audit_http.AuditHttp.fetch")
+def test_the_full_probe_on_the_audits_loop_is_probe_site(site: Site) -> None:
+    """The health audit's full probe on its event loop finds what ``probe_site`` finds (services, versions,
+    zones, errors); its login leaves the token in the keystoneauth session, which then calls with it (no
+    login of its own); a token the site refuses costs one new login; a wrong password and a Keystone that
+    does not answer are described as ``probe_site`` describes them."""
+    auth = skyfleet_auth(site)
+    http = AuditHttp(concurrency=8)
+
+    def on_loop(auth: dict[str, Any], session: Any, gate: _OneSlot | None = None) -> ProbeResult:
+        return http.run(lambda: probe_on_loop(http, "s", auth, session, timeout=60), gate).result(180)
+
+    try:
+        session = make_session(auth, timeout=60)
+        gate = _OneSlot()
+        first = on_loop(auth, session, gate)  # no token yet: it logs in, on the loop
+        assert gate.most == 1 and gate.held == 0
+        ref = session.auth.auth_ref
+        assert ref is not None and first.reachable and first.error is None, first
+        assert _timeless(first) == _timeless(probe_site(auth, timeout=60))
+        assert "nova" in first.availability_zones and {s.type for s in first.services} >= {"identity", "compute"}
+        assert _timeless(on_loop(auth, session)) == _timeless(first)
+        assert session.auth.auth_ref is ref  # a fresh token is reused: no login
+        assert session.get_token() == ref.auth_token  # keystoneauth's own calls use the loop's token
+        catalog = session.get_endpoint(service_type="compute", interface=auth["interface"],
+                                       region_name=auth["region_name"])
+        assert session.get(catalog.rstrip("/") + "/os-availability-zone").status_code == 200
+
+        session.auth.auth_ref = access.AccessInfoV3(auth_token=uuid.uuid4().hex, body=ref._data)  # refused
+        again = on_loop(auth, session)
+        assert _timeless(again) == _timeless(first)
+        assert session.auth.auth_ref.auth_token not in (ref.auth_token, None)  # one new login
+
+        wrong = {**auth, "password": uuid.uuid4().hex}
+        refused = on_loop(wrong, make_session(wrong, timeout=60))
+        assert _timeless(refused) == _timeless(probe_site(wrong, timeout=60))
+        assert not refused.reachable and refused.error == "authentication failed (401 Unauthorized)"
+        closed = {**auth, "auth_url": "http://127.0.0.1:9/v3"}
+        silent = on_loop(closed, make_session(closed, timeout=5))
+        assert not silent.reachable and silent.error == probe_site(closed, timeout=5).error
+        assert silent.error == "cannot connect: ConnectFailure"
+        answer = http.submit(Call(site="s", url=first.services[0].endpoint or "", token="",
+                                  timeout=60)).result(90)
+        assert answer.status is not None and answer.subject_token is None
+    finally:
+        http.close()

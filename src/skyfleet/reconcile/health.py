@@ -2,10 +2,11 @@
 
 An online site this process already probed gets one cheap call on its kept token, on the audit's event
 loop; the others, every Nth cycle and any site whose cheap call fails or changes, get the full probe on
-a thread pool (``reconcile.audit_cycle``). One slow or dead site costs one slot for at most the site
-timeout (twice when a timed-out cheap call is followed by the full probe); the others go on. Each site
-call takes a background slot of the process's priority lanes, so while user-started tasks run here the
-audit makes only a few at once (``reconcile.lanes``).
+that loop too, its login included (``drivers.openstack.probe_loop``; a thread pool only for a given
+``prober`` or an audit without the process's memory) (``reconcile.audit_cycle``). One slow or dead site
+costs one slot for at most the site timeout (twice when a timed-out cheap call is followed by the full
+probe); the others go on. Each site call takes a background slot of the process's priority lanes, so
+while user-started tasks run here the audit makes only a few at once (``reconcile.lanes``).
 Results are written in batches so a 10,000-site audit is not 10,000 transactions. A site that comes
 back online has its tasks waiting on backoff made due at once (the caller wakes the workers).
 """
@@ -36,6 +37,7 @@ from skyfleet.drivers.base import ProbeResult
 from skyfleet.drivers.openstack.audit_http import Answer
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import probe_site
+from skyfleet.drivers.openstack.probe_loop import probe_on_loop
 from skyfleet.reconcile import indicators
 from skyfleet.reconcile.audit_cycle import AuditMemory, Cheap, Memo, judge
 from skyfleet.reconcile.lanes import Lanes, background_slot
@@ -127,6 +129,20 @@ def _probe_logged(probe: Prober, auth: dict[str, Any], site_id: str,
         return result, time.monotonic() - started
 
 
+def _probe_on_loop(memory: AuditMemory, session: Any, site_id: str, auth: dict[str, Any], timeout: float,
+                   lanes: Lanes | None) -> Future[tuple[ProbeResult, float]]:
+    """The full probe on the audit's event loop (``drivers.openstack.probe_loop``) in a background slot,
+    and the seconds it took (the wait for a slot left out)."""
+    http = memory.client()
+
+    async def timed() -> tuple[ProbeResult, float]:
+        started = time.monotonic()
+        result = await probe_on_loop(http, site_id, auth, session, timeout=timeout)
+        return result, time.monotonic() - started
+
+    return http.run(timed, lanes)
+
+
 def in_shard(site_id: str, shard: tuple[int, int] | None) -> bool:
     """Whether ``site_id`` belongs to shard (index, count); a stable hash, the same in every process."""
     if shard is None:
@@ -181,13 +197,14 @@ def run_audit(
                             thread_name_prefix="audit") as probes:
 
         def full(site_id: str, auth: dict[str, Any], memo: Memo | None) -> None:
-            if prober is not None:
-                probe = prober
+            future: Future[tuple[ProbeResult, float]]
+            if cheap_ok and memory is not None and memo is not None and pool is not None:
+                # on the audit's event loop, with the pool's session: its token is the engine's too
+                future = _probe_on_loop(memory, memory.session(memo, pool, timeout), site_id, auth, timeout,
+                                        lanes)
             else:
-                session = memory.session(memo, pool, timeout) if memory is not None and memo is not None \
-                    and pool is not None else None
-                probe = functools.partial(probe_site, timeout=timeout, share=pool, session=session)
-            future = probes.submit(_probe_logged, probe, auth, site_id, lanes)
+                probe = prober or functools.partial(probe_site, timeout=timeout, share=pool)
+                future = probes.submit(_probe_logged, probe, auth, site_id, lanes)
 
             def finished(f: Future[tuple[ProbeResult, float]]) -> None:
                 try:

@@ -4,7 +4,8 @@ Why it exists: an audit cycle of an unchanged site is one GET with the token the
 (``reconcile.audit_cycle``). Through requests and a thread per call, each call costs about 1 ms of
 CPU; on one event loop with aiohttp, about 0.2 ms (measured against the simulator, 2,000 GETs 256
 at a time: aiohttp 0.16-0.25 ms per request, httpx's AsyncClient 8-9 ms, its pool being the cost).
-Logging in stays keystoneauth's (``probe.py``); these calls only reuse its token.
+The full probe's calls, its login included, run here too (``probe_loop``): a call with a ``body`` is a
+POST of that JSON document, and an answer carries Keystone's ``X-Subject-Token`` header when there is one.
 
 Bounds: ``concurrency`` calls at once in the process (one semaphore), at most ``per_site`` at once to
 one site, and one aiohttp client (its own connection pool, at most ``concurrency`` connections) per
@@ -19,35 +20,39 @@ import ssl
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 
 _USER_AGENT = "skyfleet-audit"
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
 class Call:
-    """One GET: ``site`` names the per-site bound; ``verify`` as keystoneauth takes it (bool or CA path)."""
+    """One GET (a POST of ``body`` when there is one): ``site`` names the per-site bound; ``verify`` as
+    keystoneauth takes it (bool or CA path); an empty ``token`` sends none."""
 
     site: str
     url: str
     token: str
     verify: bool | str = True
     timeout: float = 10.0
+    body: Any = field(default=None, repr=False)  # a login's body holds the password: never in a repr
 
 
 @dataclass(frozen=True)
 class Answer:
-    """What the site said: a status and its JSON body, or no status and a short, secret-free error."""
+    """What the site said: a status and its JSON body (below 400), or no status and a short, secret-free error."""
 
     status: int | None
     body: Any
     seconds: float
     error: str | None = None
+    subject_token: str | None = field(default=None, repr=False)  # X-Subject-Token: a login's new token
 
 
 class _Gate(Protocol):
@@ -146,6 +151,27 @@ class AuditHttp:
 
         asyncio.run_coroutine_threadsafe(start(), loop)
 
+    def run(self, make: Callable[[], Awaitable[T]], gate: _Gate | None = None) -> concurrent.futures.Future[T]:
+        """Run ``make()`` on the event loop (from any thread, the loop's own included); with ``gate``, holding
+        one of its slots while it runs (waiting for one on a helper thread, never on the loop)."""
+        loop = self._ensure_loop()
+
+        async def held() -> T:
+            if gate is not None and not gate.try_take_background():
+                await loop.run_in_executor(None, gate.take_background)
+            try:
+                return await make()
+            finally:
+                if gate is not None:
+                    gate.free_background()
+
+        return asyncio.run_coroutine_threadsafe(held(), loop)
+
+    async def fetch(self, call: Call) -> Answer:
+        """``call`` awaited on the event loop (within the same bounds as the others); never raises for a
+        site-side failure."""
+        return await self._get(call)
+
     def close(self) -> None:
         """Close every client and stop the loop thread (a later ``submit`` starts a new one)."""
         with self._lock:
@@ -205,15 +231,19 @@ class AuditHttp:
         try:
             client = self._client(call.url, call.verify)
             # asyncio's own timeout: aiohttp's per-request timer costs more CPU than the GET itself
-            async with asyncio.timeout(call.timeout), client.get(
-                    call.url, headers={"X-Auth-Token": call.token}, timeout=_NO_TIMEOUT) as response:
+            headers = {"X-Auth-Token": call.token} if call.token else None
+            async with asyncio.timeout(call.timeout), client.request(
+                    "GET" if call.body is None else "POST", call.url, headers=headers, json=call.body,
+                    timeout=_NO_TIMEOUT) as response:
                 raw = await response.read()
+                subject = response.headers.get("X-Subject-Token")
                 body: Any = None
-                if response.status < 300 and raw:
+                if response.status < 400 and raw:  # 300: Glance's version list
                     try:
                         body = await response.json(content_type=None)
                     except ValueError:
-                        return Answer(response.status, None, time.monotonic() - started, "not a JSON document")
-                return Answer(response.status, body, time.monotonic() - started)
+                        return Answer(response.status, None, time.monotonic() - started, "not a JSON document",
+                                      subject)
+                return Answer(response.status, body, time.monotonic() - started, None, subject)
         except Exception as exc:  # any failure is the site's answer, not a crash of the audit
             return Answer(None, None, time.monotonic() - started, _describe(exc))
