@@ -9,7 +9,11 @@ service's version document, the availability zones) is one request on the audit'
 keystoneauth stays the authority on what is sent and how it is read: the login body is the one its
 plugin builds, the token it returns is handed to the keystoneauth session of the process's pool (so the
 engine's next call on the site reuses it), version documents go through its parser, and HTTP failures
-are named as its exceptions would name them (``probe.describe_error``). Only the transport differs.
+are named as its exceptions would name them (``probe.describe_error``). Only the transport differs, and
+two of keystoneauth's costs on the way (profiled: about half of a login cycle's CPU here): the catalog is
+read in place with the rules of its ``get_endpoints_data`` (which deep-copies the whole catalog at each
+call), and a version document's parse is remembered by the fields it reads (every site of one release
+answers the same document but for its URLs, whose parse is the costly part).
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from typing import Any
 
 from keystoneauth1 import access, discover
 from keystoneauth1 import exceptions as ks_exc
+from keystoneauth1.access.service_catalog import ServiceCatalogV3
 
 from skyfleet.drivers.base import SERVICE_TYPES, ProbeResult, ServiceProbe
 from skyfleet.drivers.openstack.audit_http import Answer, AuditHttp, Call
@@ -93,6 +98,65 @@ def _failure(answer: Answer, *, unparsable: str) -> str | None:
     return None
 
 
+def _catalog(ref: Any, interface: str, region: str | None) -> dict[str, list[str]]:
+    """``probe._catalog_urls`` of a v3 token without its copy of the catalog: keystoneauth's own rules
+    (services with a type; the interface normalised as it normalises it; the region by ``region_id``, else
+    ``region``; endpoints with a URL), applied to the raw catalog, which is only read."""
+    catalog = ref.service_catalog
+    if type(catalog) is not ServiceCatalogV3:
+        return _catalog_urls(catalog, interface, region)
+    wanted = catalog.normalize_interface(interface) if interface else None
+    found: dict[str, list[str]] = {}
+    for service in catalog.catalog or []:
+        if "type" not in service:
+            continue
+        urls = found.setdefault(str(service["type"]), [])
+        for endpoint in service.get("endpoints", []):
+            if wanted and endpoint.get("interface") != wanted:
+                continue
+            if region and region != (endpoint.get("region_id") or endpoint.get("region")):
+                continue
+            if endpoint.get("url"):
+                urls.append(endpoint["url"])
+    return found
+
+
+_Chosen = tuple[Any, Any, Any] | None  # (version, min_microversion, max_microversion) of the chosen version
+_PARSED: dict[tuple[Any, ...], _Chosen] = {}
+_PARSED_MOST = 4096
+
+
+def _fingerprint(versions: Any) -> tuple[Any, ...] | None:
+    """What keystoneauth's ``version_data`` reads of a version list, its links' targets left out (only
+    whether a version has a usable ``self`` link counts); None when the list is not of the usual shape."""
+    try:
+        key = tuple((v.get("id"), v.get("min_version"), v.get("max_version"), v.get("version"),
+                      v.get("next_min_version"), v.get("status"),
+                      "links" in v and any(isinstance(link, dict) and isinstance(link.get("href"), str)
+                                           and str(link.get("rel", "")).lower() == "self" for link in v["links"]))
+                     for v in versions)
+        hash(key)  # a value of a list or dict cannot be a key: no memory of that document
+        return key
+    except (AttributeError, TypeError):
+        return None
+
+
+def _chosen(body: Any, url: str) -> _Chosen:
+    """The chosen version of a discovery document, parsed by keystoneauth (raises as it raises)."""
+    replay = _Replay(body)
+    key = _fingerprint(discover.get_version_data(replay, url))
+    if key is not None and key in _PARSED:
+        return _PARSED[key]
+    chosen = _chosen_version(discover.Discover(replay, url).version_data())
+    found = None if chosen is None else (chosen.get("version"), chosen.get("min_microversion"),
+                                         chosen.get("max_microversion"))
+    if key is not None:
+        if len(_PARSED) >= _PARSED_MOST:
+            _PARSED.clear()
+        _PARSED[key] = found
+    return found
+
+
 def _verify(session: Any) -> bool | str:
     return session.verify if isinstance(session.verify, bool | str) else True
 
@@ -135,7 +199,7 @@ async def _service(http: AuditHttp, site: str, token: str, verify: bool | str, t
     chosen = None
     if failed is None:
         try:
-            chosen = _chosen_version(discover.Discover(_Replay(answer.body), url).version_data())
+            chosen = _chosen(answer.body, url)
         except Exception as exc:  # a document keystoneauth cannot read: this service's error
             failed = describe_error(exc)
     if failed is not None:
@@ -143,11 +207,9 @@ async def _service(http: AuditHttp, site: str, token: str, verify: bool | str, t
     if chosen is None:
         return ServiceProbe(type=kind, endpoint=urls[0], ok=False, error="empty version document",
                             latency_ms=latency)
-    return ServiceProbe(
-        type=kind, endpoint=urls[0], ok=True, version=_version(chosen.get("version")),
-        min_microversion=_version(chosen.get("min_microversion")),
-        max_microversion=_version(chosen.get("max_microversion")), latency_ms=latency,
-    )
+    return ServiceProbe(type=kind, endpoint=urls[0], ok=True, version=_version(chosen[0]),
+                        min_microversion=_version(chosen[1]), max_microversion=_version(chosen[2]),
+                        latency_ms=latency)
 
 
 async def _probe(http: AuditHttp, site: str, session: Any, interface: str, region: str | None, timeout: float,
@@ -162,7 +224,7 @@ async def _probe(http: AuditHttp, site: str, session: Any, interface: str, regio
             return ProbeResult(reachable=False, error=error,
                                latency_ms=round((time.monotonic() - started) * 1000, 2)), False
     auth_latency = round((time.monotonic() - started) * 1000, 2)
-    catalog = _catalog_urls(ref.service_catalog, interface, region)
+    catalog = _catalog(ref, interface, region)
     token, verify = str(ref.auth_token), _verify(session)
     found = await asyncio.gather(*(_service(http, site, token, verify, timeout, kind, aliases, catalog,
                                             ref.project_id) for kind, aliases in SERVICE_TYPES.items()))
