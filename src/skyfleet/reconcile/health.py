@@ -97,6 +97,7 @@ def _apply(factory: sessionmaker[Session], batch: list[Outcome], offline_after: 
     sampled: list[indicators.Probed] = []
     full = [outcome for outcome in batch if outcome[1].full]
     cheap = [outcome for outcome in batch if not outcome[1].full]
+    back: list[str] = []  # sites back online in this batch
     with transaction(factory) as session:
         for site_id, result, seconds in cheap:
             sampled.append(indicators.Probed(site_id, result, seconds * 1000, ()))
@@ -114,7 +115,8 @@ def _apply(factory: sessionmaker[Session], batch: list[Outcome], offline_after: 
                 report.transitions[site.name] = changed
                 log.info("site %s is now %s", site.name, changed, extra={"site_id": site.id})
             if changed == ONLINE:  # back: its tasks waiting on backoff are tried at once
-                report.resumed += leases.due_now(session, site_id=site.id, now=now)
+                back.append(site.id)
+        report.resumed += leases.due_now(session, site_ids=back, now=now)
         if indicator_interval is not None:
             indicators.record_probes(session, sampled, now=now, interval=indicator_interval)
 
