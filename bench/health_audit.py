@@ -9,7 +9,8 @@ Skyfleet's audit runs in this process on a fresh SQLite database, ``--cycles`` c
 runtime: the first logs in to every site and probes it fully, the next ones reuse the tokens and make
 one cheap call per unchanged site (a full probe every ``--full-every`` cycles, staggered). Per cycle:
 wall time, sites/s, sites checked by a cheap call, site calls (counted by the simulator), this
-process's CPU per site call, RSS and peak RSS, and the load average.
+process's CPU per site call, RSS and peak RSS, this process's CPU seconds and the simulator's (its
+processes together: it answers on the same cores), and the load average.
 """
 
 from __future__ import annotations
@@ -79,6 +80,18 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def process_cpu(process: psutil.Process) -> float:
+    """User + system CPU seconds of ``process`` and its children."""
+    total = 0.0
+    for one in [process, *process.children(recursive=True)]:
+        try:
+            times = one.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def sim_requests(base_url: str) -> int:
     """Requests the simulator has answered so far, all sites together."""
     return sum(site["requests"] for site in httpx.get(f"{base_url}/_sim/sites", timeout=60).json()["sites"])
@@ -89,7 +102,7 @@ def load() -> str:
 
 
 def audit_cycles(clouds: dict[str, Any], concurrency: int, workdir: Path, cycles: int, full_every: int,
-                 base_url: str, me: psutil.Process) -> None:
+                 base_url: str, me: psutil.Process, sim: psutil.Process) -> None:
     """``cycles`` audits in one runtime (one process), one row each."""
     data_dir = register(clouds, workdir)
     runtime = build_runtime(Settings(data_dir=data_dir, auth_mode="noauth", audit_concurrency=concurrency,
@@ -97,13 +110,16 @@ def audit_cycles(clouds: dict[str, Any], concurrency: int, workdir: Path, cycles
     try:
         for cycle in range(1, cycles + 1):
             calls0, cpu0, started = sim_requests(base_url), cpu_seconds(), time.monotonic()
+            sim0 = process_cpu(sim)
             report: Any = runtime.audit_now()
             wall, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+            sim_cpu = process_cpu(sim) - sim0
             calls = sim_requests(base_url) - calls0
             print(f"{'skyfleet audit, cycle ' + str(cycle):<26}{len(clouds):>7}{wall:>9.2f}{len(clouds) / wall:>9.1f}"
                   f"{report.reachable:>7}{report.cheap:>7}{calls:>8}{cpu * 1000 / max(calls, 1):>9.3f}"
                   f"{me.memory_info().rss / 2**20:>8.0f}"
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8.0f}  {load()}", flush=True)
+                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8.0f}{cpu:>8.1f}{sim_cpu:>8.1f}"
+                  f"  {load()}", flush=True)
     finally:
         runtime.close()
 
@@ -139,7 +155,7 @@ def main() -> None:
     print(f"health audit benchmark: latency {args.latency_ms:.0f} ms per request, concurrency {args.concurrency}, "
           f"full probe every {args.full_every} cycles, {os.cpu_count()} cores; load average {load()} at the start")
     print(f"{'method':<26}{'sites':>7}{'wall s':>9}{'sites/s':>9}{'ok':>7}{'cheap':>7}{'calls':>8}{'CPU ms':>9}"
-          f"{'RSS MB':>8}{'peak MB':>8}  load average")
+          f"{'RSS MB':>8}{'peak MB':>8}{'CPU s':>8}{'sim CPU':>8}  load average")
     print(f"{'':<26}{'':>7}{'':>9}{'':>9}{'':>7}{'':>7}{'':>8}{'/call':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -158,7 +174,8 @@ def main() -> None:
                           f"{size / result['wall_s']:>9.1f}{result['reachable']:>7}", flush=True)
                 else:
                     base_url = next(iter(clouds.values()))["auth"]["auth_url"].split("/site-")[0]
-                    audit_cycles(clouds, args.concurrency, workdir, args.cycles, args.full_every, base_url, me)
+                    audit_cycles(clouds, args.concurrency, workdir, args.cycles, args.full_every, base_url, me,
+                                 psutil.Process(proc.pid))
             finally:
                 proc.terminate()
                 proc.wait(30)
