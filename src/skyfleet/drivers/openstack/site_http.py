@@ -20,6 +20,7 @@ the method, path and status.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -75,6 +76,7 @@ def _state() -> _Shared:
     with _lock:
         if _shared is None or _shared.pid != os.getpid():
             _shared = _Shared()
+            atexit.register(_shared.http.close)  # closed clients: no "unclosed session" noise at exit
         return _shared
 
 
