@@ -4,24 +4,25 @@ result once committed, and a failing write fails alone (the others of its batch 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet.db.engine import make_engine, make_session_factory, transaction
 from skyfleet.db.group_commit import GroupCommit
 
 
-def factory(tmp_path: Path):  # type: ignore[no-untyped-def]
+def factory(tmp_path: Path) -> sessionmaker[Session]:
     engine = make_engine(f"sqlite:///{tmp_path / 'g.db'}")
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE t (n INTEGER PRIMARY KEY)"))
     return make_session_factory(engine)
 
 
-def insert(n: int):  # type: ignore[no-untyped-def]
+def insert(n: int) -> Callable[[Session], int]:
     def write(session: Session) -> int:
         if n == 13:
             raise ValueError("unlucky")
