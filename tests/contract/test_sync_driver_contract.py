@@ -15,7 +15,7 @@ import openstack.connection
 import pytest
 from contract_support import Site, Tenant, quiet, skyfleet_auth, unique
 
-from skyfleet.drivers.openstack import quota, syncapi
+from skyfleet.drivers.openstack import quota, site_http, syncapi
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.errors import PermanentSiteError, SiteError, TemporarySiteError
 
@@ -180,3 +180,27 @@ def test_listings_the_drift_audit_compares(conn: openstack.connection.Connection
         syncapi.delete_keypair(conn, name, user_id=project.user_id)
         syncapi.delete_flavor(conn, flavor["id"])
         syncapi.delete_security_group(conn, group["id"])
+
+
+@pytest.mark.covers("site_http.supported", "site_http.endpoint", "site_http.request", "site_http.decoded",
+                    "audit_http.AuditHttp.send")
+def test_calls_on_the_shared_loop_keep_keystoneauths_view(conn: openstack.connection.Connection,
+                                                          project: Tenant) -> None:
+    """The sync calls go out on the aiohttp loop with keystoneauth's token and endpoints: the endpoints
+    are the ones keystoneauth's adapters join paths to (Nova's catalog URL, Neutron's and Keystone's
+    after version discovery), the token is the session's, and a microversion reaches Nova."""
+    assert site_http.supported(conn)
+    compute = site_http.endpoint(conn, "compute")
+    assert compute == conn.session.get_endpoint(service_type="compute", interface="public",
+                                                region_name=conn.config.region_name).rstrip("/")
+    assert site_http.endpoint(conn, "network").rstrip("/").endswith("v2.0")
+    assert site_http.endpoint(conn, "identity").rstrip("/").endswith("v3")
+    status, raw = site_http.request(conn, "compute", "GET", "/os-keypairs", params={"user_id": project.user_id},
+                                    microversion="2.10")
+    assert status == 200 and site_http.decoded(status, raw, missing_ok=False)["keypairs"] == []
+    status, raw = site_http.request(conn, "compute", "GET", "/os-keypairs/no-such-key", microversion="2.10")
+    assert status == 404 and site_http.decoded(status, raw, missing_ok=True) is None
+    with pytest.raises(PermanentSiteError):
+        site_http.decoded(status, raw, missing_ok=False)
+    status, raw = site_http.request(conn, "identity", "GET", f"/projects/{project.project_id}")
+    assert status == 200 and site_http.decoded(status, raw, missing_ok=False)["project"]["id"] == project.project_id

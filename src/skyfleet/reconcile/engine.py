@@ -1,7 +1,9 @@
 """The engine core: lease due tasks, converge one site per task through its kind, record the outcome.
 
-No threads here (see ``pool``): every method is a plain call, so tests drive the engine step by step
-with a fake clock. One transaction to lease a batch, one per task outcome. A temporary site error
+No threads here (see ``pool``) but the group-commit writer: every method is a plain call that returns
+once its writes are committed, so tests drive the engine step by step with a fake clock. One
+transaction to lease a batch; the intents and outcomes that worker threads write at the same moment
+share one (``db.group_commit``). A temporary site error
 goes back to pending with exponential backoff and jitter; a permanent one fails the task at once
 with the site's message; a task whose outcome cannot be written (database down) is left to its
 lease, which expires and lets the task run again (kinds are idempotent).
@@ -32,6 +34,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from skyfleet import log_context, telemetry
 from skyfleet.config import RetryPolicy
 from skyfleet.db.engine import transaction
+from skyfleet.db.group_commit import GroupCommit
 from skyfleet.domains.inventory import service as inventory
 from skyfleet.domains.operations import leases, stages
 from skyfleet.domains.operations.leases import Leased
@@ -103,6 +106,7 @@ class Engine:
         self.limiter = SiteRateLimiter(rate=config.site_rate, burst=config.site_burst, clock=self.clock)
         self.on_new_work: Callable[[], None] | None = None  # a continuation submitted tasks
         self._beating_since: float | None = None  # monotonic time of the first beat of an unbroken run
+        self.writes = GroupCommit(factory)  # intents and outcomes: one transaction for those of the moment
 
     # --- leasing -----------------------------------------------------------------------------------
 
@@ -195,9 +199,10 @@ class Engine:
 
     def _intend(self, work: Work, intent: dict[str, Any]) -> None:
         """Record on the task what the attempt is about to do; a site is never changed unrecorded."""
+        now = self.clock.now()
         try:
-            with transaction(self.factory) as session:
-                held = leases.record_intent(session, leased=work.leased, intent=intent, now=self.clock.now())
+            held = self.writes.run(lambda session: leases.record_intent(session, leased=work.leased, intent=intent,
+                                                                        now=now))
         except SQLAlchemyError as exc:
             raise TemporarySiteError(f"cannot record the attempt before changing the site "
                                      f"({type(exc).__name__}); not changed") from exc
@@ -279,9 +284,11 @@ class Engine:
         return Outcome("retry", error=message, delay=delay)
 
     def record(self, work: Work, outcome: Outcome) -> bool:
-        """Write the outcome (one transaction); False when the lease was lost or the task cancelled."""
+        """Write the outcome (in one transaction, shared with the other workers' writes of the moment:
+        ``writes``); False when the lease was lost or the task cancelled."""
         leased, now = work.leased, self.clock.now()
-        with transaction(self.factory) as session:
+
+        def write(session: Session) -> tuple[bool, bool]:
             if outcome.state == "succeeded":
                 recorded = leases.succeed(session, leased=leased, result=outcome.result or {}, now=now)
             elif outcome.state == "retry":
@@ -289,7 +296,9 @@ class Engine:
                                               at=now + timedelta(seconds=outcome.delay), result=outcome.result)
             else:
                 recorded = leases.fail(session, leased=leased, error=outcome.error or "failed", now=now)
-            spawned = stages.spawned(session)
+            return recorded, stages.spawned(session)
+
+        recorded, spawned = self.writes.run(write)
         if spawned and self.on_new_work is not None:
             self.on_new_work()  # the settled task started its operation's next stage
         return recorded

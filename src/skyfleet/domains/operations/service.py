@@ -174,10 +174,16 @@ def retry(session: Session, *, operation: Operation, now: datetime) -> int:
 def finish_if_done(session: Session, *, operation: Operation, now: datetime) -> str | None:
     """Close ``operation`` when none of its tasks is open (caller holds its row lock) and start its next
     stage, if it has one, in the same transaction; the final state."""
+    # One open task is enough to know (an index probe): counting every task of a 1,000-site operation
+    # on each task's outcome made recording a fan-out quadratic.
+    if session.execute(select(Task.id).where(Task.operation_id == operation.id, Task.state.in_(OPEN_STATES))
+                       .limit(1)).first() is not None:
+        operation.updated_at = now
+        return None
     by_state: dict[str, int] = {state: int(n) for state, n in session.execute(
         select(Task.state, func.count()).where(Task.operation_id == operation.id).group_by(Task.state)
     ).all()}
-    if any(by_state.get(state) for state in OPEN_STATES):
+    if any(by_state.get(state) for state in OPEN_STATES):  # pragma: no cover - a task opened meanwhile
         operation.updated_at = now
         return None
     final = FAILED if by_state.get(FAILED) else CANCELLED if by_state.get(CANCELLED) else SUCCEEDED

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
 import aiohttp
+from yarl import URL
 
 _USER_AGENT = "skyfleet-audit"
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, sock_connect=None, sock_read=None)
@@ -53,6 +54,33 @@ class Answer:
     seconds: float
     error: str | None = None
     subject_token: str | None = field(default=None, repr=False)  # X-Subject-Token: a login's new token
+
+
+@dataclass(frozen=True)
+class Request:
+    """Any request (the sync kinds' REST calls, ``site_http``): ``url`` already quoted, query included;
+    ``site`` names the per-site bound; ``proxy`` as aiohttp takes it (None: direct)."""
+
+    site: str
+    method: str
+    url: str
+    headers: dict[str, str]
+    body: bytes | None = None
+    verify: bool | str = True
+    timeout: float = 10.0
+    proxy: str | None = None
+
+
+@dataclass(frozen=True)
+class Reply:
+    """The raw answer to a :class:`Request`: a status and the body's bytes, or no status and a short,
+    secret-free error (``timed_out`` tells a timeout from a failure to connect)."""
+
+    status: int | None
+    body: bytes
+    seconds: float
+    error: str | None = None
+    timed_out: bool = False
 
 
 class _Gate(Protocol):
@@ -125,6 +153,11 @@ class AuditHttp:
     def submit(self, call: Call) -> concurrent.futures.Future[Answer]:
         """Start ``call`` on the event loop; the future never raises for a site-side failure."""
         return asyncio.run_coroutine_threadsafe(self._get(call), self._ensure_loop())
+
+    def send(self, request: Request) -> concurrent.futures.Future[Reply]:
+        """Start ``request`` on the event loop, under the same bounds as the GETs; the future never raises
+        for a site-side failure (the reply says it)."""
+        return asyncio.run_coroutine_threadsafe(self._send(request), self._ensure_loop())
 
     def start_many(self, calls: Sequence[Call], answered: Callable[[int, Answer], None],
                    gate: _Gate | None = None) -> None:
@@ -247,3 +280,32 @@ class AuditHttp:
                 return Answer(response.status, body, time.monotonic() - started, None, subject)
         except Exception as exc:  # any failure is the site's answer, not a crash of the audit
             return Answer(None, None, time.monotonic() - started, _describe(exc))
+
+    async def _send(self, request: Request) -> Reply:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self.concurrency)
+        site_gate, users = self._sites.get(request.site) or (asyncio.Semaphore(self.per_site), 0)
+        self._sites[request.site] = (site_gate, users + 1)
+        try:
+            async with self._gate, site_gate:
+                return await self._exchange(request)
+        finally:
+            gate, users = self._sites[request.site]
+            if users <= 1:
+                del self._sites[request.site]
+            else:
+                self._sites[request.site] = (gate, users - 1)
+
+    async def _exchange(self, request: Request) -> Reply:
+        started = time.monotonic()
+        try:
+            client = self._client(request.url, request.verify)
+            # encoded=True: the URL is quoted as requests quotes it, and yarl must not normalise it again
+            async with asyncio.timeout(request.timeout), client.request(
+                    request.method, URL(request.url, encoded=True), headers=request.headers, data=request.body,
+                    proxy=request.proxy, timeout=_NO_TIMEOUT, allow_redirects=True) as response:
+                raw = await response.read()
+                return Reply(response.status, raw, time.monotonic() - started)
+        except Exception as exc:  # any failure is the site's answer: the caller maps it to a SiteError
+            return Reply(None, b"", time.monotonic() - started, _describe(exc),
+                         timed_out=isinstance(exc, asyncio.TimeoutError | TimeoutError))

@@ -1,9 +1,9 @@
 """The Nova, Neutron and Keystone calls the sync kinds make (keypairs, flavors, security groups, and
 the lookups that map a global project or user onto a site).
 
-Plain REST through openstacksdk's service adapters, so the microversion and the exact body are
-explicit (keypairs of another user need compute 2.10). Every function raises only
-:class:`~skyfleet.errors.SiteError`; "absent" is None, never an exception.
+Plain REST (``site_http``: keystoneauth's token and endpoints, sent with aiohttp on a shared event
+loop), so the microversion and the exact body are explicit (keypairs of another user need compute
+2.10). Every function raises only :class:`~skyfleet.errors.SiteError`; "absent" is None, never an exception.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from typing import Any
 from keystoneauth1 import adapter as ks_adapter
 from openstack import connection as sdk_connection
 
-from skyfleet.drivers.openstack.errors import from_status, site_call
+from skyfleet.drivers.openstack import site_http
+from skyfleet.drivers.openstack.errors import site_call
 from skyfleet.drivers.openstack.paging import PAGE, next_params
 
 Json = dict[str, Any]
@@ -25,22 +26,19 @@ FLAVOR_SPECS_MICROVERSION = "2.61"  # flavor listings carry each flavor's extra 
 def _call(conn: sdk_connection.Connection, service: str, method: str, url: str, *, body: Json | None = None,
           params: Json | None = None, microversion: str | None = None, missing_ok: bool = False,
           log: bool = True) -> Any:
-    """One request; the decoded JSON (or {}), None for a 404 when ``missing_ok``. ``log=False`` keeps
-    keystoneauth from logging the request and its answer at DEBUG (a body that holds a password)."""
+    """One request; the decoded JSON (or {}), None for a 404 when ``missing_ok``. ``log=False``: not even
+    the DEBUG line with the method and path (bodies are never logged, a body may hold a password).
+    Sent on the shared aiohttp loop (``site_http``: a fraction of keystoneauth's CPU per call), or through
+    keystoneauth when the session holds a client certificate."""
+    if site_http.supported(conn):
+        status, raw = site_http.request(conn, service, method, url, body=body, params=params,
+                                        microversion=microversion, log=log)
+        return site_http.decoded(status, raw, missing_ok=missing_ok)
     with site_call():
         adapter: Any = _compute(conn) if service == "compute" else getattr(conn, service)  # may authenticate
         response = adapter.request(url, method, json=body, params=params, microversion=microversion,
                                    raise_exc=False, log=log)
-    if response.status_code == 404 and missing_ok:
-        return None
-    if response.status_code >= 400:
-        raise from_status(response.status_code, response.text[:500])
-    if not response.content:
-        return {}
-    try:
-        return response.json()
-    except ValueError:
-        return {}
+    return site_http.decoded(response.status_code, response.content, missing_ok=missing_ok)
 
 
 def _listing(conn: sdk_connection.Connection, service: str, url: str, key: str, params: Json, *,
