@@ -156,3 +156,12 @@ def test_the_proxy_of_the_environment_as_requests_picks_it(monkeypatch: pytest.M
     assert site_http._proxy(state, "https://cloud.example:8774/v2.1/x") == "http://proxy.example:3128"
     assert site_http._proxy(state, "https://inside.example:8774/v2.1/x") is None
     assert site_http._proxy(state, "http://cloud.example:8774/v2.1/x") is None  # no http proxy set
+
+
+def test_a_full_url_is_sent_as_it_is(server: tuple[str, Seen]) -> None:
+    """As keystoneauth does: the identity calls pass the whole URL, which must not get the endpoint again."""
+    endpoint, seen = server
+    conn = connection(endpoint)
+    origin = endpoint.rsplit("/compute/v2.1", 1)[0]
+    syncapi._call(conn, "identity", "GET", f"{origin}/identity/v3/roles", params={"name": "member"})
+    assert seen.requests[-1]["path"] == "/identity/v3/roles?name=member"

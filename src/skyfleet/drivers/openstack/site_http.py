@@ -155,10 +155,11 @@ def request(conn: sdk_connection.Connection, service: str, method: str, path: st
     Raises :class:`SiteError` when no answer came (timeout, connection refused ...) or no token."""
     state = _state()
     session = conn.session
+    absolute = path.startswith(("http://", "https://"))  # as keystoneauth: a full URL is sent as it is
     with site_call():
-        base = endpoint(conn, service)
+        base = "" if absolute else endpoint(conn, service)
         token = session.get_auth_headers() or {}  # may log in
-    url = requote_uri(f"{base}/{path.lstrip('/')}") + _query(params)
+    url = requote_uri(path if absolute else f"{base}/{path.lstrip('/')}") + _query(params)
     data = None if body is None else json.dumps(body).encode()
     timeout = float(session.timeout) if session.timeout else _NO_TIMEOUT_SECONDS
     origin = url[:url.find("/", url.find("//") + 2)]
