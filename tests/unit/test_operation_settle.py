@@ -94,3 +94,41 @@ def test_the_sweep_closes_an_operation_whose_tasks_all_settled(factory: sessionm
     assert finished_events(factory, op) == 1
     with transaction(factory) as session:
         assert session.scalar(select(func.count()).select_from(Operation).where(Operation.state == "running")) == 0
+
+
+def test_the_heartbeat_renews_around_a_task_row_being_written(pg_factory: sessionmaker[Session]) -> None:
+    """A renewal never waits for a task row another transaction holds (an outcome being committed):
+    waiting is how the heartbeat and a group commit deadlocked."""
+    from datetime import timedelta
+
+    op = submit(pg_factory, "test.fake", add_sites(pg_factory, "a", "b"))
+    engine = make(pg_factory, fresh_clock(), per_site=1)
+    work = engine.lease(2)
+    assert len(work) == 2
+    busy, free = work
+    writer = pg_factory()  # holds the row of one task, as an outcome not yet committed does
+    writer.execute(update(Task).where(Task.id == busy.leased.task_id).values(last_error="writing"))
+    try:
+        renewed: list[int] = []
+        now = engine.clock.now() + timedelta(seconds=5)
+        thread = threading.Thread(target=lambda: renewed.append(
+            _renew(pg_factory, [busy.leased.owner, free.leased.owner], now)))
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive(), "the renewal waited for the row being written"
+        assert renewed == [1]
+    finally:
+        writer.rollback()
+        writer.close()
+    with transaction(pg_factory) as session:
+        expiry = session.scalar(select(Task.lease_expires_at).where(Task.id == free.leased.task_id))
+    assert expiry is not None and expiry > engine.clock.now() + timedelta(seconds=30)
+    assert operation_state(pg_factory, op) == "running"
+
+
+def _renew(factory: sessionmaker[Session], owners: list[str], now: object) -> int:
+    from datetime import datetime
+
+    assert isinstance(now, datetime)
+    with transaction(factory) as session:
+        return leases.renew(session, owners=owners, now=now, lease_seconds=30)

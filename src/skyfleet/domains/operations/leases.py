@@ -127,11 +127,21 @@ def lease_due(
 
 
 def renew(session: Session, *, owners: Sequence[str], now: datetime, lease_seconds: float) -> int:
-    """Push back the expiry of every task still held under one of ``owners``; returns how many."""
+    """Push back the expiry of every task still held under one of ``owners``; returns how many.
+
+    A task whose row another transaction holds right now (its outcome or intent being written) is
+    skipped: it is settling, or the next heartbeat renews it. Waiting for it instead made the
+    heartbeat and a group commit of outcomes lock the same task rows in opposite orders, and
+    PostgreSQL broke the deadlock by failing the heartbeat."""
     if not owners:
         return 0
+    ids = list(session.scalars(
+        select(Task.id).where(Task.lease_owner.in_(owners), Task.state == RUNNING)
+        .with_for_update(skip_locked=True)))
+    if not ids:
+        return 0
     result = session.execute(
-        update(Task).where(Task.lease_owner.in_(owners), Task.state == RUNNING)
+        update(Task).where(Task.id.in_(ids), Task.lease_owner.in_(owners), Task.state == RUNNING)
         .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
         .execution_options(synchronize_session=False)
     )
