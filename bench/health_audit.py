@@ -7,7 +7,9 @@ the same probe done by a sequential openstacksdk loop.
 The simulator runs in its own process (as a real fleet would be elsewhere), on the same cores;
 Skyfleet's audit runs in this process on a fresh SQLite database, ``--cycles`` cycles in a row in one
 runtime: the first logs in to every site and probes it fully, the next ones reuse the tokens and make
-one cheap call per unchanged site (a full probe every ``--full-every`` cycles, staggered). Per cycle:
+one cheap call per unchanged site (a full probe every ``--full-every`` cycles, staggered); then
+``--restart-cycles`` cycles in a new runtime on the same database, as after a restart of the controller
+(a login and the cheap call per site recorded online, its full probe on its turn). Per cycle:
 wall time, sites/s, sites checked by a cheap call, site calls (counted by the simulator), this
 process's CPU per site call, RSS and peak RSS, this process's CPU seconds and the simulator's (its
 processes together: it answers on the same cores), and the load average.
@@ -102,26 +104,29 @@ def load() -> str:
 
 
 def audit_cycles(clouds: dict[str, Any], concurrency: int, workdir: Path, cycles: int, full_every: int,
-                 base_url: str, me: psutil.Process, sim: psutil.Process) -> None:
-    """``cycles`` audits in one runtime (one process), one row each."""
+                 base_url: str, me: psutil.Process, sim: psutil.Process, restart_cycles: int) -> None:
+    """``cycles`` audits in one runtime (one process), one row each; then ``restart_cycles`` in a new
+    runtime on the same database, as a restarted controller runs them (no memory of tokens or probes)."""
     data_dir = register(clouds, workdir)
-    runtime = build_runtime(Settings(data_dir=data_dir, auth_mode="noauth", audit_concurrency=concurrency,
-                                     site_timeout=30, audit_full_every=full_every))
-    try:
-        for cycle in range(1, cycles + 1):
-            calls0, cpu0, started = sim_requests(base_url), cpu_seconds(), time.monotonic()
-            sim0 = process_cpu(sim)
-            report: Any = runtime.audit_now()
-            wall, cpu = time.monotonic() - started, cpu_seconds() - cpu0
-            sim_cpu = process_cpu(sim) - sim0
-            calls = sim_requests(base_url) - calls0
-            print(f"{'skyfleet audit, cycle ' + str(cycle):<26}{len(clouds):>7}{wall:>9.2f}{len(clouds) / wall:>9.1f}"
-                  f"{report.reachable:>7}{report.cheap:>7}{calls:>8}{cpu * 1000 / max(calls, 1):>9.3f}"
-                  f"{me.memory_info().rss / 2**20:>8.0f}"
-                  f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8.0f}{cpu:>8.1f}{sim_cpu:>8.1f}"
-                  f"  {load()}", flush=True)
-    finally:
-        runtime.close()
+    settings = Settings(data_dir=data_dir, auth_mode="noauth", audit_concurrency=concurrency, site_timeout=30,
+                        audit_full_every=full_every)
+    for label, count in (("cycle", cycles), ("restarted, cycle", restart_cycles)):
+        runtime = build_runtime(settings)
+        try:
+            for cycle in range(1, count + 1):
+                calls0, cpu0, started = sim_requests(base_url), cpu_seconds(), time.monotonic()
+                sim0 = process_cpu(sim)
+                report: Any = runtime.audit_now()
+                wall, cpu = time.monotonic() - started, cpu_seconds() - cpu0
+                sim_cpu = process_cpu(sim) - sim0
+                calls = sim_requests(base_url) - calls0
+                print(f"{f'skyfleet audit, {label} {cycle}':<36}{len(clouds):>7}{wall:>9.2f}"
+                      f"{len(clouds) / wall:>9.1f}{report.reachable:>7}{report.cheap:>7}{calls:>8}"
+                      f"{cpu * 1000 / max(calls, 1):>9.3f}{me.memory_info().rss / 2**20:>8.0f}"
+                      f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:>8.0f}{cpu:>8.1f}{sim_cpu:>8.1f}"
+                      f"  {load()}", flush=True)
+        finally:
+            runtime.close()
 
 
 def sequential_openstacksdk(clouds: dict[str, Any]) -> dict[str, Any]:
@@ -150,13 +155,15 @@ def main() -> None:
                         help="audit shards, one process each (one cold cycle, as before the cheap cycles)")
     parser.add_argument("--cycles", type=int, default=3, help="cycles in a row in one runtime")
     parser.add_argument("--full-every", type=int, default=10, help="SKYFLEET_AUDIT_FULL_EVERY")
+    parser.add_argument("--restart-cycles", type=int, default=2,
+                        help="cycles in a second runtime on the same database afterwards (a restarted controller)")
     args = parser.parse_args()
     me = psutil.Process(os.getpid())
     print(f"health audit benchmark: latency {args.latency_ms:.0f} ms per request, concurrency {args.concurrency}, "
           f"full probe every {args.full_every} cycles, {os.cpu_count()} cores; load average {load()} at the start")
-    print(f"{'method':<26}{'sites':>7}{'wall s':>9}{'sites/s':>9}{'ok':>7}{'cheap':>7}{'calls':>8}{'CPU ms':>9}"
+    print(f"{'method':<36}{'sites':>7}{'wall s':>9}{'sites/s':>9}{'ok':>7}{'cheap':>7}{'calls':>8}{'CPU ms':>9}"
           f"{'RSS MB':>8}{'peak MB':>8}{'CPU s':>8}{'sim CPU':>8}  load average")
-    print(f"{'':<26}{'':>7}{'':>9}{'':>9}{'':>7}{'':>7}{'':>8}{'/call':>9}")
+    print(f"{'':<36}{'':>7}{'':>9}{'':>9}{'':>7}{'':>7}{'':>8}{'/call':>9}")
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
         for size in [int(s) for s in args.sizes.split(",")]:
@@ -166,16 +173,16 @@ def main() -> None:
                 if args.sequential_sites > 0 and size == min(int(s) for s in args.sizes.split(",")):
                     subset = dict(list(clouds.items())[: args.sequential_sites])
                     seq = sequential_openstacksdk(subset)
-                    print(f"{'sequential openstacksdk':<26}{len(subset):>7}{seq['wall_s']:>9.2f}"
+                    print(f"{'sequential openstacksdk':<36}{len(subset):>7}{seq['wall_s']:>9.2f}"
                           f"{len(subset) / seq['wall_s']:>9.1f}{seq['reachable']:>7}", flush=True)
                 if args.processes > 1:
                     result = skyfleet_audit(clouds, args.concurrency, workdir, args.processes)
-                    print(f"{f'skyfleet audit, {args.processes} procs':<26}{size:>7}{result['wall_s']:>9.2f}"
+                    print(f"{f'skyfleet audit, {args.processes} procs':<36}{size:>7}{result['wall_s']:>9.2f}"
                           f"{size / result['wall_s']:>9.1f}{result['reachable']:>7}", flush=True)
                 else:
                     base_url = next(iter(clouds.values()))["auth"]["auth_url"].split("/site-")[0]
                     audit_cycles(clouds, args.concurrency, workdir, args.cycles, args.full_every, base_url, me,
-                                 psutil.Process(proc.pid))
+                                 psutil.Process(proc.pid), args.restart_cycles)
             finally:
                 proc.terminate()
                 proc.wait(30)

@@ -24,7 +24,7 @@ from skyfleet.drivers.openstack.audit_http import Answer, AuditHttp, Call
 from skyfleet.drivers.openstack.errors import from_status, is_temporary_status, site_call, translate
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import describe_error, probe_site, token_view, zone_names
-from skyfleet.drivers.openstack.probe_loop import probe_on_loop
+from skyfleet.drivers.openstack.probe_loop import login_on_loop, probe_on_loop
 from skyfleet.drivers.openstack.session import make_auth, make_session
 from skyfleet.errors import PermanentSiteError, TemporarySiteError
 
@@ -232,5 +232,35 @@ def test_the_full_probe_on_the_audits_loop_is_probe_site(site: Site) -> None:
         answer = http.submit(Call(site="s", url=first.services[0].endpoint or "", token="",
                                   timeout=60)).result(90)
         assert answer.status is not None and answer.subject_token is None
+    finally:
+        http.close()
+
+
+@pytest.mark.covers("probe_loop.login_on_loop")
+def test_a_login_on_the_audits_loop_reads_its_token_as_keystoneauth_does(site: Site) -> None:
+    """The login a restarted health audit makes before its cheap call: on the loop, its token left in the
+    keystoneauth session and read as ``token_view`` reads it (expiry, the compute zones URL), which the
+    site then takes; a fresh token is reused (no second login); a wrong password and a Keystone that does
+    not answer give the errors the full probe gives."""
+    auth = skyfleet_auth(site)
+    http = AuditHttp(concurrency=4)
+
+    def login(auth: dict[str, Any], session: Any) -> Any:
+        return http.run(lambda: login_on_loop(http, "s", session, interface=auth["interface"],
+                                              region=auth["region_name"], timeout=60)).result(120)
+
+    try:
+        session = make_session(auth, timeout=60)
+        view, error = login(auth, session)
+        assert error is None and view is not None and view.zones_url is not None
+        assert view == token_view(session, interface=auth["interface"], region=auth["region_name"])
+        assert view.expires_at > time.time() + 300
+        answer = http.submit(Call(site="s", url=view.zones_url, token=view.token, timeout=60)).result(90)
+        assert answer.status == 200 and "nova" in zone_names(answer.body), answer
+        assert login(auth, session) == (view, None)  # a fresh token: no new login
+        wrong = {**auth, "password": uuid.uuid4().hex}
+        assert login(wrong, make_session(wrong, timeout=60)) == (None, "authentication failed (401 Unauthorized)")
+        closed = {**auth, "auth_url": "http://127.0.0.1:9/v3"}
+        assert login(closed, make_session(closed, timeout=5)) == (None, "cannot connect: ConnectFailure")
     finally:
         http.close()

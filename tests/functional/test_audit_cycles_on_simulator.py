@@ -127,3 +127,37 @@ def test_cheap_calls_keep_to_the_background_floor_while_a_user_task_runs(
         stop.set()
         watcher.join(10)
     assert most[0] > 1
+
+
+def test_a_new_process_logs_in_and_makes_the_cheap_call_where_a_full_probe_was_recorded(
+        sim: Simulator, runtime_factory: Callable[..., Runtime]) -> None:
+    """A restarted controller (or a second one) does not re-read every version document of its fleet: a
+    site recorded online with its zones costs a login and the cheap call in the new process's first cycle,
+    and its full probe comes on its turn. A site whose zones are not the recorded ones gets the full probe
+    in that cycle; one that refuses the login is seen failing at once, with one login tried."""
+    same, moved, refusing = sim.site_names()[:3]
+    first = make(runtime_factory, sim, [same, moved, refusing], audit_full_every=3, offline_after_misses=1)
+    assert audit(first).cheap == 0  # never probed: full probes, recorded
+    with transaction(first.factory) as session:
+        recorded = sites.get_site(session, same).capabilities
+        assert recorded["availability_zones"] == ["nova"] and len(recorded["services"]) >= 4
+        sites.get_site(session, moved).capabilities = {**recorded, "availability_zones": ["elsewhere"]}
+    second = runtime_factory(indicator_interval=0, audit_full_every=3, offline_after_misses=1)
+    second.audit_memory.stagger = False  # the same database: another process's view of it
+    sim.state(refusing).keystone.tokens.clear()
+    sim.set_faults(refusing, auth_fail=True)
+    for name in (same, moved, refusing):
+        sim.reset_counters(name)
+    report = audit(second)
+    assert report.cheap == 1 and report.reachable == 2 and report.transitions == {refusing: "offline"}
+    assert sim.counters(same) == {LOGIN: 1, ZONES: 1}  # a login and the cheap call: no version document
+    assert sim.counters(moved)[LOGIN] == 1 and sim.count(moved, "GET", "/image") >= 1  # other zones: full
+    assert sim.counters(refusing) == {LOGIN: 1}  # the refused login, once; no other call
+    with transaction(second.factory) as session:
+        assert sites.get_site(session, same).capabilities == recorded  # the versions kept as they were
+        assert sites.get_site(session, moved).capabilities["availability_zones"] == ["nova"]
+    sim.reset_counters(same)
+    assert audit(second).cheap >= 1 and sim.counters(same) == {ZONES: 1}  # the login's token is kept
+    sim.reset_counters(same)
+    audit(second)  # its full probe's turn (every 3rd cycle): with the same token
+    assert LOGIN not in sim.counters(same) and sim.count(same, "GET", "/image") >= 1

@@ -80,8 +80,9 @@ def test_real_tokens_map_to_admin_and_tenant(admin_api: tuple[TestClient, Runtim
 
 def test_real_sites_get_cheap_audit_cycles_between_full_probes(admin_api: tuple[TestClient, Runtime],
                                                               clouds: dict[str, Any]) -> None:
-    """On real sites (site3: a second region on site1's Keystone): the first audit of the process probes
-    fully, the next ones check each online site with one call on the kept token, and every Nth is full."""
+    """On real sites (site3: a second region on site1's Keystone): registration probed each site fully, so
+    the first audit of the process logs in and makes the cheap call; the next ones check each online site
+    with one call on the kept token, and every Nth is full."""
     api, rt = admin_api
     rt.audit_memory.full_every, rt.audit_memory.stagger = 3, False
     regions = {"site1": "RegionOne", "site2": "RegionOne", "site3": "RegionTwo"}
@@ -94,7 +95,7 @@ def test_real_sites_get_cheap_audit_cycles_between_full_probes(admin_api: tuple[
         report: Any = rt.audit_now()
         assert report.reachable == 3 and not report.transitions, report
         kinds.append(report.cheap)
-    assert kinds == [0, 3, 3, 0]  # full (first of this process), cheap, cheap, full (the Nth)
+    assert kinds == [3, 3, 0, 3]  # login and cheap (recorded at registration), cheap, full (the Nth), cheap
     for name in regions:
         site = api.get(f"/v1/sites/{name}").json()
         assert site["availability"] == "online" and "nova" in site["capabilities"]["availability_zones"], site

@@ -8,11 +8,13 @@ expiry, and how many cheap cycles are left before the next full probe.
 
 A cheap cycle is one ``GET <compute>/os-availability-zone`` with the site's token, on the audit's
 event loop (``drivers.openstack.audit_http``). It proves that the token is still taken (Nova checks
-it with Keystone), that Nova answers, and that the zones are the stored ones. The full probe runs
-instead when: the process has not probed the site yet (or its credential changed), the site is not
-``online``, its token nears expiry (a login is due anyway), every ``full_every`` cycles (staggered
-per site, so a cycle does about 1/N of them), or at once in the same cycle when the cheap GET fails,
-is refused (401: the token is dropped and the full probe logs in again, once), or answers other zones.
+it with Keystone), that Nova answers, and that the zones are the stored ones. When the process holds
+no usable token for the site (after a start, for a site a full probe recorded online with its zones;
+or a token near expiry), a login on the loop comes first (``seed``, ``login_first``). The full probe
+runs instead when: the process has not probed the site and there is no such record (or its credential
+changed), the site is not ``online``, every ``full_every`` cycles (staggered per site, so a cycle does
+about 1/N of them), or at once in the same cycle when the cheap GET fails, is refused (401: the token
+is dropped and the full probe logs in again, once), or answers other zones.
 """
 
 from __future__ import annotations
@@ -99,12 +101,38 @@ class AuditMemory:
     def after_full(self, site_id: str, memo: Memo, result: ProbeResult) -> None:
         """A full probe ran: the next one is ``full_every`` cycles away (the first one of this process
         lands on a per-site offset, so that the fleet's full probes spread over the cycles)."""
-        every = max(1, self.full_every)
         memo.zones = list(result.availability_zones) if result.reachable else None
         memo.compute_url = next((s.endpoint for s in result.services if s.type == "compute" and s.ok), None)
+        self._schedule(site_id, memo)
+
+    def _schedule(self, site_id: str, memo: Memo) -> None:
+        every = max(1, self.full_every)
         first = not memo.probed and self.stagger
         memo.cheap_left = 1 + zlib.crc32(site_id.encode()) % (every - 1) if first and every > 2 else every - 1
         memo.probed = True
+
+    def seed(self, site_id: str, memo: Memo, zones: list[str]) -> None:
+        """A site that a full probe of another process (or of this one before a restart) recorded online,
+        with these zones, and this process has not probed: its first cycle here is a login and the cheap
+        call (``login_first``), not the full probe, whose turn comes on the site's offset as above. A
+        restarted controller then logs in to its fleet without re-reading every version document."""
+        if self.full_every <= 1 or memo.probed:
+            return
+        memo.zones, memo.compute_url = list(zones), None
+        self._schedule(site_id, memo)
+
+    def login_first(self, memo: Memo, availability: str) -> bool:
+        """Whether the site's cheap call is due but its session holds no usable token: a login on the
+        audit's loop, then the cheap call (``probe_loop.login_on_loop``), instead of the full probe."""
+        return (self.full_every > 1 and memo.probed and memo.cheap_left > 0 and availability == "online"
+                and memo.zones is not None)
+
+    def after_login(self, memo: Memo, session: Any, view: TokenView) -> None:
+        """The login's token is the one the next cheap calls use (its compute endpoint read from it)."""
+        memo.ref, memo.view = getattr(session.auth, "auth_ref", None), view
+        suffix = "/os-availability-zone"
+        if view.zones_url is not None and view.zones_url.endswith(suffix):
+            memo.compute_url = view.zones_url[:-len(suffix)]
 
     @staticmethod
     def _view(memo: Memo, session: Any, ref: Any) -> TokenView | None:

@@ -37,7 +37,7 @@ from skyfleet.drivers.base import ProbeResult
 from skyfleet.drivers.openstack.audit_http import Answer
 from skyfleet.drivers.openstack.pool import SitePool
 from skyfleet.drivers.openstack.probe import probe_site
-from skyfleet.drivers.openstack.probe_loop import probe_on_loop
+from skyfleet.drivers.openstack.probe_loop import login_on_loop, probe_on_loop
 from skyfleet.reconcile import indicators
 from skyfleet.reconcile.audit_cycle import AuditMemory, Cheap, Memo, judge
 from skyfleet.reconcile.lanes import Lanes, background_slot
@@ -167,6 +167,45 @@ def _load_targets(factory: sessionmaker[Session], shard: tuple[int, int] | None)
                 Site.managed.is_(True))) if in_shard(s.id, shard)]
 
 
+def _stored_zones(factory: sessionmaker[Session], site_ids: list[str]) -> dict[str, list[str]]:
+    """The zones the last full probe recorded of each site that had an answering compute service, read
+    only for the sites this process has not probed (once per site and process, in chunks)."""
+    found: dict[str, list[str]] = {}
+    with transaction(factory) as session:
+        for start in range(0, len(site_ids), 500):
+            chunk = site_ids[start:start + 500]
+            for site_id, capabilities in session.execute(
+                    select(Site.id, Site.capabilities).where(Site.id.in_(chunk))):
+                zones = (capabilities or {}).get("availability_zones")
+                computes = [s for s in (capabilities or {}).get("services") or []
+                            if isinstance(s, dict) and s.get("type") == "compute" and s.get("status") == "ok"]
+                if computes and isinstance(zones, list) and zones and all(isinstance(z, str) for z in zones):
+                    found[site_id] = zones
+    return found
+
+
+def _login_then_cheap(memory: AuditMemory, memo: Memo, session: Any, site_id: str, availability: str,
+                      pool: SitePool, timeout: float, lanes: Lanes | None
+                      ) -> Future[tuple[Cheap | None, Answer | None, str | None]]:
+    """A login on the audit's loop, then the site's cheap call with the new token, in one background slot:
+    (the cheap call and its answer), (None, None, the login's error), or (None, None, None) when the cheap
+    call cannot be made with that token (the full probe then runs)."""
+    http = memory.client()
+
+    async def run() -> tuple[Cheap | None, Answer | None, str | None]:
+        view, error = await login_on_loop(http, site_id, session, interface=memo.auth.get("interface", "public"),
+                                          region=memo.auth.get("region_name") or None, timeout=timeout)
+        if view is None:
+            return None, None, error
+        memory.after_login(memo, session, view)
+        cheap = memory.cheap(site_id, memo, availability=availability, pool=pool, timeout=timeout)
+        if cheap is None:
+            return None, None, None
+        return cheap, await http.fetch(cheap.call), None
+
+    return http.run(run, lanes)
+
+
 def _crashed(exc: BaseException) -> ProbeResult:
     return ProbeResult(reachable=False, error=f"probe crashed: {type(exc).__name__}")
 
@@ -220,7 +259,9 @@ def run_audit(
         cheaps: list[Cheap] = []
 
         def answered(index: int, answer: Answer) -> None:  # on the audit's event loop: must not block
-            cheap = cheaps[index]
+            answered_one(cheaps[index], answer)
+
+        def answered_one(cheap: Cheap, answer: Answer) -> None:
             try:
                 result = judge(cheap, answer, cheap.memo.auth.get("region_name") or None)
                 if result is None:  # failed, refused or changed: the full probe, now
@@ -231,6 +272,34 @@ def run_audit(
                 log.error("cheap check of site %s crashed", cheap.site_id, exc_info=exc)
                 done.put((cheap.site_id, _crashed(exc), 0.0))
 
+        def login_then_cheap(target: Target, memo: Memo) -> None:
+            assert memory is not None and pool is not None
+            started = time.monotonic()
+            future = _login_then_cheap(memory, memo, memory.session(memo, pool, timeout), target.site_id,
+                                       target.availability, pool, timeout, lanes)
+
+            def finished(f: Future[tuple[Cheap | None, Answer | None, str | None]]) -> None:
+                try:
+                    cheap, answer, error = f.result()
+                    if error is not None:  # what the full probe would find: its login is refused or unanswered
+                        done.put((target.site_id, ProbeResult(
+                            reachable=False, error=error, latency_ms=round((time.monotonic() - started) * 1000, 2)),
+                            time.monotonic() - started))
+                    elif cheap is None or answer is None:
+                        full(target.site_id, memo.auth, memo)
+                    else:
+                        answered_one(cheap, answer)
+                except Exception as exc:
+                    log.error("login and cheap check of site %s crashed", target.site_id, exc_info=exc)
+                    done.put((target.site_id, _crashed(exc), 0.0))
+            future.add_done_callback(finished)
+
+        if memory is not None and cheap_ok:  # sites probed before this process started: no full probe now
+            unseen = [t.site_id for t in targets if t.availability == ONLINE and not memory.memo(
+                t.site_id, t.encrypted, box).probed]
+            for site_id, zones in _stored_zones(factory, unseen).items():
+                memory.seed(site_id, memory.memos[site_id], zones)
+
         for target in targets:
             if memory is None:
                 full(target.site_id, box.decrypt(target.encrypted), None)
@@ -239,10 +308,12 @@ def run_audit(
             cheap = memory.cheap(target.site_id, memo, availability=target.availability, pool=pool,
                                  timeout=timeout) \
                 if cheap_ok and pool is not None else None
-            if cheap is None:
-                full(target.site_id, memo.auth, memo)
-            else:
+            if cheap is not None:
                 cheaps.append(cheap)
+            elif cheap_ok and memory.login_first(memo, target.availability):
+                login_then_cheap(target, memo)
+            else:
+                full(target.site_id, memo.auth, memo)
         if memory is not None and cheaps:  # one hand-over to the event loop for every cheap call
             memory.client().start_many([c.call for c in cheaps], answered, lanes)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import math
 import time
 from typing import Any
 
@@ -31,6 +32,7 @@ from skyfleet.drivers.base import SERVICE_TYPES, ProbeResult, ServiceProbe
 from skyfleet.drivers.openstack.audit_http import Answer, AuditHttp, Call
 from skyfleet.drivers.openstack.probe import (
     UNAUTHORIZED,
+    TokenView,
     _catalog_urls,
     _chosen_version,
     _discovery_url,
@@ -186,6 +188,32 @@ async def _login(http: AuditHttp, site: str, session: Any, timeout: float) -> tu
     return ref, None
 
 
+async def _token(http: AuditHttp, site: str, session: Any, timeout: float) -> tuple[Any, str | None]:
+    """``session``'s token while it is fresh, else a login on the loop (as keystoneauth's ``get_access``
+    decides): (the token, None) or (None, the error)."""
+    plugin = session.auth
+    ref = plugin.auth_ref
+    if ref is None or (plugin.reauthenticate and ref.will_expire_soon(plugin.MIN_TOKEN_LIFE_SECONDS)):
+        return await _login(http, site, session, timeout)
+    return ref, None
+
+
+async def login_on_loop(http: AuditHttp, site: str, session: Any, *, interface: str, region: str | None,
+                        timeout: float) -> tuple[TokenView | None, str | None]:
+    """The token ``session`` holds, after a login on the loop when it holds none fresh (the new token
+    becomes the session's, as in ``probe_on_loop``), seen as ``probe.token_view`` sees it: its expiry and
+    the URL of the compute availability zones, read in place from its catalog (no copy of it). Returns
+    (the view, None), or (None, the error as ``probe_site`` names it) when the login fails."""
+    ref, error = await _token(http, site, session, timeout)
+    if error is not None:
+        return None, error
+    catalog = _catalog(ref, interface, region)
+    urls = next((catalog[alias] for alias in SERVICE_TYPES["compute"] if catalog.get(alias)), None)
+    expires = ref.expires.timestamp() if ref.expires is not None else math.inf
+    return TokenView(token=str(ref.auth_token), expires_at=expires,
+                     zones_url=urls[0].rstrip("/") + "/os-availability-zone" if urls else None), None
+
+
 async def _service(http: AuditHttp, site: str, token: str, verify: bool | str, timeout: float, kind: str,
                    aliases: tuple[str, ...], catalog: dict[str, list[str]], project_id: str | None
                    ) -> ServiceProbe | None:
@@ -216,13 +244,10 @@ async def _probe(http: AuditHttp, site: str, session: Any, interface: str, regio
                  started: float) -> tuple[ProbeResult, bool]:
     """One probe with ``session``'s token (a login first when it has none fresh, as keystoneauth's
     ``get_access``); and whether a call was refused with 401."""
-    plugin = session.auth
-    ref = plugin.auth_ref
-    if ref is None or (plugin.reauthenticate and ref.will_expire_soon(plugin.MIN_TOKEN_LIFE_SECONDS)):
-        ref, error = await _login(http, site, session, timeout)
-        if error is not None:
-            return ProbeResult(reachable=False, error=error,
-                               latency_ms=round((time.monotonic() - started) * 1000, 2)), False
+    ref, error = await _token(http, site, session, timeout)
+    if error is not None:
+        return ProbeResult(reachable=False, error=error,
+                           latency_ms=round((time.monotonic() - started) * 1000, 2)), False
     auth_latency = round((time.monotonic() - started) * 1000, 2)
     catalog = _catalog(ref, interface, region)
     token, verify = str(ref.auth_token), _verify(session)
