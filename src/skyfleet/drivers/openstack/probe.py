@@ -148,21 +148,29 @@ def _probe(session: Any, interface: str, region: str | None, started: float) -> 
         if probe is not None:
             services.append(probe)
     zones: list[str] = []
-    errors = [f"{s.type}: {s.error}" for s in services if not s.ok]
-    refused = any(s.error == UNAUTHORIZED for s in services)
+    zone_error, zone_refused = None, False
     compute = next((s for s in services if s.type == "compute" and s.ok), None)
     if compute is not None and compute.endpoint:
         try:
             zones = _availability_zones(session, compute.endpoint)
         except Exception as exc:
-            errors.append(f"availability zones: {describe_error(exc)}")
-            refused = refused or isinstance(exc, ks_exc.Unauthorized)
+            zone_error, zone_refused = describe_error(exc), isinstance(exc, ks_exc.Unauthorized)
+    return _reached(services, zones, region=region, latency_ms=auth_latency, zone_error=zone_error,
+                   zone_refused=zone_refused)
+
+
+def _reached(services: list[ServiceProbe], zones: list[str], *, region: str | None, latency_ms: float,
+            zone_error: str | None, zone_refused: bool) -> tuple[ProbeResult, bool]:
+    """The result of a probe that logged in (both probes' last step): each failed service and the zones'
+    failure in its error; and whether a call was refused with 401 (a token the site dropped)."""
+    errors = [f"{s.type}: {s.error}" for s in services if not s.ok]
+    if zone_error is not None:
+        errors.append(f"availability zones: {zone_error}")
     if not services:
         errors.append(f"no known service in the catalog for region {region or '(any)'}")
-    return ProbeResult(
-        reachable=True, services=services, availability_zones=zones, region_name=region,
-        latency_ms=auth_latency, error="; ".join(errors) or None,
-    ), refused
+    refused = zone_refused or any(s.error == UNAUTHORIZED for s in services)
+    return ProbeResult(reachable=True, services=services, availability_zones=zones, region_name=region,
+                       latency_ms=latency_ms, error="; ".join(errors) or None), refused
 
 
 def probe_site(auth: dict[str, Any], *, timeout: float, share: SitePool | None = None,

@@ -36,6 +36,7 @@ from skyfleet.drivers.openstack.probe import (
     _catalog_urls,
     _chosen_version,
     _discovery_url,
+    _reached,
     _version,
     describe_error,
     zone_names,
@@ -255,8 +256,7 @@ async def _probe(http: AuditHttp, site: str, session: Any, interface: str, regio
                                             ref.project_id) for kind, aliases in SERVICE_TYPES.items()))
     services = [probe for probe in found if probe is not None]
     zones: list[str] = []
-    errors = [f"{s.type}: {s.error}" for s in services if not s.ok]
-    refused = any(s.error == UNAUTHORIZED for s in services)
+    failed, refused = None, False
     compute = next((s for s in services if s.type == "compute" and s.ok), None)
     if compute is not None and compute.endpoint:
         answer = await http.fetch(Call(site=site, url=compute.endpoint.rstrip("/") + "/os-availability-zone",
@@ -265,14 +265,9 @@ async def _probe(http: AuditHttp, site: str, session: Any, interface: str, regio
         if failed is None:
             zones = zone_names(answer.body)
         else:
-            errors.append(f"availability zones: {failed}")
-            refused = refused or answer.status == 401
-    if not services:
-        errors.append(f"no known service in the catalog for region {region or '(any)'}")
-    return ProbeResult(
-        reachable=True, services=services, availability_zones=zones, region_name=region,
-        latency_ms=auth_latency, error="; ".join(errors) or None,
-    ), refused
+            refused = answer.status == 401
+    return _reached(services, zones, region=region, latency_ms=auth_latency, zone_error=failed,
+                   zone_refused=refused)
 
 
 async def probe_on_loop(http: AuditHttp, site: str, auth: dict[str, Any], session: Any, *,
