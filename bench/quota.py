@@ -14,7 +14,8 @@ timed until its operations finish:
      next collection (change hints only);
   3. steady round: nothing changed, the sites are asked what changed and nothing is read;
   4. churn: --churn projects get a server on one random site each, then one round reads them and
-     the next writes the limits that moved.
+     the next writes the limits that moved;
+  5. steady round again: nothing changed since phase 4 (phase 3 still reads back phase 2's writes).
 Prints wall time and site calls (counted by the simulators, split into quota reads, quota writes
 and the rest); nothing is asserted.
 """
@@ -240,6 +241,9 @@ def main() -> None:
             time.sleep(1.1)
             phase(f"4. churn: {args.churn} projects changed, read + rebalance", factory, notifier, clouds,
                   args.chunk, rounds_=2)
+            time.sleep(1.1)
+            phase("5. steady round again: nothing changed, no read-back left", factory, notifier, clouds,
+                  args.chunk)
             PROFILING.clear()
             with transaction(factory) as session:
                 rows = session.scalar(select(QuotaSiteState.project_id).limit(1))

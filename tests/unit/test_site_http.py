@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from keystoneauth1 import adapter as ks_adapter
 from keystoneauth1 import session as ks_session
 from keystoneauth1 import token_endpoint
 
@@ -98,6 +99,21 @@ def test_microversion_headers_body_query_and_path(server: tuple[str, Seen]) -> N
     assert seen.requests[-1]["path"] == "/compute/v2.1/os-keypairs/a%20b?user_id=u+2"
     assert seen.requests[-1]["body"] == b""
     assert "Content-Type" not in seen.requests[-1]["headers"]
+
+
+def test_cinder_is_named_volume_in_the_microversion_header(server: tuple[str, Seen]) -> None:
+    """As keystoneauth names it: Cinder reads ``OpenStack-API-Version: volume 3.60`` (a header naming
+    another service is ignored, and Cinder then answers at 3.0: the volume change feed's filter unread)."""
+    endpoint, seen = server
+    conn = connection(endpoint)
+    conn.block_storage = ks_adapter.Adapter(session=conn.session, service_type="block-storage")
+    status, _ = site_http.request(conn, "block_storage", "GET", "/volumes/detail", params={"updated_at": "gte:x"},
+                                  microversion="3.60")
+    assert status == 200
+    sent = seen.requests[-1]
+    assert sent["headers"]["OpenStack-API-Version"] == "volume 3.60"
+    assert "X-OpenStack-Nova-API-Version" not in sent["headers"]
+    assert sent["path"] == "/compute/v2.1/volumes/detail?updated_at=gte%3Ax"
 
 
 def test_no_microversion_header_without_one(server: tuple[str, Seen]) -> None:

@@ -136,7 +136,9 @@ def _headers(service: str, microversion: str | None, token: dict[str, str], body
     if body is not None:
         headers["Content-Type"] = "application/json"
     if microversion:
-        headers["OpenStack-API-Version"] = f"{service} {microversion}"
+        # keystoneauth names Cinder "volume" in the header whatever the adapter's service type
+        named = "volume" if service in ("block_storage", "block-storage") or service.startswith("volume") else service
+        headers["OpenStack-API-Version"] = f"{named} {microversion}"
         if service == "compute":
             headers["X-OpenStack-Nova-API-Version"] = microversion
     return headers
