@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import openstack
 from sqlalchemy import select
 
@@ -43,6 +44,7 @@ from skyfleet.secrets import SecretBox
 
 PUBLIC_KEY = ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIFb8Xh0Ud6oGTc6a7h8bXr0S7kUd3DLBHvH8cS8nq0yq "
               "skyfleet-bench")
+LEASES: list[int] = []  # tasks leased by each lease transaction of the pool (empty ones too)
 CALLER = service.Caller(user_id="bench", user_name="bench", project_id=None, project_name=None, is_admin=True,
                         real_user=False)
 
@@ -74,7 +76,14 @@ def check_bindings(factory: Any, resource_id: str) -> int:
         return sum(b.status == "in-sync" for b in fold(session, resource, now=utcnow()).values())
 
 
-def engine_run(factory: Any, pool: WorkerPool, name: str, label: str, timeout: float = 600) -> None:
+def sim_requests(base_url: str) -> int:
+    """Requests the simulator has answered so far, all sites together (its /_sim admin endpoint)."""
+    return sum(site["requests"] for site in httpx.get(f"{base_url}/_sim/sites", timeout=60).json()["sites"])
+
+
+def engine_run(factory: Any, pool: WorkerPool, name: str, label: str, base_url: str, timeout: float = 600) -> None:
+    calls0, cpu0, mine0 = sim_requests(base_url), time.process_time(), time.thread_time()
+    leases0, commits0 = list(LEASES), pool.engine.writes.batches
     started = time.monotonic()
     resource_id = declare(factory, name)
     pool.wake()
@@ -85,9 +94,17 @@ def engine_run(factory: Any, pool: WorkerPool, name: str, label: str, timeout: f
         if t99 is None and done >= 0.99 * total:
             t99 = elapsed
         if done == total:
+            # This (main) thread only declares and polls: its CPU is the benchmark's, not Skyfleet's.
+            cpu = time.process_time() - cpu0 - (time.thread_time() - mine0)
+            calls, leased = sim_requests(base_url) - calls0, LEASES[len(leases0):]
             print(f"{label:<40} {total:>5} sites  99% in-sync {t99:>6.2f} s  100% {elapsed:>6.2f} s  "
                   f"({total / elapsed:.0f} sites/s; bindings in-sync: {check_bindings(factory, resource_id)})",
                   flush=True)
+            print(f"{'':<40} Skyfleet CPU {cpu:.2f} s over {calls} site calls: "
+                  f"{cpu / max(calls, 1) * 1000:.2f} ms per site call, {cpu / total * 1000:.2f} ms per site "
+                  f"(load average {' '.join(f'{x:.2f}' for x in os.getloadavg())})", flush=True)
+            print(f"{'':<40} {len(leased)} lease transactions ({sum(leased) / max(len(leased), 1):.1f} tasks "
+                  f"each), {pool.engine.writes.batches - commits0} group commits", flush=True)
             return
         time.sleep(0.2)
     print(f"{label:<40} timeout: {done}/{total} in sync after {timeout} s", flush=True)
@@ -141,9 +158,18 @@ def main() -> None:
             settings = Settings(auth_mode="noauth", engine_concurrency=args.concurrency)
             pool = WorkerPool(Engine(factory, box=box, config=engine_config(settings)),
                               concurrency=args.concurrency, poll_interval=1.0, batch=settings.engine_batch)
+            lease = pool.engine.lease
+
+            def counted(limit: int) -> list[Any]:
+                batch = lease(limit)
+                LEASES.append(len(batch))
+                return batch
+
+            pool.engine.lease = counted  # type: ignore[method-assign]
             pool.start()
-            engine_run(factory, pool, "bench-cold", f"engine, SQLite, {args.concurrency} threads (cold)")
-            engine_run(factory, pool, "bench-warm", f"engine, SQLite, {args.concurrency} threads (warm)")
+            base_url = next(iter(clouds.values()))["auth"]["auth_url"].split("/site-")[0]
+            engine_run(factory, pool, "bench-cold", f"engine, SQLite, {args.concurrency} threads (cold)", base_url)
+            engine_run(factory, pool, "bench-warm", f"engine, SQLite, {args.concurrency} threads (warm)", base_url)
             pool.stop()
             sequential(clouds, args.sequential_sites)
         finally:

@@ -224,9 +224,10 @@ BUSY_OPERATION = 256
 
 def _finish(session: Session, leased: Leased, now: datetime, **values: Any) -> bool:
     settles = values.get("state") in (SUCCEEDED, FAILED)
-    busy = settles and len(session.scalars(
+    # More than BUSY_OPERATION open tasks: the one past them exists (one row back, not 257 to count).
+    busy = settles and session.execute(
         select(Task.id).where(Task.operation_id == leased.operation_id, Task.state.in_(OPEN_STATES))
-        .limit(BUSY_OPERATION + 1)).all()) > BUSY_OPERATION
+        .offset(BUSY_OPERATION).limit(1)).first() is not None
     operation = None
     if not busy:  # the lock first, then the task: the order cancelling an operation takes them in
         operation = session.scalars(
