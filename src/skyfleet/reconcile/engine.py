@@ -16,6 +16,7 @@ TTL rather than the lease; an operation's next stage is started when its tasks s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -49,6 +50,7 @@ from skyfleet.reconcile.policy import Clock, SystemClock, backoff, db_retrying
 from skyfleet.secrets import SecretBox
 
 log = logging.getLogger(__name__)
+SITE_AUTH_CACHE = 20_000  # decrypted site credentials kept (as many as the site pool keeps sessions)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class Engine:
         self.on_new_work: Callable[[], None] | None = None  # a continuation submitted tasks
         self._beating_since: float | None = None  # monotonic time of the first beat of an unbroken run
         self.writes = GroupCommit(factory)  # intents and outcomes: one transaction for those of the moment
+        self._decrypt_site = functools.lru_cache(maxsize=SITE_AUTH_CACHE)(box.decrypt)
 
     # --- leasing -----------------------------------------------------------------------------------
 
@@ -128,10 +131,16 @@ class Engine:
             return Work(leased, None, f"site {leased.site_name} is no longer registered")
         if not site[1]:
             return Work(leased, None, f"site {leased.site_name} is unmanaged")
-        auth = self.box.decrypt(site[0])
+        return Work(leased, self._site_auth(site[0]))
+
+    def _site_auth(self, sealed: str) -> dict[str, Any]:
+        """A site's credentials from their stored ciphertext. Decrypted once per ciphertext (a changed
+        credential is a new one), not once per task: a fan-out leases thousands of tasks whose sites'
+        credentials were decrypted moments ago. Each caller gets its own copy of the document."""
+        auth = dict(self._decrypt_site(sealed))
         for key in ("password", "application_credential_secret"):
             SECRETS.add(auth.get(key))
-        return Work(leased, auth)
+        return auth
 
     def give_back(self, work: Work, *, delay: float) -> bool:
         """Return a leased task untried, due again in ``delay`` seconds (the attempt is not counted)."""
@@ -237,10 +246,7 @@ class Engine:
             row = session.execute(select(Site.auth_encrypted, Site.managed).where(Site.id == site_id)).first()
         if row is None or not row[1]:
             return None
-        auth = self.box.decrypt(row[0])
-        for key in ("password", "application_credential_secret"):
-            SECRETS.add(auth.get(key))
-        return auth
+        return self._site_auth(row[0])
 
     # --- running -----------------------------------------------------------------------------------
 
