@@ -28,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet import log_context, telemetry
 from skyfleet.config import RetryPolicy
+from skyfleet.db.base import table_of
 from skyfleet.db.engine import transaction
 from skyfleet.db.group_commit import GroupCommit
 from skyfleet.domains.inventory import service as inventory
@@ -50,6 +51,9 @@ from skyfleet.reconcile.policy import Clock, SystemClock, backoff, db_retrying
 from skyfleet.secrets import SecretBox
 
 log = logging.getLogger(__name__)
+_SITES = table_of(Site)
+_SITE_AUTH = select(_SITES.c.id, _SITES.c.auth_encrypted, _SITES.c.managed).where(  # built once: every lease
+    _SITES.c.id.in_(bindparam("b_ids", expanding=True)))
 SITE_AUTH_CACHE = 20_000  # decrypted site credentials kept (as many as the site pool keeps sessions)
 
 
@@ -121,9 +125,8 @@ class Engine:
                                      lease_seconds=self.config.lease_seconds, per_site=self.config.per_site)
             if not batch:
                 return []
-            sites = {row.id: (row.auth_encrypted, row.managed) for row in session.execute(
-                select(Site.id, Site.auth_encrypted, Site.managed).where(
-                    Site.id.in_({w.site_id for w in batch})))}
+            sites = {row[0]: (row[1], row[2]) for row in session.execute(
+                _SITE_AUTH, {"b_ids": list({w.site_id for w in batch})})}
         return [self._work(leased, sites.get(leased.site_id)) for leased in batch]
 
     def _work(self, leased: Leased, site: tuple[str, bool] | None) -> Work:
