@@ -132,3 +132,15 @@ def _renew(factory: sessionmaker[Session], owners: list[str], now: object) -> in
     assert isinstance(now, datetime)
     with transaction(factory) as session:
         return leases.renew(session, owners=owners, now=now, lease_seconds=30)
+
+
+def test_an_outcome_without_a_result_writes_sql_null(factory: sessionmaker[Session]) -> None:
+    # A retried task's result is SQL NULL, as the ORM wrote it, not the JSON document "null": queries
+    # that look for tasks without a result (``result IS NULL``) must still find it.
+    submit(factory, "test.fake", add_sites(factory, "s0"))
+    engine = make(factory, fresh_clock(), per_site=1)
+    work = engine.lease(1)[0]
+    assert engine.record(work, Outcome("retry", error="site busy", delay=5))
+    with transaction(factory) as session:
+        assert session.scalar(select(func.count()).select_from(Task).where(
+            Task.id == work.leased.task_id, Task.result.is_(None), Task.last_error == "site busy")) == 1

@@ -16,6 +16,7 @@ TTL rather than the lease; an operation's next stage is started when its tasks s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import random
@@ -27,12 +28,13 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from skyfleet import log_context, telemetry
 from skyfleet.config import RetryPolicy
+from skyfleet.db.base import table_of
 from skyfleet.db.engine import transaction
 from skyfleet.db.group_commit import GroupCommit
 from skyfleet.domains.inventory import service as inventory
@@ -49,6 +51,10 @@ from skyfleet.reconcile.policy import Clock, SystemClock, backoff, db_retrying
 from skyfleet.secrets import SecretBox
 
 log = logging.getLogger(__name__)
+_SITES = table_of(Site)
+_SITE_AUTH = select(_SITES.c.id, _SITES.c.auth_encrypted, _SITES.c.managed).where(  # built once: every lease
+    _SITES.c.id.in_(bindparam("b_ids", expanding=True)))
+SITE_AUTH_CACHE = 20_000  # decrypted site credentials kept (as many as the site pool keeps sessions)
 
 
 @dataclass(frozen=True)
@@ -107,6 +113,7 @@ class Engine:
         self.on_new_work: Callable[[], None] | None = None  # a continuation submitted tasks
         self._beating_since: float | None = None  # monotonic time of the first beat of an unbroken run
         self.writes = GroupCommit(factory)  # intents and outcomes: one transaction for those of the moment
+        self._decrypt_site = functools.lru_cache(maxsize=SITE_AUTH_CACHE)(box.decrypt)
 
     # --- leasing -----------------------------------------------------------------------------------
 
@@ -118,9 +125,8 @@ class Engine:
                                      lease_seconds=self.config.lease_seconds, per_site=self.config.per_site)
             if not batch:
                 return []
-            sites = {row.id: (row.auth_encrypted, row.managed) for row in session.execute(
-                select(Site.id, Site.auth_encrypted, Site.managed).where(
-                    Site.id.in_({w.site_id for w in batch})))}
+            sites = {row[0]: (row[1], row[2]) for row in session.execute(
+                _SITE_AUTH, {"b_ids": list({w.site_id for w in batch})})}
         return [self._work(leased, sites.get(leased.site_id)) for leased in batch]
 
     def _work(self, leased: Leased, site: tuple[str, bool] | None) -> Work:
@@ -128,10 +134,16 @@ class Engine:
             return Work(leased, None, f"site {leased.site_name} is no longer registered")
         if not site[1]:
             return Work(leased, None, f"site {leased.site_name} is unmanaged")
-        auth = self.box.decrypt(site[0])
+        return Work(leased, self._site_auth(site[0]))
+
+    def _site_auth(self, sealed: str) -> dict[str, Any]:
+        """A site's credentials from their stored ciphertext. Decrypted once per ciphertext (a changed
+        credential is a new one), not once per task: a fan-out leases thousands of tasks whose sites'
+        credentials were decrypted moments ago. Each caller gets its own copy of the document."""
+        auth = dict(self._decrypt_site(sealed))
         for key in ("password", "application_credential_secret"):
             SECRETS.add(auth.get(key))
-        return Work(leased, auth)
+        return auth
 
     def give_back(self, work: Work, *, delay: float) -> bool:
         """Return a leased task untried, due again in ``delay`` seconds (the attempt is not counted)."""
@@ -237,10 +249,7 @@ class Engine:
             row = session.execute(select(Site.auth_encrypted, Site.managed).where(Site.id == site_id)).first()
         if row is None or not row[1]:
             return None
-        auth = self.box.decrypt(row[0])
-        for key in ("password", "application_credential_secret"):
-            SECRETS.add(auth.get(key))
-        return auth
+        return self._site_auth(row[0])
 
     # --- running -----------------------------------------------------------------------------------
 

@@ -22,9 +22,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, update
+from sqlalchemy import ClauseElement, Integer, and_, bindparam, delete, func, null, or_, select, update
 from sqlalchemy.orm import Session
 
+from skyfleet.db.base import table_of
 from skyfleet.domains.operations.models import (
     FAILED,
     OPEN_STATES,
@@ -59,30 +60,44 @@ class Leased:
     by_user: bool = True
 
 
-def _due(now: datetime) -> Any:
-    return or_(and_(Task.state == PENDING, Task.next_attempt_at <= now),
-               and_(Task.state == RUNNING, Task.lease_expires_at < now))
+# Leasing runs these statements for every batch, built once on the tables with bound parameters (no
+# ORM statement to build, no ORM row to load): see ``_INTENT`` below.
+_TASKS, _OPERATIONS, _SITES = table_of(Task), table_of(Operation), table_of(Site)
+_DUE = or_(and_(_TASKS.c.state == PENDING, _TASKS.c.next_attempt_at <= bindparam("b_now")),
+           and_(_TASKS.c.state == RUNNING, _TASKS.c.lease_expires_at < bindparam("b_now")))
+_IN_FLIGHT = (select(_TASKS.c.site_id, func.count())
+              .where(_TASKS.c.site_id.in_(bindparam("b_sites", expanding=True)), _TASKS.c.state == RUNNING,
+                     _TASKS.c.lease_expires_at >= bindparam("b_now"))
+              .group_by(_TASKS.c.site_id))
+_CLAIM = (update(_TASKS).where(_TASKS.c.id.in_(bindparam("b_ids", expanding=True)), _DUE)
+          .values(state=RUNNING, attempts=_TASKS.c.attempts + 1, lease_owner=bindparam("b_owner"),
+                  lease_expires_at=bindparam("b_expires"), updated_at=bindparam("b_now"))
+          .returning(_TASKS.c.id, _TASKS.c.operation_id, _TASKS.c.site_id, _TASKS.c.site_name, _TASKS.c.kind,
+                     _TASKS.c.payload, _TASKS.c.attempts, _TASKS.c.intent))
+_USERS = select(_OPERATIONS.c.id, _OPERATIONS.c.user_id).where(
+    _OPERATIONS.c.id.in_(bindparam("b_ids", expanding=True)))
+
+
+def _lane(by_user: bool) -> Any:
+    started = _OPERATIONS.c.user_id.is_not(None) if by_user else _OPERATIONS.c.user_id.is_(None)
+    return (select(_TASKS.c.id, _TASKS.c.site_id).join(_OPERATIONS, _OPERATIONS.c.id == _TASKS.c.operation_id)
+            .outerjoin(_SITES, _SITES.c.id == _TASKS.c.site_id)
+            .where(_DUE, started, or_(_SITES.c.availability.is_(None), _SITES.c.availability != OFFLINE))
+            .order_by(_TASKS.c.next_attempt_at).limit(bindparam("b_limit", type_=Integer))
+            .with_for_update(skip_locked=True, of=_TASKS))
+
+
+_LANES = {True: _lane(True), False: _lane(False)}
 
 
 def _in_flight(session: Session, site_ids: set[str], now: datetime) -> Counter[str]:
-    rows = session.execute(
-        select(Task.site_id, func.count()).where(
-            Task.site_id.in_(site_ids), Task.state == RUNNING, Task.lease_expires_at >= now)
-        .group_by(Task.site_id)
-    )
+    rows = session.execute(_IN_FLIGHT, {"b_sites": list(site_ids), "b_now": now})
     return Counter({site: int(n) for site, n in rows.all()})
 
 
 def _due_in_lane(session: Session, now: datetime, limit: int, *, by_user: bool) -> list[Any]:
     """Due tasks on sites not offline, of operations a user started (or of periodic ones), oldest first."""
-    started = Operation.user_id.is_not(None) if by_user else Operation.user_id.is_(None)
-    return list(session.execute(
-        select(Task.id, Task.site_id).join(Operation, Operation.id == Task.operation_id)
-        .outerjoin(Site, Site.id == Task.site_id)
-        .where(_due(now), started, or_(Site.availability.is_(None), Site.availability != OFFLINE))
-        .order_by(Task.next_attempt_at).limit(limit)
-        .with_for_update(skip_locked=True, of=Task)
-    ).all())
+    return list(session.execute(_LANES[by_user], {"b_now": now, "b_limit": limit}).all())
 
 
 def lease_due(
@@ -111,16 +126,9 @@ def lease_due(
             break
     if not chosen:
         return []
-    rows = session.execute(
-        update(Task).where(Task.id.in_(chosen), _due(now))
-        .values(state=RUNNING, attempts=Task.attempts + 1, lease_owner=owner,
-                lease_expires_at=now + timedelta(seconds=lease_seconds), updated_at=now)
-        .returning(Task.id, Task.operation_id, Task.site_id, Task.site_name, Task.kind, Task.payload,
-                   Task.attempts, Task.intent)
-        .execution_options(synchronize_session=False)
-    ).all()
-    users = dict(session.execute(select(Operation.id, Operation.user_id)
-                                 .where(Operation.id.in_({r[1] for r in rows}))).all()) if rows else {}
+    rows = session.execute(_CLAIM, {"b_ids": chosen, "b_now": now, "b_owner": owner,
+                                    "b_expires": now + timedelta(seconds=lease_seconds)}).all()
+    users = dict(session.execute(_USERS, {"b_ids": list({r[1] for r in rows})}).all()) if rows else {}
     return [Leased(task_id=r[0], operation_id=r[1], site_id=r[2], site_name=r[3], kind=r[4],
                    payload=dict(r[5] or {}), attempts=r[6], owner=owner, intent=r[7],
                    by_user=users.get(r[1]) is not None) for r in rows]
@@ -148,13 +156,41 @@ def renew(session: Session, *, owners: Sequence[str], now: datetime, lease_secon
     return int(getattr(result, "rowcount", 0))
 
 
+# The statements every task runs (its intent, its outcome) are built once, on the table, with bound
+# parameters: building an ORM statement, coercing its values and computing its cache key cost more
+# CPU per task than the database did. Executed with ``session.execute`` (Core: the session still
+# autoflushes first), they fence on the lease exactly as before.
+_HELD = (_TASKS.c.id == bindparam("b_task_id"), _TASKS.c.lease_owner == bindparam("b_owner"),
+         _TASKS.c.state == RUNNING)
+_INTENT = update(_TASKS).where(*_HELD).values(intent=bindparam("b_intent"), updated_at=bindparam("b_now"))
+_OPEN_PAST_BUSY = (select(_TASKS.c.id).where(_TASKS.c.operation_id == bindparam("b_operation_id"),
+                                             _TASKS.c.state.in_(OPEN_STATES))
+                   .offset(bindparam("b_busy", type_=Integer)).limit(1))
+_SETTLE: dict[tuple[tuple[str, bool], ...], Any] = {}  # by (column, value is None) of what an outcome sets
+
+
+def _held(leased: Leased) -> dict[str, Any]:
+    return {"b_task_id": leased.task_id, "b_owner": leased.owner}
+
+
+def _settle_statement(values: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """The prepared UPDATE that ends the attempt, setting ``values`` (None: SQL NULL, as the ORM writes
+    it), and its parameters; None when a value is an expression (built per call instead)."""
+    if any(isinstance(value, ClauseElement) for value in values.values()):
+        return None
+    shape = tuple(sorted((name, value is None) for name, value in values.items()))
+    statement = _SETTLE.get(shape)
+    if statement is None:
+        statement = _SETTLE[shape] = update(_TASKS).where(*_HELD).values(
+            lease_owner=None, lease_expires_at=None, updated_at=bindparam("b_now"),
+            **{name: null() if none else bindparam(f"b_{name}") for name, none in shape})
+    return statement, {f"b_{name}": value for name, value in values.items() if value is not None}
+
+
 def record_intent(session: Session, *, leased: Leased, intent: dict[str, Any], now: datetime) -> bool:
     """Write on the task what this attempt is about to do to the site; False when the lease is lost."""
-    result = session.execute(
-        update(Task).where(Task.id == leased.task_id, Task.lease_owner == leased.owner, Task.state == RUNNING)
-        .values(intent={**intent, "attempt": leased.attempts, "at": now.isoformat()}, updated_at=now)
-        .execution_options(synchronize_session=False)
-    )
+    result = session.execute(_INTENT, {**_held(leased), "b_now": now,
+                                       "b_intent": {**intent, "attempt": leased.attempts, "at": now.isoformat()}})
     return getattr(result, "rowcount", 0) == 1
 
 
@@ -224,20 +260,24 @@ BUSY_OPERATION = 256
 
 def _finish(session: Session, leased: Leased, now: datetime, **values: Any) -> bool:
     settles = values.get("state") in (SUCCEEDED, FAILED)
-    busy = settles and len(session.scalars(
-        select(Task.id).where(Task.operation_id == leased.operation_id, Task.state.in_(OPEN_STATES))
-        .limit(BUSY_OPERATION + 1)).all()) > BUSY_OPERATION
+    # More than BUSY_OPERATION open tasks: the one past them exists (one row back, not 257 to count).
+    busy = settles and session.execute(
+        _OPEN_PAST_BUSY, {"b_operation_id": leased.operation_id, "b_busy": BUSY_OPERATION}).first() is not None
     operation = None
     if not busy:  # the lock first, then the task: the order cancelling an operation takes them in
         operation = session.scalars(
             select(Operation).where(Operation.id == leased.operation_id).with_for_update()).first()
         if operation is None:
             return False
-    result = session.execute(
-        update(Task).where(Task.id == leased.task_id, Task.lease_owner == leased.owner, Task.state == RUNNING)
-        .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
-        .execution_options(synchronize_session=False)
-    )
+    prepared = _settle_statement(values)
+    if prepared is not None:
+        result = session.execute(prepared[0], {**_held(leased), "b_now": now, **prepared[1]})
+    else:
+        result = session.execute(
+            update(Task).where(Task.id == leased.task_id, Task.lease_owner == leased.owner, Task.state == RUNNING)
+            .values(lease_owner=None, lease_expires_at=None, updated_at=now, **values)
+            .execution_options(synchronize_session=False)
+        )
     if getattr(result, "rowcount", 0) != 1:
         return False  # cancelled, or the lease was lost and taken over: the new owner decides
     if settles and operation is not None:
