@@ -1,8 +1,9 @@
 """Read a site's tenant resources for the global inventory, as plain records.
 
-Why raw JSON through the openstacksdk proxies (keystoneauth adapters) rather than openstacksdk
-resource objects: an audit of 10,000 sites reads millions of objects, and building an openstacksdk
-``Resource`` for each costs far more CPU than the HTTP call. Each kind is one normaliser from the
+Why raw JSON (keystoneauth's token and the endpoints of the openstacksdk proxies, the requests sent on
+the shared aiohttp loop of ``site_http``) rather than openstacksdk resource objects: an audit of 10,000
+sites reads millions of objects, and building an openstacksdk ``Resource`` for each costs far more CPU
+than the HTTP call, as does each call through keystoneauth and requests. Each kind is one normaliser from the
 service's JSON to a :class:`Record` (the fields the global view filters on, plus a small ``data``
 document); every call counts in :class:`Reader.calls` so the refresh can prove what it cost.
 
